@@ -1,0 +1,15 @@
+"""gunicorn settings for the web process; each can be overridden from the environment."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("WEB_THREADS", "8"))
+# Heroku and most platforms allow 30 s between SIGTERM and SIGKILL.
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "25"))
+timeout = 30
+keepalive = 5
+# The control socket would be written under $HOME, which a container may not have.
+control_socket_disable = True
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None

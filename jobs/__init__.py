@@ -1,0 +1,20 @@
+"""Job functions and the allow-list of those the HTTP API may enqueue.
+
+Only the names in `ALLOWED` can be submitted over HTTP. Each function is a plain,
+typed, importable callable: its signature and type hints are what submissions are
+validated against, and its docstring's first line is its summary in the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jobs.basic import add, fail, sleep
+from jobs.demo import task_get
+
+ALLOWED: dict[str, Callable] = {
+    "add": add,
+    "sleep": sleep,
+    "fail": fail,
+    "task_get": task_get,
+}

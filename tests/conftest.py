@@ -1,0 +1,38 @@
+"""Fixtures: a private Redis for the whole run, flushed after every test; the app on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import RedisServer
+from webapp import create_app
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_conn(redis_server):
+    connection = redis_server.client()
+    yield connection
+    connection.flushall()
+    connection.close()
+
+
+@pytest.fixture
+def app(redis_server, redis_conn):
+    return create_app({"REDIS_URL": redis_server.url, "RQ_DASHBOARD_PASSWORD": "test-password", "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,34 @@
+"""A Flask + RQ job service: HTTP routes enqueue allow-listed jobs that RQ workers run."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask
+
+from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then test overrides, then the parts."""
+    app = Flask(__name__)
+    app.config.update(config.from_environ())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    redis_client.init_app(app)
+    service.init_app(app)
+    errors.init_app(app)
+    dashboard.init_app(app)
+    cli.init_app(app)
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app

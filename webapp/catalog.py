@@ -1,0 +1,95 @@
+"""The catalog of submittable job types, built from the allow-list in `jobs`.
+
+Each function's signature and type hints become a strict pydantic model: the same model
+validates submissions and gives the JSON Schema shown in the catalog.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from webapp.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A submittable job: its public name, function, and argument model."""
+
+    name: str
+    func: Callable
+    params: type[BaseModel]
+    positional: tuple[str, ...]
+
+    @property
+    def import_path(self) -> str:
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.func) or "").split("\n", 1)[0]
+
+    def schema(self) -> dict:
+        return self.params.model_json_schema()
+
+    def validate(self, args: list, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Map positional and keyword arguments onto the parameters and check their types.
+
+        Returns the keyword arguments to call the function with; raises ValidationFailed
+        naming each argument that is wrong, missing or unknown.
+        """
+        if len(args) > len(self.positional):
+            raise ValidationFailed(
+                f"{self.name}() takes at most {len(self.positional)} positional argument(s) "
+                f"({', '.join(self.positional) or 'none'}), {len(args)} given"
+            )
+        merged = dict(zip(self.positional, args, strict=False))
+        for key, value in kwargs.items():
+            if key in merged:
+                raise ValidationFailed(f"{self.name}() got argument '{key}' both in args and kwargs")
+            merged[key] = value
+        try:
+            model = self.params.model_validate(merged)
+        except ValidationError as exc:
+            details = [
+                {
+                    "argument": ".".join(str(part) for part in err["loc"]),
+                    "message": err["msg"],
+                    "type": err["type"],
+                }
+                for err in exc.errors(include_url=False, include_context=False, include_input=False)
+            ]
+            summary = "; ".join(f"{d['argument']}: {d['message']}" for d in details)
+            raise ValidationFailed(f"invalid arguments for {self.name}: {summary}", details=details) from None
+        return {field: getattr(model, field) for field in type(model).model_fields}
+
+
+def job_type_for(name: str, func: Callable) -> JobType:
+    """Build the JobType of one allow-listed function from its signature and hints."""
+    signature = inspect.signature(func)
+    hints = get_type_hints(func, include_extras=True)
+    fields: dict[str, Any] = {}
+    positional: list[str] = []
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"job {name}: *args/**kwargs cannot be validated; name each parameter")
+        if param.name not in hints:
+            raise TypeError(f"job {name}: parameter '{param.name}' needs a type hint")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+        if param.kind is not param.KEYWORD_ONLY:
+            positional.append(param.name)
+    model = create_model(
+        f"{name}_params",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        **fields,
+    )
+    return JobType(name=name, func=func, params=model, positional=tuple(positional))
+
+
+def build_catalog(allowed: Mapping[str, Callable]) -> dict[str, JobType]:
+    return {name: job_type_for(name, func) for name, func in allowed.items()}

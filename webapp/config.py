@@ -1,0 +1,67 @@
+"""Service settings: one table of names, defaults and parsers, read from the environment.
+
+Every setting can be given as an environment variable of the same name. The table is
+also what `flask settings` prints and what the README documents.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str, "Redis the web and workers share."),
+    Setting("REDIS_CONNECT_TIMEOUT", 1.0, float, "Seconds to wait for a Redis connection."),
+    Setting("REDIS_SOCKET_TIMEOUT", 2.0, float, "Seconds the web waits for a Redis reply."),
+    Setting("REDIS_MAX_CONNECTIONS", 500, int, "Connection pool size per process."),
+    Setting("SECRET_KEY", None, str, "Flask secret; a random one per process when unset."),
+    Setting("QUEUES", ["high", "default", "low"], _csv, "Queues, highest priority first."),
+    Setting("DEFAULT_QUEUE", "default", str, "Queue used when a submission names none."),
+    Setting("JOB_TIMEOUT", 180, int, "Seconds a job may run before it is failed."),
+    Setting("RESULT_TTL", 86400, int, "Seconds a finished job and its result are kept."),
+    Setting("FAILURE_TTL", 604800, int, "Seconds a failed job is kept."),
+    Setting("MAX_CONTENT_LENGTH", 65536, int, "Largest request body accepted, in bytes."),
+    Setting("EVENTS_CHANNEL", "jobsvc:events", str, "Pub/sub channel of job notifications."),
+    Setting("EVENTS_STREAM_MAXLEN", 10000, int, "Events kept in the global event stream."),
+    Setting("DEMO_CHANNEL", "task:pubsub:channel", str, "Pub/sub channel of the /pubsub demo."),
+    Setting("RQ_DASHBOARD_USERNAME", "admin", str, "User name for the dashboard at /rq."),
+    Setting("RQ_DASHBOARD_PASSWORD", None, str, "Dashboard password; /rq refuses all when unset."),
+    Setting("WORKER_PROCESSES", 1, int, "Job-running processes each `worker.py` supervises."),
+    Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
+    Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
+)
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return every setting, taken from `environ` where set and from its default otherwise."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or raw == "":
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"environment variable {setting.name}={raw!r} is invalid: {exc}") from exc
+    return values

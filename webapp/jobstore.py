@@ -1,0 +1,89 @@
+"""Reading jobs back: id checks, one pipelined fetch, and the JSON shape of a job."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from rq.job import Job
+from rq.results import Result
+from rq.serializers import JSONSerializer
+
+from webapp.errors import NotFound
+from webapp.events import job_stream_key
+
+# RQ's own job ids are 32 hex characters; ids given by callers of RQ may use this wider set.
+# Anything else (":" in particular, which would address other keys) never reaches Redis.
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+STATUSES = ("queued", "started", "deferred", "scheduled", "finished", "failed", "stopped", "canceled")
+
+
+def check_job_id(job_id: str) -> str:
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        raise NotFound(f"no job with id {job_id!r}: job ids are letters, digits, '-' and '_'")
+    return job_id
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def fetch(connection: Redis, job_id: str) -> tuple[Job, Result | None, str | None]:
+    """The job, its latest result and the id of its latest event, in one round trip."""
+    check_job_id(job_id)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(Job.key_for(job_id))
+        pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
+        pipe.xrevrange(job_stream_key(job_id), "+", "-", count=1)
+        raw, results, events = pipe.execute()
+    if not raw:
+        raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
+    job = Job(job_id, connection=connection, serializer=JSONSerializer)
+    job.restore(raw)
+    result = None
+    if results:
+        result_id, payload = results[0]
+        result = Result.restore(job_id, result_id.decode(), payload, connection, JSONSerializer)
+    last_event_id = events[0][0].decode() if events else None
+    return job, result, last_event_id
+
+
+def error_of(job: Job, result: Result | None) -> dict | None:
+    """The failure as {type, message}: the worker's own record first, else RQ's traceback."""
+    recorded = job.meta.get("error")
+    if recorded:
+        return recorded
+    exc_string = (result.exc_string if result is not None else None) or job._exc_info
+    if not exc_string:
+        return None
+    last = exc_string.strip().splitlines()[-1]
+    kind, _, message = last.partition(": ")
+    return {"type": kind.rsplit(".", 1)[-1], "message": message or kind}
+
+
+def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: dict[str, str]) -> dict[str, Any]:
+    """The public JSON view of a job."""
+    status = job.get_status(refresh=False)
+    status = status.value if status is not None else None
+    value: Any = None
+    if result is not None and result.type == Result.Type.SUCCESSFUL:
+        value = result.return_value
+    failed = status in ("failed", "stopped") or (result is not None and result.type == Result.Type.FAILED)
+    return {
+        "id": job.id,
+        "name": job.meta.get("name") or names.get(job.func_name or "", job.func_name),
+        "queue": job.origin,
+        "status": status,
+        "result": value,
+        "error": error_of(job, result) if failed else None,
+        "progress": job.meta.get("progress"),
+        "enqueued_at": isoformat(job.enqueued_at),
+        "started_at": isoformat(job.started_at),
+        "ended_at": isoformat(job.ended_at),
+        "last_event_id": last_event_id,
+    }

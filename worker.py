@@ -1,0 +1,9 @@
+"""Worker entry point: `python worker.py` (Procfile `worker:`); scale with more processes."""
+
+import sys
+
+from webapp import create_app
+from webapp.workers import main
+
+if __name__ == "__main__":
+    sys.exit(main(create_app))
