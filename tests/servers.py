@@ -59,9 +59,22 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         command = [
-            server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-            "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
-            "--logfile", str(self.dir / "server.log"), *self.extra,
+            server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
+            "--logfile",
+            str(self.dir / "server.log"),
+            *self.extra,
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -142,8 +155,7 @@ def start_web(redis_url: str, **env: str) -> tuple[ServiceProcess, str]:
     port = free_port()
     web = ServiceProcess(
         [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "webapp:create_app()"],
-        service_env(redis_url, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2",
-                    WEB_GRACEFUL_TIMEOUT="2", **env),
+        service_env(redis_url, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2", WEB_GRACEFUL_TIMEOUT="2", **env),
         "web",
     )
     base = f"http://127.0.0.1:{port}"

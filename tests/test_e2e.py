@@ -107,7 +107,11 @@ def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server)
 
     listener = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "webapp", "listen", "--count", "4"],
-        cwd=ROOT, env=service_env(redis_server.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=service_env(redis_server.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(1.5)  # let it subscribe
     with httpx.Client() as http:
@@ -128,12 +132,18 @@ def test_listen_json_prints_the_published_objects(stack, redis_server):
 
     listener = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "webapp", "listen", "--json", "--count", "3"],
-        cwd=ROOT, env=service_env(redis_server.url), stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=service_env(redis_server.url),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     time.sleep(1.5)
     with httpx.Client() as http:
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
     out, _ = listener.communicate(timeout=15)
     events = [json.loads(line) for line in out.strip().splitlines()]
-    assert [(e["job_id"], e["event"]) for e in events] == [(job_id, "queued"), (job_id, "started"),
-                                                          (job_id, "finished")]
+    assert [(e["job_id"], e["event"]) for e in events] == [
+        (job_id, "queued"),
+        (job_id, "started"),
+        (job_id, "finished"),
+    ]

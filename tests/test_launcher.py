@@ -52,7 +52,11 @@ def test_make_run_starts_embedded_redis_the_web_and_workers_and_ctrl_c_stops_all
     env.pop("RQ_DASHBOARD_PASSWORD")
     log = (tmp_path / "run.log").open("w+")
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "webapp.launcher"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "webapp.launcher"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"

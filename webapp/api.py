@@ -55,8 +55,7 @@ def list_functions():
     return jsonify(
         {
             "functions": [
-                {"name": jt.name, "summary": jt.summary, "parameters": jt.schema()}
-                for jt in service.catalog.values()
+                {"name": jt.name, "summary": jt.summary, "parameters": jt.schema()} for jt in service.catalog.values()
             ]
         }
     )

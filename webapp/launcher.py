@@ -55,11 +55,20 @@ def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
     data_dir.mkdir(parents=True, exist_ok=True)
     command = [
         embedded_server_binary(),
-        "--bind", "127.0.0.1", "--port", str(port),
-        "--dir", str(data_dir),
-        "--appendonly", "yes", "--appendfsync", "everysec",
-        "--save", "",
-        "--logfile", str(data_dir / "server.log"),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--logfile",
+        str(data_dir / "server.log"),
     ]
     process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
     return process
@@ -103,7 +112,8 @@ def main() -> int:
         say(f"using the Redis that answers at {redis_url}")
     elif (parts.hostname or "127.0.0.1") in LOCAL_HOSTS and parts.scheme == "redis":
         redis_port = parts.port or 6379
-        say(f"nothing answers at {redis_url}; starting the embedded server on port {redis_port} (data in {VAR / 'redis'})")
+        say(f"nothing answers at {redis_url}; starting the embedded server on port {redis_port}")
+        say(f"its data (append-only file) is kept in {VAR / 'redis'}")
         embedded = start_embedded_redis(redis_port, VAR / "redis")
         deadline = time.monotonic() + 10
         while not redis_answers(redis_url, 0.2):
@@ -148,8 +158,16 @@ def main() -> int:
         flush=True,
     )
     honcho = subprocess.Popen(
-        [str(Path(sys.executable).parent / "honcho"), "start", "-f", str(ROOT / "Procfile"),
-         "-d", str(ROOT), "-c", f"web=1,worker={workers}"],
+        [
+            str(Path(sys.executable).parent / "honcho"),
+            "start",
+            "-f",
+            str(ROOT / "Procfile"),
+            "-d",
+            str(ROOT),
+            "-c",
+            f"web=1,worker={workers}",
+        ],
         env=env,
     )
 

@@ -145,8 +145,12 @@ class Supervisor:
         # A second signal, or the grace running out, makes it cold.
         if self.stopping == 1:
             self.cold_at = time.monotonic() + self.grace
-        log.info("%s: %s shutdown of %d worker(s)", signal.Signals(signum).name,
-                 "warm" if self.stopping == 1 else "cold", len(self.children))
+        log.info(
+            "%s: %s shutdown of %d worker(s)",
+            signal.Signals(signum).name,
+            "warm" if self.stopping == 1 else "cold",
+            len(self.children),
+        )
         if self.stopping <= 2:
             self._signal_children()
 
@@ -186,8 +190,9 @@ def wait_for_redis(config) -> None:
             return
         except RedisError as exc:
             if time.monotonic() >= next_note:
-                log.warning("cannot reach Redis at %s (%s); retrying. Start Redis or fix REDIS_URL.",
-                            config["REDIS_URL"], exc)
+                log.warning(
+                    "cannot reach Redis at %s (%s); retrying. Start Redis or fix REDIS_URL.", config["REDIS_URL"], exc
+                )
                 next_note = time.monotonic() + 5
             time.sleep(0.5)
 
