@@ -1,0 +1,181 @@
+"""The API's request and response shapes, as pydantic models.
+
+These models are the contract: request models validate what clients send, response models
+describe what the API returns, and the OpenAPI document is generated from them. A field
+added to the API is added here first.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobId = str  # checked against jobstore.JOB_ID_PATTERN before any lookup
+JobStatus = Literal["queued", "started", "deferred", "scheduled", "finished", "failed", "stopped", "canceled"]
+
+
+class Strict(BaseModel):
+    """Requests: unknown fields are refused, and no type coercion (`"2"` is not an int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RetryOptions(Strict):
+    max: int = Field(ge=0, description="How many times a failed job is retried.")
+    intervals: list[int] = Field(default_factory=list, description="Seconds to wait before each retry.")
+
+
+class Dependencies(Strict):
+    ids: list[JobId] = Field(min_length=1, description="Jobs that must end before this one runs.")
+    allow_failure: bool = Field(False, description="Run even if a dependency failed.")
+
+
+class SubmitRequest(Strict):
+    """`POST /api/jobs`. Every option is bounded by the server's configured maxima."""
+
+    name: str = Field(description="A registered job name (see GET /api/functions).")
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(None, description="high, default or low (configured queues).")
+    timeout: int | None = Field(None, ge=1, description="Seconds the job may run.")
+    result_ttl: int | None = Field(None, ge=0, description="Seconds a finished job is kept.")
+    ttl: int | None = Field(None, ge=1, description="Seconds the job may wait in the queue.")
+    failure_ttl: int | None = Field(None, ge=0, description="Seconds a failed job is kept.")
+    retry: RetryOptions | None = None
+    enqueue_in: float | None = Field(None, ge=0, description="Run after this many seconds.")
+    enqueue_at: datetime | None = Field(None, description="Run at this time (ISO 8601).")
+    depends_on: list[JobId] | Dependencies | None = None
+    description: str | None = Field(None, max_length=500)
+
+
+class BatchRequest(Strict):
+    """`POST /api/jobs/batch`: validated all-or-nothing, enqueued in one pipeline."""
+
+    jobs: list[SubmitRequest] = Field(min_length=1)
+
+
+class Submitted(BaseModel):
+    id: JobId
+    status: JobStatus
+    name: str
+    queue: str
+    url: str
+
+
+class BatchSubmitted(BaseModel):
+    jobs: list[Submitted]
+
+
+class ErrorDetail(BaseModel):
+    argument: str | None = None
+    message: str
+    type: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class Progress(BaseModel):
+    percent: float
+    message: str | None = None
+    at: str
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class Attempt(BaseModel):
+    """One try of a job, from RQ's result history."""
+
+    outcome: Literal["finished", "failed", "stopped", "retried", "abandoned"]
+    worker: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    error: JobError | None = None
+
+
+class JobView(BaseModel):
+    """`GET /api/jobs/<id>`; the list view leaves out `attempts`."""
+
+    id: JobId
+    name: str | None
+    queue: str | None
+    status: JobStatus | None
+    result: Any = None
+    error: JobError | None = None
+    progress: Progress | None = None
+    enqueued_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    last_event_id: str | None = Field(None, description="Stream from here with Last-Event-ID for no gap.")
+    description: str | None = None
+    attempts: list[Attempt] | None = None
+
+
+class JobPage(BaseModel):
+    """`GET /api/jobs`: newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class QueueView(BaseModel):
+    name: str
+    counts: dict[str, int] = Field(description="Jobs per state: queued, started, deferred, scheduled, ...")
+
+
+class QueueList(BaseModel):
+    queues: list[QueueView]
+
+
+class WorkerView(BaseModel):
+    name: str
+    state: str
+    queues: list[str]
+    current_job: JobId | None
+    successful_jobs: int
+    failed_jobs: int
+    last_heartbeat: str | None
+    pid: int | None = None
+    hostname: str | None = None
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerView]
+
+
+class FunctionView(BaseModel):
+    name: str
+    summary: str
+    parameters: dict[str, Any] = Field(description="JSON Schema of the job's arguments.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Default options for this job type.")
+
+
+class FunctionList(BaseModel):
+    functions: list[FunctionView]
+
+
+class Event(BaseModel):
+    """One job event, as published on pub/sub and sent as an SSE `data:` line."""
+
+    id: str
+    event: str
+    job_id: JobId
+    name: str | None
+    queue: str | None
+    status: str
+    at: str
+    progress: Progress | None = None
+    error: JobError | None = None
+    worker: str | None = None
