@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+from webapp import api, auth, cli, config, dashboard, errors, pages, redis_client, service
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     redis_client.init_app(app)
     service.init_app(app)
+    auth.init_app(app)
     errors.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)

@@ -1,51 +1,165 @@
-"""The JSON API: submit jobs, read them back, list the catalog."""
+"""The JSON API: submit jobs (one or a batch), read, cancel and retry them, list the catalog.
+
+Requests are validated with the models in `webapp.models` before anything touches Redis:
+malformed JSON → 400, anything else wrong → 422 naming the field. Every POST must declare
+`Content-Type: application/json` (415 otherwise): besides being the truth, that is the API's
+CSRF defence, since a cross-site HTML form or a "simple" cross-origin request cannot send it.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, request, url_for
+from pydantic import ValidationError
 
-from webapp.errors import BadRequest, ValidationFailed
-from webapp.service import get_service
+from webapp import auth
+from webapp.errors import APIError, BadRequest, UnsupportedMediaType, ValidationFailed
+from webapp.models import BatchRequest, SubmitRequest
+from webapp.service import fingerprint_of, get_service
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-SUBMISSION_FIELDS = {"name", "args", "kwargs", "queue"}
+SUBMISSION_FIELDS = tuple(SubmitRequest.model_fields)
+MAX_IDEMPOTENCY_KEY = 255
 
 
-def json_body() -> dict:
-    """The request's JSON object; malformed JSON → 400, any other JSON value → 422."""
-    body = request.get_json(force=True, silent=True, cache=True)
-    if body is None:
-        if not request.get_data(cache=True):
-            raise BadRequest("request body is empty: send a JSON object")
-        raise BadRequest("request body is not valid JSON")
-    if not isinstance(body, dict):
-        raise ValidationFailed("request body must be a JSON object")
-    return body
+@bp.before_request
+def check_request():
+    """Authenticate (when keys are configured), then insist that POST bodies are JSON."""
+    auth.authenticate()
+    if request.method in ("POST", "PUT", "PATCH") and request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as JSON with 'Content-Type: application/json' (got {request.mimetype or 'none'!r})"
+        )
+
+
+def _where(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_error(exc: ValidationError) -> APIError:
+    """pydantic's errors as the API's: `json_invalid` → 400, the rest → 422 naming each field."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    invalid = [err for err in errors if err["type"] == "json_invalid"]
+    if invalid:
+        return BadRequest(f"request body is not valid JSON: {invalid[0]['msg']}")
+    details = []
+    for err in errors:
+        where = _where(err["loc"]) or "body"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown option: a submission has {', '.join(SUBMISSION_FIELDS)}"
+        elif err["loc"] and err["loc"][-1] == "name" and len(err["loc"]) <= 3:
+            names = ", ".join(sorted(get_service().catalog))
+            message = f"unknown job name: valid names are listed at GET /api/functions ({names})"
+        elif err["type"] == "model_type" and not err["loc"]:
+            message = "request body must be a JSON object"
+        details.append({"argument": where, "message": message, "type": err["type"]})
+    summary = "; ".join(f"{d['argument']}: {d['message']}" for d in details)
+    return ValidationFailed(summary, details=details)
+
+
+def _body() -> bytes:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("request body is empty: send a JSON object")
+    return raw
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise ValidationFailed(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    return key
+
+
+def _submitted(entry: dict) -> dict:
+    return {**entry, "url": url_for("api.get_job", job_id=entry["id"])}
 
 
 @bp.post("/jobs")
 def submit_job():
-    """Enqueue an allow-listed job: 202 with its id and a Location to poll."""
-    body = json_body()
-    unknown = sorted(set(body) - SUBMISSION_FIELDS)
-    if unknown:
-        raise ValidationFailed(
-            f"unknown field(s) {', '.join(unknown)}: a submission has {', '.join(sorted(SUBMISSION_FIELDS))}"
-        )
+    """Enqueue an allow-listed job: 202 with its id and a Location to poll (200 for a replay)."""
+    try:
+        submission = SubmitRequest.model_validate_json(_body())
+    except ValidationError as exc:
+        raise validation_error(exc) from None
     service = get_service()
-    job = service.submit(body.get("name"), body.get("args"), body.get("kwargs"), body.get("queue"))
-    location = url_for("api.get_job", job_id=job.id)
-    response = jsonify({"id": job.id, "status": "queued", "name": body["name"], "queue": job.origin, "url": location})
-    response.status_code = 202
-    response.headers["Location"] = location
+    planned = service.plan(submission)
+    result = service.submit(
+        [planned],
+        auth.principal(),
+        client=request.remote_addr or "",
+        idempotency_key=_idempotency_key(),
+        fingerprint=fingerprint_of(submission.model_dump(mode="json"), "jobs"),
+    )
+    body = _submitted(result.jobs[0])
+    response = jsonify(body)
+    response.status_code = 200 if result.replayed else 202
+    response.headers["Location"] = body["url"]
+    return response
+
+
+@bp.post("/jobs/batch")
+def submit_batch():
+    """Validate every job first (422 lists each bad item and field), then enqueue them all at once."""
+    try:
+        batch = BatchRequest.model_validate_json(_body())
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    service = get_service()
+    limit = current_app.config["MAX_BATCH"]
+    if len(batch.jobs) > limit:
+        raise ValidationFailed(f"jobs: at most {limit} jobs per batch (MAX_BATCH); {len(batch.jobs)} given")
+    planned, problems = [], []
+    for index, submission in enumerate(batch.jobs):
+        try:
+            planned.append(service.plan(submission))
+        except APIError as exc:
+            for detail in exc.details or [{"argument": None, "message": exc.message, "type": exc.code}]:
+                argument = f"jobs[{index}]" + (f".{detail['argument']}" if detail.get("argument") else "")
+                problems.append({"argument": argument, "message": detail["message"], "type": detail.get("type")})
+    if problems:
+        summary = "; ".join(f"{p['argument']}: {p['message']}" for p in problems)
+        raise ValidationFailed(f"nothing was enqueued: {summary}", details=problems)
+    result = service.submit(
+        planned,
+        auth.principal(),
+        client=request.remote_addr or "",
+        idempotency_key=_idempotency_key(),
+        fingerprint=fingerprint_of(batch.model_dump(mode="json"), "jobs/batch"),
+    )
+    response = jsonify({"jobs": [_submitted(entry) for entry in result.jobs]})
+    response.status_code = 200 if result.replayed else 202
     return response
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     """A job's status, progress, result or error."""
-    return jsonify(get_service().describe(job_id))
+    return jsonify(get_service().describe(job_id, auth.principal()))
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id: str):
+    """Cancel a queued, scheduled or deferred job (200); ask the worker to stop a running one (202)."""
+    view, stopping = get_service().cancel(job_id, auth.principal())
+    response = jsonify(view)
+    response.status_code = 202 if stopping else 200
+    return response
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str):
+    """Requeue a failed, stopped or canceled job under the same id: 202."""
+    response = jsonify(get_service().retry(job_id, auth.principal()))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_job", job_id=job_id)
+    return response
 
 
 @bp.get("/functions")
