@@ -8,20 +8,72 @@ failed, retrying) and keeps a failure's type and message in the job's meta.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from flask import Flask
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from webapp.events import EventLog
 
 log = logging.getLogger("webapp.workers")
 
 
+# --- Stopping a running job on request (`DELETE /api/jobs/<id>`) ------------------------------
+# RQ's stop-job command (rq.command) marks the job as stopped on purpose and calls kill_horse(),
+# which is a no-op for SimpleWorker: the job runs in this very process, there is no horse.
+# Here kill_horse() sends STOP_SIGNAL to this process; its handler, installed only while a
+# job's body runs (inside the death penalty, like RQ's timeout alarm), raises JobStopped in the
+# main thread. RQ then records the job as `stopped` (not failed, never retried).
+STOP_SIGNAL = signal.SIGUSR1
+
+
+class JobStopped(Exception):
+    """The job was stopped on request (DELETE /api/jobs/<id> or RQ's send_stop_job_command)."""
+
+
+def _raise_stopped(signum, frame):
+    raise JobStopped("stopped on request")
+
+
+class StoppableDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's timeout alarm, plus the stop handler for the duration of a job's body only."""
+
+    def __init__(self, timeout, exception=JobTimeoutException, **kwargs):
+        super().__init__(timeout, exception, **kwargs)
+        self._job_body = kwargs.get("job_id") is not None  # callbacks get no job_id
+
+    def setup_death_penalty(self):
+        super().setup_death_penalty()
+        if self._job_body:
+            signal.signal(STOP_SIGNAL, _raise_stopped)
+
+    def cancel_death_penalty(self):
+        if self._job_body:
+            signal.signal(STOP_SIGNAL, signal.SIG_IGN)
+        super().cancel_death_penalty()
+
+
+# ------------------------------------------------------------------------------------------------
+
+
 class ServiceWorker(SimpleWorker):
     """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
+
+    death_penalty_class = StoppableDeathPenalty  # stop-on-request support, see above
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        signal.signal(STOP_SIGNAL, signal.SIG_IGN)  # a late stop request must not kill the worker
+
+    def kill_horse(self, sig=None):
+        """Called by RQ's stop-job command handler (pub/sub thread) for the job running here."""
+        if self._stopped_job_id:
+            os.kill(os.getpid(), STOP_SIGNAL)
 
     def __init__(self, *args, app: Flask, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)

@@ -1,0 +1,70 @@
+"""Scheduled jobs: moves due jobs (`enqueue_in`, `enqueue_at`, retry intervals) onto their queues.
+
+RQ's own scheduler runs as a process forked by a worker, which survives a SIGKILLed worker
+and then steals jobs (see the supervisor's notes). Here the same RQ machinery (`RQScheduler`:
+its per-queue locks, heartbeat and `enqueue_scheduled_jobs`) runs in a thread of the
+`worker.py` supervisor instead: it lives and dies with that process, and with several
+supervisors the locks let exactly one of them move the jobs of each queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis.exceptions import RedisError
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+
+from webapp.redis_client import make_client
+
+log = logging.getLogger("webapp.scheduling")
+
+
+class SchedulerThread(threading.Thread):
+    """RQScheduler's work loop without its signal handling (a thread may not install any)."""
+
+    def __init__(self, config, interval: float | None = None):
+        super().__init__(name="rq-scheduler", daemon=True)
+        self.interval = config["SCHEDULER_INTERVAL"] if interval is None else interval
+        connection = make_client(config, socket_timeout=10)
+        # The lock's lifetime is RQ's (interval + 60 s); RQ wants whole seconds there.
+        self.scheduler = RQScheduler(
+            config["QUEUES"], connection=connection, interval=1, serializer=JSONSerializer, logging_level="WARNING"
+        )
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        scheduler = self.scheduler
+        registered = False
+        while not self._stop_event.is_set():
+            try:
+                if not registered:
+                    scheduler.register_birth()
+                    registered = True
+                if scheduler.should_reacquire_locks:
+                    scheduler.acquire_locks()
+                scheduler.heartbeat()
+                scheduler.enqueue_scheduled_jobs()
+            except RedisError as exc:
+                # Redis down or restarting: keep trying; due jobs are moved once it is back.
+                log.warning("scheduler: %s; retrying", exc)
+                scheduler.lock_acquisition_time = None
+            except Exception:
+                log.exception("scheduler: unexpected error; retrying")
+            self._stop_event.wait(self.interval)
+        try:
+            scheduler.stop()  # releases the locks so another supervisor takes over at once
+        except RedisError:
+            pass
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop_event.set()
+        self.join(timeout)
+
+
+def start_scheduler(config) -> SchedulerThread:
+    thread = SchedulerThread(config)
+    thread.start()
+    log.info("scheduler thread started (every %g s)", thread.interval)
+    return thread
