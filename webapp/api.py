@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from pydantic import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import auth
 from webapp.errors import APIError, BadRequest, UnsupportedMediaType, ValidationFailed
@@ -62,7 +63,16 @@ def validation_error(exc: ValidationError) -> APIError:
 
 
 def _body() -> bytes:
-    raw = request.get_data(cache=True)
+    """The raw body, at most MAX_CONTENT_LENGTH bytes, whether or not it came with a length."""
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and request.environ.get("wsgi.input_terminated"):
+        # A chunked body: Werkzeug would cut it at the limit without a word (and the JSON
+        # would then look malformed), so read one byte more and tell the client the truth.
+        raw = request.environ["wsgi.input"].read(limit + 1)
+        if len(raw) > limit:
+            raise RequestEntityTooLarge(f"the request body is larger than {limit} bytes (MAX_CONTENT_LENGTH)")
+    else:
+        raw = request.get_data(cache=True)
     if not raw.strip():
         raise BadRequest("request body is empty: send a JSON object")
     return raw

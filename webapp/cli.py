@@ -1,4 +1,4 @@
-"""Command-line tools: `flask listen` prints job notifications and the demo channel."""
+"""Command-line tools: `flask listen` prints job notifications and the demo channel; `flask jobs ...`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import click
 from flask import Flask, current_app
 
+from webapp.jobs_cli import jobs_group
 from webapp.redis_client import make_client
 
 
@@ -57,3 +58,4 @@ def listen_command(job_id: str | None, as_json: bool, count: int | None) -> None
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(listen_command)
+    app.cli.add_command(jobs_group)
