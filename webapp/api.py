@@ -100,7 +100,7 @@ def submit_job():
         raise validation_error(exc) from None
     service = get_service()
     planned = service.plan(submission)
-    result = service.submit(
+    result = service.enqueue(
         [planned],
         auth.principal(),
         client=request.remote_addr or "",
@@ -136,7 +136,7 @@ def submit_batch():
     if problems:
         summary = "; ".join(f"{p['argument']}: {p['message']}" for p in problems)
         raise ValidationFailed(f"nothing was enqueued: {summary}", details=problems)
-    result = service.submit(
+    result = service.enqueue(
         planned,
         auth.principal(),
         client=request.remote_addr or "",

@@ -55,7 +55,7 @@ def submit_command(name, args, kwargs, queue, wait, wait_timeout):
         request = SubmitRequest.model_validate(
             {"name": name, "args": [_value(arg) for arg in args], "kwargs": keyword, "queue": queue}
         )
-        submission = service.submit([service.plan(request)])
+        submission = service.enqueue([service.plan(request)])
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from None
     except APIError as exc:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
+from pydantic import ValidationError
 from redis import Redis
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
@@ -68,6 +69,7 @@ class Submission:
 
     jobs: list[dict[str, str]]
     replayed: bool = False
+    job_objects: list[Job] = field(default_factory=list)  # RQ's jobs, when this request created them
 
 
 class JobService:
@@ -185,7 +187,22 @@ class JobService:
 
     # -- submission -------------------------------------------------------------------------
 
-    def submit(
+    def submit(self, name: Any, args: Any = None, kwargs: Any = None, queue: Any = None) -> Job:
+        """Validate and enqueue one job with default options; returns RQ's Job (for Python callers)."""
+        body = {"name": name, "args": [] if args is None else args, "kwargs": {} if kwargs is None else kwargs}
+        if queue is not None:
+            body["queue"] = queue
+        try:
+            request = SubmitRequest.model_validate(body)
+        except ValidationError as exc:
+            summary = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+            )
+            raise ValidationFailed(f"invalid submission: {summary}") from None
+        submission = self.enqueue([self.plan(request)])
+        return submission.job_objects[0]
+
+    def enqueue(
         self,
         planned: Sequence[PlannedJob],
         principal: Principal | None = None,
@@ -201,12 +218,13 @@ class JobService:
             return self._submit_with_dependencies(planned, principal, owner, admission, fingerprint)
         self._prime_server_version()
         recorder = self.writer.recorder()
-        created = [self._write(plan, owner, recorder) for plan in planned]
+        written = [self._write(plan, owner, recorder) for plan in planned]
+        created = [entry for entry, _job in written]
         admission.idempotency_value = self._idempotency_value(fingerprint, created)
         outcome = self.writer.run(recorder, admission)
         if outcome.status != "ok":
             return self._refused(outcome, fingerprint)
-        return Submission(created)
+        return Submission(created, job_objects=[job for _entry, job in written])
 
     def _admission(self, planned, principal, client, idempotency_key, fingerprint) -> Admission:
         admission = Admission(cost=len(planned), depth_cap=self.config["MAX_QUEUE_DEPTH"])
@@ -242,7 +260,7 @@ class JobService:
             for queue in self.queues.values():
                 queue.redis_server_version = self._server_version
 
-    def _write(self, plan: PlannedJob, owner: str | None, pipe) -> dict[str, str]:
+    def _write(self, plan: PlannedJob, owner: str | None, pipe) -> tuple[dict[str, str], Job]:
         """Put one job's writes (job hash, queue or schedule, event) on `pipe`."""
         meta: dict[str, Any] = {"name": plan.job_type.name}
         if owner is not None:
@@ -273,7 +291,7 @@ class JobService:
             self.events.append(
                 "queued", job_id=job.id, name=plan.job_type.name, queue=queue.name, status="queued", pipeline=pipe
             )
-        return {"id": job.id, "name": plan.job_type.name, "queue": queue.name, "status": plan.initial_status}
+        return {"id": job.id, "name": plan.job_type.name, "queue": queue.name, "status": plan.initial_status}, job
 
     def _submit_with_dependencies(self, planned, principal, owner, admission, fingerprint) -> Submission:
         """RQ's own path: it reads the dependencies under WATCH to decide queued or deferred."""
@@ -290,6 +308,7 @@ class JobService:
         outcome = self.writer.run(self.writer.recorder(), admission)
         if outcome.status != "ok":
             return self._refused(outcome, fingerprint)
+        job_objects: list[Job] = []
         try:
             for entry, plan in zip(created, planned, strict=True):
                 meta: dict[str, Any] = {"name": plan.job_type.name}
@@ -309,6 +328,7 @@ class JobService:
                 self.events.append(
                     entry["status"], job_id=job.id, name=entry["name"], queue=entry["queue"], status=entry["status"]
                 )
+                job_objects.append(job)
         except Exception:
             if admission.idempotency_key:
                 self.connection.delete(admission.idempotency_key)
@@ -317,7 +337,7 @@ class JobService:
             self.connection.set(
                 admission.idempotency_key, self._idempotency_value(fingerprint, created), keepttl=True, xx=True
             )
-        return Submission(created)
+        return Submission(created, job_objects=job_objects)
 
     def _check_dependencies(self, planned, principal) -> None:
         """Every job named in depends_on must exist and be visible to the caller."""
