@@ -16,9 +16,25 @@ from tests.servers import start_web, start_worker
 def stack(redis_server, redis_conn):
     web, base = start_web(redis_server.url)
     worker = start_worker(redis_server.url, "--processes", "2")
+    wait_until(lambda: redis_conn.scard("rq:workers") >= 2)  # measure a running stack, not its start
     yield base
     worker.stop()
     web.stop()
+
+
+def wait_until(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def subscribers(redis_server) -> int:
+    client = redis_server.client()
+    try:
+        return client.pubsub_numsub("jobsvc:events")[0][1]
+    finally:
+        client.close()
 
 
 def wait_finished(http, base, job_id, timeout=10.0):
@@ -113,7 +129,7 @@ def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server)
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # let it subscribe
+    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
     with httpx.Client() as http:
         http.get(f"{stack}/pubsub")
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
@@ -137,7 +153,7 @@ def test_listen_json_prints_the_published_objects(stack, redis_server):
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
     with httpx.Client() as http:
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
     out, _ = listener.communicate(timeout=15)

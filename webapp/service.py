@@ -172,7 +172,7 @@ class JobService:
             if not math.isfinite(request.enqueue_in):
                 raise ValidationFailed("enqueue_in: must be a finite number of seconds")
             self._at_most("enqueue_in", request.enqueue_in, "MAX_ENQUEUE_IN")
-            return datetime.now(UTC) + timedelta(seconds=request.enqueue_in)
+            return _whole_second_up(datetime.now(UTC) + timedelta(seconds=request.enqueue_in))
         if request.enqueue_at is not None:
             moment = request.enqueue_at
             if moment.tzinfo is None:  # documented: a time without an offset is UTC
@@ -182,7 +182,7 @@ class JobService:
                 raise ValidationFailed(
                     f"enqueue_at: at most {self.config['MAX_ENQUEUE_IN']} s ahead is allowed (MAX_ENQUEUE_IN)"
                 )
-            return moment.astimezone(UTC)
+            return _whole_second_up(moment.astimezone(UTC))
         return None
 
     # -- submission -------------------------------------------------------------------------
@@ -492,6 +492,13 @@ def _registries(queue: Queue):
         queue.failed_job_registry,
         queue.canceled_job_registry,
     )
+
+
+def _whole_second_up(moment: datetime) -> datetime:
+    """RQ keeps schedules in whole seconds and truncates; rounding up means never early."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
 
 
 def _owner_allows(owner: str | None, principal: Principal | None) -> bool:

@@ -1,0 +1,67 @@
+"""What a per-client rate limit costs per submission: Flask-Limiter (Redis storage) vs the
+fixed-window counter inside the submission script. Run: python bench/ratelimit_cost.py
+
+Needs flask-limiter installed (it is not a dependency of the service: this is the measurement
+behind that choice). Starts a private redis-server; prints medians and p99 per request, and
+the ratio to the same app with no limit, all measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.servers import RedisServer  # noqa: E402
+from webapp import create_app  # noqa: E402
+
+N = 2000
+BODY = json.dumps({"name": "add", "args": [1, 2]})
+
+
+def timings(client) -> list[float]:
+    samples = []
+    for _ in range(N):
+        started = time.perf_counter()
+        response = client.post("/api/jobs", data=BODY, content_type="application/json")
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 202, response.get_json()
+    return samples
+
+
+def main() -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    server = RedisServer().start()
+    try:
+        results = {}
+        for label in ("no limit", "built-in (same script)", "flask-limiter (redis)", "no limit (again)"):
+            config = {"REDIS_URL": server.url, "TESTING": True}
+            if label.startswith("built-in"):
+                config["SUBMIT_RATE_LIMIT"] = "1000000/second"
+            app = create_app(config)
+            if label.startswith("flask-limiter"):
+                limiter = Limiter(get_remote_address, app=app, storage_uri=server.url, strategy="fixed-window")
+                limiter.limit("1000000/second")(app.view_functions["api.submit_job"])
+            client = app.test_client()
+            timings(client)[:100]  # warm up
+            samples = timings(client)
+            server.client().flushall()
+            results[label] = samples
+        base = statistics.median(results["no limit"])
+        print(f"{N} submissions per variant, Flask test client, private redis-server, median / p99 per request")
+        for label, samples in results.items():
+            median = statistics.median(samples)
+            p99 = statistics.quantiles(samples, n=100)[98]
+            print(f"  {label:<24} {median * 1e6:7.0f} us  p99 {p99 * 1e6:7.0f} us  ratio {median / base:.2f}")
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    main()
