@@ -33,6 +33,13 @@ def wait_status(client, job_id, wanted, timeout=20.0):
     raise AssertionError(f"job {job_id} never reached {wanted}: {body}")
 
 
+def wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
 def events_of(redis_conn, job_id):
     entries = redis_conn.xrange(f"jobsvc:job-events:{job_id}")
     return [json.loads(fields[b"data"])["event"] for _, fields in entries]
@@ -60,7 +67,7 @@ def test_delete_stops_a_running_job_and_the_worker_carries_on(client, worker, re
     assert response.status_code == 202
     body = wait_status(client, job_id, ("stopped", "failed", "finished"), timeout=10)
     assert body["status"] == "stopped"
-    assert "stopped" in events_of(redis_conn, job_id)
+    wait_for(lambda: "stopped" in events_of(redis_conn, job_id))  # published right after the status
     # Stopped, not failed: a second DELETE is a conflict naming the status.
     again = client.delete(f"/api/jobs/{job_id}")
     assert again.status_code == 409 and "stopped" in again.get_json()["error"]["message"]
@@ -93,11 +100,11 @@ def test_retry_requeues_a_failed_job_under_the_same_id(client, worker, redis_con
     assert response.status_code == 202 and response.get_json()["id"] == job_id
     body = wait_status(client, job_id, ("failed",))
     assert body["error"]["message"] == "again"
-    assert events_of(redis_conn, job_id).count("failed") == 2
+    wait_for(lambda: events_of(redis_conn, job_id).count("failed") == 2)
 
 
 def test_retry_option_with_intervals_retries_through_the_scheduler(client, worker, redis_conn):
     job_id = post(client, "/api/jobs", {"name": "fail", "retry": {"max": 1, "intervals": [1]}}).get_json()["id"]
     body = wait_status(client, job_id, ("failed",))
     assert body["status"] == "failed"
-    assert events_of(redis_conn, job_id).count("started") == 2
+    wait_for(lambda: events_of(redis_conn, job_id).count("started") == 2)
