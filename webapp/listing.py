@@ -50,25 +50,32 @@ TIES_READ = 1000  # jobs created in the same microsecond that a cursor can step 
 # The sweep resumes after the score it stopped at (per set) and wraps to the start at the end.
 _INDEX_AND_SWEEP = """
 local sweep_key = KEYS[#KEYS]
+local per_set = tonumber(ARGV[4])
+local function sweep(key, from, count)
+  local entries = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, count)
+  for j = 1, #entries, 2 do
+    if redis.call('EXISTS', ARGV[3] .. entries[j]) == 0 then
+      redis.call('ZREM', key, entries[j])
+    end
+  end
+  if #entries > 0 then redis.call('HSET', sweep_key, key, entries[#entries]) end
+  return #entries / 2
+end
 for i = 1, #KEYS - 1 do
   local key = KEYS[i]
   redis.call('ZADD', key, ARGV[2], ARGV[1])
   local from = redis.call('HGET', sweep_key, key)
-  if not from then from = '-inf' else from = '(' .. from end
-  local entries = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
-  if #entries == 0 then
+  local done = 0
+  if from then done = sweep(key, '(' .. from, per_set) end
+  if done < per_set then
+    -- reached the newest entry: wrap around to the oldest
     redis.call('HDEL', sweep_key, key)
-  else
-    for j = 1, #entries, 2 do
-      if redis.call('EXISTS', ARGV[3] .. entries[j]) == 0 then
-        redis.call('ZREM', key, entries[j])
-      end
-    end
-    redis.call('HSET', sweep_key, key, entries[#entries])
+    sweep(key, '-inf', per_set - done)
   end
 end
 return 1
 """
+
 
 _CURSOR = re.compile(r"^v1:(\d{1,20}):([A-Za-z0-9_-]{1,128})$")
 
