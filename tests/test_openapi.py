@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
+import threading
 from html.parser import HTMLParser
 
 import pytest
@@ -11,6 +15,7 @@ from flask import Blueprint, jsonify
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
+from werkzeug.serving import make_server
 
 from webapp import create_app, models, openapi
 from webapp.openapi import REF_TEMPLATE, spec
@@ -173,3 +178,52 @@ def test_docs_page_uses_only_local_assets_and_no_inline_script(client):
 def test_docs_assets_outside_the_list_are_404(client):
     assert client.get("/api/docs/swagger/../__init__.py").status_code == 404
     assert client.get("/api/docs/swagger/plugins.py").status_code == 404
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a Chromium binary")
+def test_docs_render_in_a_browser_under_a_strict_csp(app):
+    """Headless Chromium renders the operations with `script-src 'self'` and nothing from outside."""
+
+    @app.after_request
+    def strict_csp(response):
+        response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self'"
+        return response
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with tempfile.TemporaryDirectory() as profile:
+            rendered = subprocess.run(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--user-data-dir={profile}",
+                    "--virtual-time-budget=15000",
+                    "--dump-dom",
+                    f"http://127.0.0.1:{server.port}/api/docs",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=90,
+            ).stdout
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert "OAS 3.1" in rendered
+    for operation in ("/api/jobs", "/api/jobs/{job_id}", "/api/queues", "/api/workers", "/api/functions"):
+        assert operation in rendered, operation
+
+
+def test_job_names_and_queues_are_listed_as_choices(document):
+    schemas = document["components"]["schemas"]
+    [submit] = [schema for name, schema in schemas.items() if name.startswith("SubmitRequest")]
+    assert submit["properties"]["name"]["enum"] == ["add", "fail", "sleep", "task_get"]
+    assert {"type": "string", "enum": ["high", "default", "low"]} in submit["properties"]["queue"]["anyOf"]
+    parameters = {p["name"]: p["schema"] for p in document["paths"]["/api/jobs"]["get"]["parameters"]}
+    assert parameters["queue"]["enum"] == ["high", "default", "low"]

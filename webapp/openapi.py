@@ -229,7 +229,7 @@ def build_document(app: Flask) -> dict:
         path: {method: _operation_object(path, operation, refs) for method, operation in sorted(methods.items())}
         for path, methods in sorted(operations.items())
     }
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "jobsvc",
@@ -240,6 +240,32 @@ def build_document(app: Flask) -> dict:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+    _name_the_choices(document, app)
+    return document
+
+
+def _name_the_choices(document: dict, app: Flask) -> None:
+    """Job names and queues are plain strings in the models; this app's document lists them."""
+    service = app.extensions.get("jobsvc")
+    if service is None:
+        return
+    choices = {"name": sorted(service.catalog), "queue": list(service.queues)}
+
+    def restrict(schema: dict, field: str) -> None:
+        for branch in [schema, *schema.get("anyOf", [])]:
+            if branch.get("type") == "string":
+                branch["enum"] = choices[field]
+                branch.pop("maxLength", None)
+
+    for name, schema in document["components"]["schemas"].items():
+        if name.startswith("SubmitRequest"):
+            for field in choices:
+                restrict(schema["properties"][field], field)
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query" and parameter["name"] in choices:
+                    restrict(parameter["schema"], parameter["name"])
 
 
 def document(app: Flask) -> dict:
