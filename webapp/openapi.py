@@ -16,6 +16,7 @@ import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -32,7 +33,8 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 ERRORS = {
     400: "Malformed request: invalid JSON or an invalid cursor.",
     404: "No such job: it never existed or has expired.",
-    409: "The job's current status does not allow this.",
+    409: "Conflict: the job's current status does not allow this, or an Idempotency-Key was reused "
+    "with a different body.",
     413: "The request body is larger than MAX_CONTENT_LENGTH.",
     422: "Well-formed but refused: unknown fields, wrong types, out-of-range values.",
     429: "Too many requests from this client; see Retry-After.",
@@ -208,7 +210,7 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
             entry = {"description": ERRORS.get(status, "Error."), "content": {"application/json": {"schema": schema}}}
         else:
             schema = refs[(model, "serialization")]
-            entry = {"description": model.__doc__.split("\n")[0] if model.__doc__ else "OK"}
+            entry = {"description": HTTPStatus(status).phrase}
             entry["content"] = {"application/json": {"schema": schema}}
         headers = dict(operation.response_headers.get(status, {}))
         if status in (429, 503):
