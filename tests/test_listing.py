@@ -139,8 +139,8 @@ def test_enqueueing_sweeps_gone_ids_out_of_the_index(client, redis_conn):
     gone = [submit(client, "add", n, 1) for n in range(30)]
     for job_id in gone:
         redis_conn.delete(f"rq:job:{job_id}")
-    live = [submit(client, "add", n, 2) for n in range(30)]
-    # Each enqueue checks a few entries per index set, so the gone ids go without any listing.
+    live = [submit(client, "add", n, 2) for n in range(64)]
+    # Enqueues check 3 entries per index set on average, so the gone ids go without any listing.
     members = {member.decode() for member in redis_conn.zrange(listing.INDEX_KEY, 0, -1)}
     assert members == set(live)
     assert redis_conn.zcard(listing.NAME_INDEX_PREFIX + "add") == len(live)
