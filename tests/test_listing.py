@@ -348,3 +348,26 @@ def test_read_routes_answer_503_when_redis_is_down():
     # The catalog and the document need no Redis.
     assert client.get("/api/functions").status_code == 200
     assert client.get("/api/openapi.json").status_code == 200
+
+
+def test_an_owner_lists_only_its_own_jobs(app, redis_conn):
+    """With API keys the owner comes from the credentials; its jobs have their own index set."""
+    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+    owned = {"alice": [], "bob": []}
+    for number in range(6):
+        owner = "alice" if number % 3 else "bob"
+        with redis_conn.pipeline() as pipe:
+            job = queue.enqueue_call(
+                "jobs.basic.add", kwargs={"a": number, "b": 1}, meta={"name": "add", "owner": owner}, pipeline=pipe
+            )
+            listing.index_job(pipe, job)
+            pipe.execute()
+        owned[owner].append(job.id)
+    service = app.extensions["jobsvc"]
+    lister = listing.JobLister(redis_conn, service.names_by_path, service.queues, service.catalog)
+    page = lister.page(limit=3, owner="alice")
+    assert [job["id"] for job in page["jobs"]] == owned["alice"][::-1][:3]
+    rest = lister.page(limit=3, owner="alice", cursor=page["next_cursor"])
+    assert [job["id"] for job in rest["jobs"]] == owned["alice"][::-1][3:] and rest["next_cursor"] is None
+    assert [job["id"] for job in lister.page(limit=10, owner="bob", name="add")["jobs"]] == owned["bob"][::-1]
+    assert lister.page(limit=10, owner="bob", queue="high")["jobs"] == []

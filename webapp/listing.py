@@ -43,6 +43,7 @@ from webapp.events import job_stream_key
 INDEX_KEY = "jobsvc:index"
 QUEUE_INDEX_PREFIX = "jobsvc:index:queue:"
 NAME_INDEX_PREFIX = "jobsvc:index:name:"
+OWNER_INDEX_PREFIX = "jobsvc:index:owner:"
 SWEEP_KEY = "jobsvc:index:sweep"
 SWEEP_EVERY = 16  # enqueues per sweep, per process
 SWEEP_BATCH = 48  # entries a sweep checks in each index set: 3 per enqueue on average
@@ -92,12 +93,19 @@ def score_of(job: Job) -> int:
     return int(job.created_at.timestamp() * 1_000_000)
 
 
-def index_keys(queue: str | None, name: str | None) -> list[str]:
+def owner_of(job: Job) -> str | None:
+    """The client a job belongs to, when API keys are in use (kept in the job's meta)."""
+    return job.meta.get("owner")
+
+
+def index_keys(queue: str | None, name: str | None, owner: str | None = None) -> list[str]:
     keys = [INDEX_KEY]
     if queue:
         keys.append(QUEUE_INDEX_PREFIX + queue)
     if name:
         keys.append(NAME_INDEX_PREFIX + name)
+    if owner:
+        keys.append(OWNER_INDEX_PREFIX + owner)
     return keys
 
 
@@ -108,7 +116,7 @@ def index_job(pipe: Pipeline, job: Job) -> None:
     average 3 entries per set per enqueue, which keeps a set within about 1.5 times the number
     of live jobs, at a fraction of the cost of a sweep on every enqueue.
     """
-    keys = index_keys(job.origin, job.meta.get("name"))
+    keys = index_keys(job.origin, job.meta.get("name"), owner_of(job))
     score = score_of(job)
     if next(_enqueues) % SWEEP_EVERY:
         for key in keys:
@@ -188,10 +196,10 @@ class JobLister:
             views.append(view)
         return views
 
-    def forget(self, ids: list[str]) -> None:
-        """Drop ids whose job hash is gone from every index set."""
+    def forget(self, ids: list[str], key_read: str) -> None:
+        """Drop ids whose job hash is gone from every index set (owners' sets: the one read)."""
         with self.connection.pipeline(transaction=False) as pipe:
-            for key in self.all_index_keys:
+            for key in {*self.all_index_keys, key_read}:
                 pipe.zrem(key, *ids)
             pipe.execute()
 
@@ -203,12 +211,24 @@ class JobLister:
         status: str | None = None,
         queue: str | None = None,
         name: str | None = None,
+        owner: str | None = None,
         scan_factor: int = 10,
     ) -> dict[str, Any]:
-        """One page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        """One page of jobs, newest first, and the cursor of the next page (None at the end).
+
+        `owner` (from the caller's credentials, never from the query) limits the page to that
+        client's jobs, read from its own index set.
+        """
         position = decode_cursor(cursor) if cursor else None
-        key = NAME_INDEX_PREFIX + name if name else QUEUE_INDEX_PREFIX + queue if queue else INDEX_KEY
-        filtering = bool(status) or bool(name and queue)
+        if owner:
+            key = OWNER_INDEX_PREFIX + owner
+        elif name:
+            key = NAME_INDEX_PREFIX + name
+        elif queue:
+            key = QUEUE_INDEX_PREFIX + queue
+        else:
+            key = INDEX_KEY
+        filtering = bool(status) or sum(1 for given in (owner, name, queue) if given) > 1
         budget = max(limit, scan_factor * limit)
         examined = 0
         matched: list[Job] = []
@@ -235,11 +255,13 @@ class JobLister:
                     continue
                 job = Job(job_id, connection=self.connection, serializer=JSONSerializer)
                 job.restore(raw)
-                if queue and job.origin != queue:
+                if (queue and job.origin != queue) or (name and job.meta.get("name") != name):
+                    continue
+                if owner and owner_of(job) != owner:
                     continue
                 matched.append(job)
             if gone:
-                self.forget(gone)
+                self.forget(gone, key)
             if exhausted:
                 break
         more = leftover or not exhausted
