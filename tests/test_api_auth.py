@@ -106,3 +106,12 @@ def test_keys_are_kept_as_hashes_and_bad_entries_refused():
     for bad in ("nokey", "a:sha256:abc", ":x"):
         with pytest.raises(ValueError):
             parse_keys(bad, admin=False)
+
+
+def test_listing_shows_a_client_only_its_own_jobs(client):
+    mine = {submit(client, ALICE).get_json()["id"] for _ in range(2)}
+    theirs = submit(client, BOB).get_json()["id"]
+    listed = {job["id"] for job in client.get("/api/jobs", headers=as_(ALICE)).get_json()["jobs"]}
+    assert listed == mine
+    everything = {job["id"] for job in client.get("/api/jobs", headers=as_(ADMIN)).get_json()["jobs"]}
+    assert everything == mine | {theirs}

@@ -65,7 +65,7 @@ def test_options_reach_rq_and_rq_can_read_the_job(client, redis_conn):
 @pytest.mark.parametrize(
     ("option", "value", "setting"),
     [
-        ("timeout", 3601, "MAX_JOB_TIMEOUT"),
+        ("timeout", 7201, "MAX_JOB_TIMEOUT"),
         ("result_ttl", 10**9, "MAX_RESULT_TTL"),
         ("failure_ttl", 10**9, "MAX_FAILURE_TTL"),
         ("ttl", 10**9, "MAX_JOB_TTL"),

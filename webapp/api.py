@@ -12,15 +12,18 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from webapp import auth
+from webapp import auth, models
 from webapp.errors import APIError, BadRequest, UnsupportedMediaType, ValidationFailed
-from webapp.models import BatchRequest, SubmitRequest
+from webapp.models import BatchRequest, RetryRequest, SubmitRequest
+from webapp.openapi import IDEMPOTENCY_KEY, LOCATION, spec
 from webapp.service import fingerprint_of, get_service
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 SUBMISSION_FIELDS = tuple(SubmitRequest.model_fields)
-MAX_IDEMPOTENCY_KEY = 255
+MAX_IDEMPOTENCY_KEY = IDEMPOTENCY_KEY["Idempotency-Key"]["schema"]["maxLength"]
+# Every /api answer may be 401 once API keys are configured; every POST may be 415.
+WRITE_ERRORS = {400: None, 401: None, 413: None, 415: None, 422: None}
 
 
 @bp.before_request
@@ -92,6 +95,14 @@ def _submitted(entry: dict) -> dict:
 
 
 @bp.post("/jobs")
+@spec(
+    "submitJob",
+    summary="Enqueue an allow-listed job: 202 with its id and a Location to poll (200: a replayed Idempotency-Key).",
+    body=models.SubmitRequest,
+    headers=IDEMPOTENCY_KEY,
+    responses={200: models.Submitted, 202: models.Submitted, **WRITE_ERRORS, 409: None, 429: None, 503: None},
+    response_headers={202: LOCATION, 200: LOCATION},
+)
 def submit_job():
     """Enqueue an allow-listed job: 202 with its id and a Location to poll (200 for a replay)."""
     try:
@@ -115,6 +126,13 @@ def submit_job():
 
 
 @bp.post("/jobs/batch")
+@spec(
+    "submitBatch",
+    summary="Enqueue several jobs at once, validated all-or-nothing (200: a replayed Idempotency-Key).",
+    body=models.BatchRequest,
+    headers=IDEMPOTENCY_KEY,
+    responses={200: models.BatchSubmitted, 202: models.BatchSubmitted, **WRITE_ERRORS, 409: None, 429: None, 503: None},
+)
 def submit_batch():
     """Validate every job first (422 lists each bad item and field), then enqueue them all at once."""
     try:
@@ -148,13 +166,12 @@ def submit_batch():
     return response
 
 
-@bp.get("/jobs/<job_id>")
-def get_job(job_id: str):
-    """A job's status, progress, result or error."""
-    return jsonify(get_service().describe(job_id, auth.principal()))
-
-
 @bp.delete("/jobs/<job_id>")
+@spec(
+    "cancelJob",
+    summary="Cancel a queued, scheduled or deferred job (200); ask the worker to stop a running one (202).",
+    responses={200: models.JobView, 202: models.JobView, 401: None, 404: None, 409: None},
+)
 def cancel_job(job_id: str):
     """Cancel a queued, scheduled or deferred job (200); ask the worker to stop a running one (202)."""
     view, stopping = get_service().cancel(job_id, auth.principal())
@@ -164,22 +181,22 @@ def cancel_job(job_id: str):
 
 
 @bp.post("/jobs/<job_id>/retry")
+@spec(
+    "retryJob",
+    summary="Requeue a failed, stopped or canceled job under the same id.",
+    body=models.RetryRequest,
+    responses={202: models.Submitted, **WRITE_ERRORS, 404: None, 409: None},
+    response_headers={202: LOCATION},
+)
 def retry_job(job_id: str):
     """Requeue a failed, stopped or canceled job under the same id: 202."""
-    response = jsonify(get_service().retry(job_id, auth.principal()))
+    raw = request.get_data(cache=True)
+    if raw.strip():
+        try:
+            RetryRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+    response = jsonify(_submitted(get_service().retry(job_id, auth.principal())))
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_job", job_id=job_id)
     return response
-
-
-@bp.get("/functions")
-def list_functions():
-    """The job types that can be submitted, with the JSON Schema of their arguments."""
-    service = get_service()
-    return jsonify(
-        {
-            "functions": [
-                {"name": jt.name, "summary": jt.summary, "parameters": jt.schema()} for jt in service.catalog.values()
-            ]
-        }
-    )

@@ -49,7 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
     # Per-job options: what a client may ask for is capped by these maxima.
-    Setting("MAX_JOB_TIMEOUT", 3600, int, "Largest `timeout` a submission may ask for, in seconds."),
+    Setting("MAX_JOB_TIMEOUT", 7200, int, "Largest `timeout` a submission may ask for, in seconds."),
     Setting("MAX_RESULT_TTL", 604800, int, "Largest `result_ttl` a submission may ask for, in seconds."),
     Setting("MAX_FAILURE_TTL", 2592000, int, "Largest `failure_ttl` a submission may ask for, in seconds."),
     Setting("MAX_JOB_TTL", 604800, int, "Largest `ttl` (time allowed in the queue), in seconds."),
@@ -65,6 +65,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("API_KEYS", "", str, "`name:key` or `name:sha256:<hex>` pairs, comma-separated; empty = open API."),
     Setting("ADMIN_API_KEYS", "", str, "Same form as API_KEYS; these keys see and manage every job."),
     Setting("SCHEDULER_INTERVAL", 0.5, float, "Seconds between checks for due scheduled jobs (in `worker.py`)."),
+    Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 
 

@@ -50,6 +50,10 @@ class SubmitRequest(Strict):
     description: str | None = Field(None, max_length=500)
 
 
+class RetryRequest(Strict):
+    """`POST /api/jobs/<id>/retry`: no options yet; send `{}` (or no body) as JSON."""
+
+
 class BatchRequest(Strict):
     """`POST /api/jobs/batch`: validated all-or-nothing, enqueued in one pipeline."""
 
@@ -121,6 +125,18 @@ class JobView(BaseModel):
     last_event_id: str | None = Field(None, description="Stream from here with Last-Event-ID for no gap.")
     description: str | None = None
     attempts: list[Attempt] | None = None
+
+
+class JobListQuery(BaseModel):
+    """`GET /api/jobs` query parameters (strings from the URL, so numbers are parsed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    queue: str | None = Field(None, max_length=100, description="Only jobs of this queue.")
+    name: str | None = Field(None, max_length=100, description="Only jobs of this type.")
+    limit: int = Field(20, ge=1, le=100, description="Page size (1-100).")
+    cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
 
 
 class JobPage(BaseModel):

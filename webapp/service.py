@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
 from pydantic import ValidationError
 from redis import Redis
 from rq import Queue, Retry
@@ -30,9 +30,9 @@ from rq.serializers import JSONSerializer
 from rq.utils import get_version
 
 import jobs
-from webapp import jobstore
+from webapp import auth, jobstore, listing
 from webapp.auth import Principal
-from webapp.catalog import JobType, build_catalog
+from webapp.catalog import JobType, build_catalog, effective_options
 from webapp.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests, Unavailable, ValidationFailed
 from webapp.events import EventLog
 from webapp.guarded import Admission, GuardedWriter
@@ -43,6 +43,7 @@ IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"
 RATE_PREFIX = "jobsvc:rate:"
 CANCELABLE = ("queued", "scheduled", "deferred")
 RETRYABLE = ("failed", "stopped", "canceled")
+CURRENT = object()  # "the caller of the current request" (no request: operator rights)
 REGISTRY_STATES = ("started", "scheduled", "deferred", "finished", "failed", "canceled")
 
 
@@ -90,7 +91,7 @@ class JobService:
         }
         self.events = EventLog.from_config(connection, dict(config))
         self.names_by_path = {job_type.import_path: job_type.name for job_type in catalog.values()}
-        self.writer = GuardedWriter(connection, [self.events._script])
+        self.writer = GuardedWriter(connection, [self.events._script, listing._index_and_sweep])
         self.rate_limit = RateLimit.parse(config["SUBMIT_RATE_LIMIT"])
 
     # -- validation (no Redis) -------------------------------------------------------------
@@ -128,25 +129,36 @@ class JobService:
                 "(MAX_ARGS_BYTES): pass a reference (an id, a URL) instead of the data"
             )
         call_kwargs = job_type.validate(request.args, request.kwargs)
-        queue = self.queue(request.queue)
         self._at_most("timeout", request.timeout, "MAX_JOB_TIMEOUT")
         self._at_most("result_ttl", request.result_ttl, "MAX_RESULT_TTL")
         self._at_most("failure_ttl", request.failure_ttl, "MAX_FAILURE_TTL")
         self._at_most("ttl", request.ttl, "MAX_JOB_TTL")
+        # What the request leaves out comes from the job type's defaults, then the config.
+        defaults = effective_options(job_type, self.config)
+        queue = self.queue(request.queue if request.queue is not None else defaults["queue"])
+
+        def pick(option: str):
+            given = getattr(request, option)
+            return given if given is not None else defaults[option]
+
         options: dict[str, Any] = {
-            "timeout": request.timeout,
-            "result_ttl": request.result_ttl if request.result_ttl is not None else self.config["RESULT_TTL"],
-            "failure_ttl": request.failure_ttl if request.failure_ttl is not None else self.config["FAILURE_TTL"],
-            "ttl": request.ttl,
+            "timeout": pick("timeout"),
+            "result_ttl": pick("result_ttl"),
+            "failure_ttl": pick("failure_ttl"),
+            "ttl": pick("ttl"),
             "description": request.description,
         }
-        if request.retry is not None and request.retry.max > 0:
+        if request.retry is not None:
             self._at_most("retry.max", request.retry.max, "MAX_RETRIES")
             for interval in request.retry.intervals:
                 if interval < 0:
                     raise ValidationFailed("retry.intervals: intervals are seconds, 0 or more")
                 self._at_most("retry.intervals", interval, "MAX_RETRY_INTERVAL")
-            options["retry"] = Retry(max=request.retry.max, interval=request.retry.intervals or 0)
+            retry = {"max": request.retry.max, "intervals": request.retry.intervals}
+        else:
+            retry = defaults["retry"]
+        if retry and retry.get("max", 0) > 0:
+            options["retry"] = Retry(max=retry["max"], interval=list(retry.get("intervals") or []) or 0)
         planned = PlannedJob(job_type, call_kwargs, queue, options)
         planned.run_at = self._run_at(request)
         if request.depends_on is not None:
@@ -177,12 +189,16 @@ class JobService:
             moment = request.enqueue_at
             if moment.tzinfo is None:  # documented: a time without an offset is UTC
                 moment = moment.replace(tzinfo=UTC)
+            try:
+                moment = moment.astimezone(UTC)
+            except OverflowError:
+                raise ValidationFailed("enqueue_at: out of range") from None
             ahead = (moment - datetime.now(UTC)).total_seconds()
             if ahead > self.config["MAX_ENQUEUE_IN"]:
                 raise ValidationFailed(
                     f"enqueue_at: at most {self.config['MAX_ENQUEUE_IN']} s ahead is allowed (MAX_ENQUEUE_IN)"
                 )
-            return _whole_second_up(moment.astimezone(UTC))
+            return _whole_second_up(moment)
         return None
 
     # -- submission -------------------------------------------------------------------------
@@ -291,6 +307,7 @@ class JobService:
             self.events.append(
                 "queued", job_id=job.id, name=plan.job_type.name, queue=queue.name, status="queued", pipeline=pipe
             )
+        listing.index_job(pipe, job)
         return {"id": job.id, "name": plan.job_type.name, "queue": queue.name, "status": plan.initial_status}, job
 
     def _submit_with_dependencies(self, planned, principal, owner, admission, fingerprint) -> Submission:
@@ -325,9 +342,17 @@ class JobService:
                 )
                 status = job.get_status(refresh=False)
                 entry["status"] = status.value if status is not None else "queued"
-                self.events.append(
-                    entry["status"], job_id=job.id, name=entry["name"], queue=entry["queue"], status=entry["status"]
-                )
+                with self.connection.pipeline(transaction=False) as pipe:
+                    self.events.append(
+                        entry["status"],
+                        job_id=job.id,
+                        name=entry["name"],
+                        queue=entry["queue"],
+                        status=entry["status"],
+                        pipeline=pipe,
+                    )
+                    listing.index_job(pipe, job)
+                    pipe.execute()
                 job_objects.append(job)
         except Exception:
             if admission.idempotency_key:
@@ -409,20 +434,46 @@ class JobService:
         """
         return _owner_allows(job.meta.get("owner"), principal)
 
-    def load(self, job_id: str, principal: Principal | None = None):
+    def load(self, job_id: str, principal: Principal | None | object = CURRENT):
         """(job, latest result, last event id), or NotFound, also for a job the caller may not see."""
+        principal = _caller(principal)
         job, result, last_event_id = jobstore.fetch(self.connection, job_id)
         if not self.visible_to(job, principal):
             raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
         return job, result, last_event_id
 
-    def describe(self, job_id: str, principal: Principal | None = None) -> dict[str, Any]:
-        job, result, last_event_id = self.load(job_id, principal)
-        view = jobstore.to_dict(job, result, last_event_id, self.names_by_path)
-        view.setdefault("description", job.description)
-        return view
+    def describe(self, job_id: str, principal: Principal | None | object = CURRENT) -> dict[str, Any]:
+        """The detail view (with attempts); NotFound for a job the caller may not see.
 
-    def cancel(self, job_id: str, principal: Principal | None = None) -> tuple[dict[str, Any], bool]:
+        `principal` defaults to the caller of the current request (outside a request: operator
+        rights), so a view that forgets to pass it still shows a client only its own jobs.
+        """
+        principal = _caller(principal)
+        if principal is not None and not principal.admin:
+            self._check_owner(job_id, principal)
+        return listing.describe_job(self.connection, job_id, self.names_by_path)
+
+    def _check_owner(self, job_id: str, principal: Principal) -> None:
+        jobstore.check_job_id(job_id)
+        raw_meta = self.connection.hget(Job.key_for(job_id), "meta")
+        owner = None
+        if raw_meta:
+            try:
+                owner = json.loads(raw_meta).get("owner")
+            except (ValueError, AttributeError):
+                owner = None
+        if not _owner_allows(owner, principal):
+            raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
+
+    @staticmethod
+    def listing_owner(principal: Principal | None | object = CURRENT) -> str | None:
+        """The owner a job listing must be limited to: the caller's key name, or None (all jobs)."""
+        principal = _caller(principal)
+        if principal is None or principal.admin:
+            return None
+        return principal.name
+
+    def cancel(self, job_id: str, principal: Principal | None | object = CURRENT) -> tuple[dict[str, Any], bool]:
         """Cancel a waiting job, or ask the worker running it to stop.
 
         Returns (view, stopping): `stopping` is True when a stop was requested from a worker,
@@ -446,8 +497,10 @@ class JobService:
             return self.describe(job_id, principal), True
         raise Conflict(f"job {job_id} has already ended (status {status}): there is nothing to cancel")
 
-    def retry(self, job_id: str, principal: Principal | None = None) -> dict[str, Any]:
-        """Requeue a failed, stopped or canceled job (same id) with its original options."""
+    def retry(self, job_id: str, principal: Principal | None | object = CURRENT) -> dict[str, str]:
+        """Requeue a failed, stopped or canceled job (same id) with its original options.
+
+        Returns the job as a submission answer: id, name, queue, status (queued)."""
         job, _, _ = self.load(job_id, principal)
         status = _status(job)
         if status not in RETRYABLE:
@@ -461,8 +514,9 @@ class JobService:
         except InvalidJobOperation:
             # Someone else requeued or removed it between our read and this one.
             raise Conflict(f"job {job_id} is no longer {status}; it may have been retried already") from None
-        self.events.append("queued", job_id=job.id, name=job.meta.get("name"), queue=job.origin, status="queued")
-        return self.describe(job_id, principal)
+        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
+        self.events.append("queued", job_id=job.id, name=name, queue=job.origin, status="queued")
+        return {"id": job.id, "name": name, "queue": job.origin, "status": "queued"}
 
     def recent_ids(self, limit: int = 20) -> list[tuple[str, str, str]]:
         """(id, queue, state) of recent jobs from RQ's own queues and registries, newest first
@@ -501,6 +555,12 @@ def _whole_second_up(moment: datetime) -> datetime:
     return moment
 
 
+def _caller(principal):
+    if principal is CURRENT:
+        return auth.principal() if has_request_context() else None
+    return principal
+
+
 def _owner_allows(owner: str | None, principal: Principal | None) -> bool:
     if principal is None or principal.admin:
         return True
@@ -520,7 +580,9 @@ def fingerprint_of(payload: Any, route: str) -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["jobsvc"] = JobService(app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED))
+    app.extensions["jobsvc"] = JobService(
+        app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED, jobs.DEFAULT_OPTIONS)
+    )
 
 
 def get_service() -> JobService:
