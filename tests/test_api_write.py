@@ -378,3 +378,11 @@ def test_the_script_is_reloaded_after_script_flush(client, redis_conn):
     redis_conn.script_flush()
     assert post(client, "/api/jobs", {"name": "add", "args": [1, 2]}).status_code == 202
     assert redis_conn.llen("rq:queue:default") == 2
+
+
+def test_rqs_ready_to_enqueue_step_reads_as_deferred_and_can_be_canceled(client, redis_conn):
+    first = post(client, "/api/jobs", {"name": "add", "args": [1, 2]}).get_json()["id"]
+    job_id = post(client, "/api/jobs", {"name": "add", "args": [3, 4], "depends_on": [first]}).get_json()["id"]
+    redis_conn.hset(f"rq:job:{job_id}", "status", "ready_to_enqueue")  # what RQ writes when the dependency ends
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "deferred"
+    assert client.delete(f"/api/jobs/{job_id}").get_json()["status"] == "canceled"

@@ -41,7 +41,7 @@ from webapp.ratelimit import RateLimit
 
 IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"
 RATE_PREFIX = "jobsvc:rate:"
-CANCELABLE = ("queued", "scheduled", "deferred")
+CANCELABLE = ("queued", "scheduled", "deferred", "ready_to_enqueue")
 RETRYABLE = ("failed", "stopped", "canceled")
 CURRENT = object()  # "the caller of the current request" (no request: operator rights)
 REGISTRY_STATES = ("started", "scheduled", "deferred", "finished", "failed", "canceled")
