@@ -386,3 +386,19 @@ def test_rqs_ready_to_enqueue_step_reads_as_deferred_and_can_be_canceled(client,
     redis_conn.hset(f"rq:job:{job_id}", "status", "ready_to_enqueue")  # what RQ writes when the dependency ends
     assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "deferred"
     assert client.delete(f"/api/jobs/{job_id}").get_json()["status"] == "canceled"
+
+
+def test_rq_dashboard_reads_jobs_written_in_one_round_trip(client, redis_conn):
+    import base64
+
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:test-password").decode()}
+    job_id = post(client, "/api/jobs", {"name": "add", "args": [1, 2], "description": "seen by the dashboard"})
+    job_id = job_id.get_json()["id"]
+    post(client, "/api/jobs", {"name": "add", "args": [1, 2], "enqueue_in": 600})
+    detail = client.get(f"/rq/0/data/job/{job_id}.json", headers=auth)
+    assert detail.status_code == 200
+    assert detail.get_json()["description"] == "seen by the dashboard"
+    queues = {q["name"]: q["count"] for q in client.get("/rq/0/data/queues.json", headers=auth).get_json()["queues"]}
+    assert queues["default"] == 1
+    scheduled = client.get("/rq/0/data/jobs/default/scheduled/10/asc/1.json", headers=auth).get_json()
+    assert len(scheduled["jobs"]) == 1
