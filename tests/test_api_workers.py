@@ -57,7 +57,7 @@ def test_enqueue_in_runs_about_a_second_later(client, worker, redis_conn):
     assert body["status"] == "finished" and body["result"] == 5
     assert started_after >= 1.0, "ran before its time"
     assert started_after < 10.0
-    assert events_of(redis_conn, job_id)[0] == "scheduled"
+    wait_for(lambda: events_of(redis_conn, job_id) == ["scheduled", "queued", "started", "finished"])
 
 
 def test_delete_stops_a_running_job_and_the_worker_carries_on(client, worker, redis_conn):

@@ -4,7 +4,8 @@ RQ's own scheduler runs as a process forked by a worker, which survives a SIGKIL
 and then steals jobs (see the supervisor's notes). Here the same RQ machinery (`RQScheduler`:
 its per-queue locks, heartbeat and `enqueue_scheduled_jobs`) runs in a thread of the
 `worker.py` supervisor instead: it lives and dies with that process, and with several
-supervisors the locks let exactly one of them move the jobs of each queue.
+supervisors the locks let exactly one of them move the jobs of each queue. Moving a job also
+records its `queued` event, in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,12 +14,54 @@ import logging
 import threading
 
 from redis.exceptions import RedisError
+from rq.job import Job
+from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
+from rq.utils import current_timestamp
 
+from webapp.events import EventLog
 from webapp.redis_client import make_client
 
 log = logging.getLogger("webapp.scheduling")
+
+
+class EventfulScheduler(RQScheduler):
+    """RQScheduler whose move of due jobs also records each job's `queued` event, in the same
+    transaction as the move: a worker can never start a job before its `queued` is written."""
+
+    events: EventLog
+
+    def enqueue_scheduled_jobs(self):
+        self._status = self.Status.WORKING
+        if not self._scheduled_job_registries and self._acquired_locks:
+            self.prepare_registries()
+        for registry in self._scheduled_job_registries:
+            job_ids = registry.get_jobs_to_schedule(current_timestamp())
+            if not job_ids:
+                continue
+            queue = Queue(registry.name, connection=self.connection, serializer=self.serializer)
+            jobs = Job.fetch_many(job_ids, connection=self.connection, serializer=self.serializer)
+            with self.connection.pipeline() as pipe:
+                for job_id, job in zip(job_ids, jobs, strict=True):
+                    if job is not None and job.has_rate_limit:
+                        continue  # RQ's own path below: it needs a pipeline of its own
+                    registry.remove(job_id, pipeline=pipe)
+                    if job is None:
+                        continue  # expired meanwhile
+                    queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+                    name = job.meta.get("name")
+                    self.events.append(
+                        "queued", job_id=job.id, name=name, queue=queue.name, status="queued", pipeline=pipe
+                    )
+                pipe.execute()
+            for job in jobs:
+                if job is not None and job.has_rate_limit:
+                    with self.connection.pipeline() as pipe:
+                        registry.remove(job.id, pipeline=pipe)
+                        queue._enqueue_rate_limited_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+                        pipe.execute()
+        self._status = self.Status.STARTED
 
 
 class SchedulerThread(threading.Thread):
@@ -29,9 +72,10 @@ class SchedulerThread(threading.Thread):
         self.interval = config["SCHEDULER_INTERVAL"] if interval is None else interval
         connection = make_client(config, socket_timeout=10)
         # The lock's lifetime is RQ's (interval + 60 s); RQ wants whole seconds there.
-        self.scheduler = RQScheduler(
+        self.scheduler = EventfulScheduler(
             config["QUEUES"], connection=connection, interval=1, serializer=JSONSerializer, logging_level="WARNING"
         )
+        self.scheduler.events = EventLog.from_config(self.scheduler.connection, config)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
