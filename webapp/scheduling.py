@@ -101,6 +101,8 @@ class SchedulerThread(threading.Thread):
             scheduler.stop()  # releases the locks so another supervisor takes over at once
         except RedisError:
             pass
+        finally:
+            scheduler.connection.close()
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop_event.set()
