@@ -29,4 +29,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    if app.config["BENCH_ROUTES"]:
+        from bench.routes import bp as bench_bp
+
+        app.register_blueprint(bench_bp)
     return app

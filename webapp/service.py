@@ -16,6 +16,7 @@ from webapp import jobstore
 from webapp.catalog import JobType, build_catalog
 from webapp.errors import ValidationFailed
 from webapp.events import EventLog
+from webapp.fastpath import wake_key
 
 
 class JobService:
@@ -77,6 +78,7 @@ class JobService:
             self.events.append(
                 "queued", job_id=job.id, name=job_type.name, queue=target.name, status="queued", pipeline=pipe
             )
+            pipe.rpush(wake_key(target.name), 1)  # wakes an idle worker at once
             pipe.execute()
         return job
 

@@ -7,15 +7,33 @@ failed, retrying) and keeps a failure's type and message in the job's meta.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import sys
+import threading
+import time
+from base64 import b64encode
+from uuid import uuid4
 
+import redis
 from flask import Flask
-from rq import SimpleWorker
-from rq.job import Job
+from rq import Retry, SimpleWorker
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.exceptions import StopRequested
+from rq.executions import Execution
+from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.utils import now, utcformat
+from rq.worker import WorkerStatus
 
-from webapp.events import EventLog
+from webapp import fastpath
+from webapp.events import GLOBAL_STREAM, EventLog, utcnow_iso
 
 log = logging.getLogger("webapp.workers")
 
@@ -71,3 +89,315 @@ class ServiceWorker(SimpleWorker):
             self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
         else:
             self._event("retrying", job, status, error=job.meta.get("error"))
+
+
+class FastWorker(ServiceWorker):
+    """The service's default worker: RQ-compatible, with two Redis round trips per job.
+
+    Per job it runs one CLAIM script (dequeue + started bookkeeping + `started` event)
+    and, for a plain successful job, one FINISH script (result, registries, worker
+    counters, `finished` event). Everything else (failures, `Retry` return values,
+    callbacks, repeats, rate limits, jobs that gained dependents) goes through RQ's own
+    code with the execution CLAIM created, so its behaviour stays RQ's. Heartbeats, the
+    suspension check and registry maintenance run every `periodic_interval` seconds
+    instead of around every job. Jobs from `isolated_queues` run in a forked child.
+    `threads` > 1 runs that many claim/run loops in one process (for I/O-bound jobs).
+    """
+
+    periodic_interval = 5.0
+
+    def __init__(
+        self,
+        *args,
+        app: Flask,
+        threads: int = 1,
+        isolated_queues: list[str] | tuple[str, ...] = (),
+        wake_timeout: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(*args, app=app, **kwargs)
+        self.threads = max(1, threads)
+        self.isolated_queues = frozenset(isolated_queues)
+        self.wake_timeout = wake_timeout
+        self._claim_script = self.connection.register_script(fastpath.CLAIM_LUA)
+        self._finish_script = self.connection.register_script(fastpath.FINISH_LUA)
+        self._queue_keys = [queue.key for queue in self.queues]
+        self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
+        self._queues_by_name = {queue.name: queue for queue in self.queues}
+        self._next_periodic = 0.0
+        self._waiting = False
+
+    @classmethod
+    def from_app(cls, app: Flask, connection, queues) -> FastWorker:
+        """A worker configured from the app's settings (see webapp/config.py)."""
+        return cls(
+            queues,
+            connection=connection,
+            app=app,
+            default_result_ttl=app.config["RESULT_TTL"],
+            threads=app.config["WORKER_THREADS"],
+            isolated_queues=app.config["WORKER_ISOLATED_QUEUES"],
+            wake_timeout=app.config["WORKER_WAKE_TIMEOUT"],
+        )
+
+    # ----- the loop -------------------------------------------------------------------
+
+    def work(self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None, **_) -> bool:
+        """Register, then claim and run jobs until stopped (or, in burst mode, until idle)."""
+        self.bootstrap(logging_level or "INFO")
+        self._install_signal_handlers()
+        self._state = WorkerStatus.IDLE
+        completed = 0
+        try:
+            if self.threads > 1:
+                completed = self._work_threaded(burst)
+            else:
+                completed = self._work_loop(burst, max_jobs)
+        except StopRequested:
+            pass
+        finally:
+            self.teardown()
+        return bool(completed)
+
+    def _work_loop(self, burst: bool, max_jobs: int | None = None, periodic: bool = True) -> int:
+        completed = 0
+        backoff = 1.0
+        while not self._stop_requested:
+            try:
+                if periodic:
+                    self._run_periodic(burst)
+                self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
+                claimed = self._claim()
+                if claimed is None:
+                    self._state = WorkerStatus.IDLE
+                    if burst:
+                        break
+                    self._wait_for_work()
+                    continue
+                self._run_claimed(*claimed)
+                self._state = WorkerStatus.IDLE
+                completed += 1
+                backoff = 1.0
+                if max_jobs is not None and completed >= max_jobs:
+                    break
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                self._state = WorkerStatus.IDLE
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        return completed
+
+    def _work_threaded(self, burst: bool) -> int:
+        """`threads` claim/run loops; the main thread keeps the periodic duties and signals."""
+        counts: list[int] = []
+
+        def loop() -> None:
+            counts.append(self._work_loop(burst, periodic=False))
+
+        runners = [threading.Thread(target=loop, name=f"jobsvc-worker-{i}", daemon=True) for i in range(self.threads)]
+        for runner in runners:
+            runner.start()
+        while any(runner.is_alive() for runner in runners):
+            self._run_periodic(burst)
+            for runner in runners:
+                runner.join(timeout=0.2)
+        return sum(counts)
+
+    def _shutdown(self) -> None:
+        """Warm shutdown: an idle wait ends at once; a claim or a job in hand is finished first."""
+        if self._waiting:
+            raise StopRequested()
+        self._stop_requested = True
+
+    def _run_periodic(self, burst: bool) -> None:
+        """Heartbeat + suspension check in one round trip, and RQ's registry maintenance."""
+        moment = time.monotonic()
+        if moment < self._next_periodic:
+            return
+        self._next_periodic = moment + self.periodic_interval
+        if is_suspended(self.connection, self):
+            self.check_for_suspension(burst)
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+
+    def _wait_for_work(self) -> None:
+        """Block until an enqueuer's wake token arrives, or `wake_timeout` passes."""
+        self._waiting = self.threads == 1
+        try:
+            self.connection.blpop(self._wake_keys, timeout=self.wake_timeout)
+        finally:
+            self._waiting = False
+
+    # ----- one job ----------------------------------------------------------------------
+
+    def _claim(self) -> tuple[Queue, Job, Execution] | None:
+        """Run CLAIM: the next job of the first non-empty queue, already marked started."""
+        execution_id = uuid4().hex
+        moment = now()
+        stamp = moment.timestamp()
+        reply = self._claim_script(
+            keys=[*self._queue_keys, *self._wake_keys, self.key, self.executions_key, GLOBAL_STREAM],
+            args=[
+                len(self._queue_keys),
+                self.name,
+                utcformat(moment),
+                repr(stamp),
+                execution_id,
+                DEFAULT_WORKER_TTL,
+                self.events.channel,
+                self.events.maxlen,
+                self.events.default_ttl,
+                utcnow_iso(),
+            ],
+        )
+        if not reply:
+            return None
+        index, job_id, flat = reply
+        job_id = job_id.decode()
+        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
+        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
+        job.started_at = moment
+        queue = self._queues_by_name.get(job.origin) or self.queues[index - 1]
+        execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
+        execution.created_at = execution.last_heartbeat = moment
+        execution._job = job
+        self.log.info("Worker %s: %s: %s", self.name, job.origin, job_id)
+        return queue, job, execution
+
+    def _run_claimed(self, queue: Queue, job: Job, execution: Execution) -> None:
+        if job.origin in self.isolated_queues:
+            self._run_isolated(queue, job, execution)
+        else:
+            self._perform(queue, job, execution)
+
+    def _perform(self, queue: Queue, job: Job, execution: Execution) -> None:
+        """Run the job in this process and record its outcome."""
+        job.progress_hook = self._record_progress
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        penalty = self.death_penalty_class if in_main_thread else TimerDeathPenalty  # SIGALRM: main thread only
+        with self.app.app_context():
+            try:
+                timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+                with penalty(timeout, JobTimeoutException, job_id=job.id):
+                    return_value = job.perform()
+            except Exception:
+                self._finalize_failure(job, queue, execution, sys.exc_info())
+                return
+            job.ended_at = now()
+            if self._can_finish_fast(job, return_value) and self._finish(job, execution, return_value):
+                return
+            # RQ's own success path (Retry, callbacks, repeats, rate limits, dependents ...)
+            self._finalize_success(job, queue, execution, return_value)
+
+    def _can_finish_fast(self, job: Job, return_value) -> bool:
+        return not (
+            isinstance(return_value, Retry)
+            or job._success_callback_name
+            or job.repeats_left
+            or job.has_rate_limit
+            or job.get_result_ttl(self.default_result_ttl) == 0
+        )
+
+    def _finish(self, job: Job, execution: Execution, return_value) -> bool:
+        """Run FINISH; False when RQ's own success path must take over (nothing written)."""
+        try:
+            value = "" if return_value is None else b64encode(job.serializer.dumps(return_value)).decode()
+        except Exception:
+            return False  # RQ's path records an unserializable value its own way
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        job._status = JobStatus.FINISHED
+        job._result = return_value
+        ended = job.ended_at
+        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
+        payload = {
+            "event": "finished",
+            "job_id": job.id,
+            "name": name,
+            "queue": job.origin,
+            "status": "finished",
+            "at": utcnow_iso(),
+        }
+        event_ttl = result_ttl if result_ttl > 0 else self.events.default_ttl
+        done = self._finish_script(
+            keys=[
+                job.key,
+                Result.get_key(job.id),
+                fastpath.FINISHED_PREFIX + job.origin,
+                fastpath.STARTED_PREFIX + job.origin,
+                fastpath.EXECUTIONS_PREFIX + job.id,
+                execution.key,
+                self.key,
+                self.executions_key,
+                job.dependents_key,
+                job.dependencies_key,
+                GLOBAL_STREAM,
+            ],
+            args=[
+                execution.composite_key,
+                execution.id,
+                utcformat(ended),
+                result_ttl,
+                repr(ended.timestamp()),
+                self.name,
+                value,
+                repr(execution.created_at.timestamp()),
+                repr(ended.timestamp()),
+                repr((ended - job.started_at).total_seconds()),
+                self.events.channel,
+                self.events.maxlen,
+                event_ttl,
+                json.dumps(payload, separators=(",", ":"), default=str),
+                job.id,
+            ],
+        )
+        if done == 0:
+            job._status = JobStatus.STARTED
+            return False
+        self.log.debug("Worker %s: job %s finished", self.name, job.id)
+        return True
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """A cold shutdown takes an isolated job's child down with the worker."""
+        if self._horse_pid:
+            try:
+                os.kill(self._horse_pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:
+        """Run the job in a forked child (RQ's work-horse isolation), fail it if the child dies."""
+        pid = os.fork()
+        if pid == 0:  # the child: run, record, leave without running the parent's cleanup
+            code = 0
+            try:
+                self._is_horse = True
+                self.connection.connection_pool.reset()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                self._perform(queue, job, execution)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        self._horse_pid = pid
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        self._horse_pid = 0
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return
+        job.refresh()
+        if job.get_status(refresh=False) != JobStatus.STARTED:
+            return  # the child recorded the outcome before it died
+        reason = (
+            f"the job's process was killed by signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else f"the job's process exited with status {os.WEXITSTATUS(status)}"
+        )
+        job.meta["error"] = {"type": "WorkHorseTerminated", "message": reason}
+        job.save_meta()
+        job.ended_at = now()
+        self.handle_job_failure(job, queue, exc_string=reason, execution=execution)
