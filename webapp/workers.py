@@ -25,11 +25,10 @@ from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
-from rq.utils import now, utcformat
+from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
 from webapp import fastpath
@@ -92,19 +91,21 @@ class ServiceWorker(SimpleWorker):
 
 
 class FastWorker(ServiceWorker):
-    """The service's default worker: RQ-compatible, with two Redis round trips per job.
+    """The service's default worker: RQ-compatible, one Redis round trip per plain job.
 
-    Per job it runs one CLAIM script (dequeue + started bookkeeping + `started` event)
-    and, for a plain successful job, one FINISH script (result, registries, worker
-    counters, `finished` event). Everything else (failures, `Retry` return values,
-    callbacks, repeats, rate limits, jobs that gained dependents) goes through RQ's own
-    code with the execution CLAIM created, so its behaviour stays RQ's. Heartbeats, the
-    suspension check and registry maintenance run every `periodic_interval` seconds
-    instead of around every job. Jobs from `isolated_queues` run in a forked child.
-    `threads` > 1 runs that many claim/run loops in one process (for I/O-bound jobs).
+    One STEP script per job records the outcome of the job just run (result, registries,
+    worker counters, `finished` event) and claims the next (dequeue, started bookkeeping,
+    `started` event) atomically. Anything beyond a plain success (failures, `Retry` return
+    values, callbacks, repeats, rate limits, jobs that gained dependents) goes through RQ's
+    own code with the execution STEP created, so its behaviour stays RQ's. Heartbeats, the
+    suspension check and registry maintenance run every `periodic_interval` seconds instead
+    of around every job. Jobs from `isolated_queues` run in a forked child; `threads` > 1
+    runs that many claim/run loops in one process, for jobs that mostly wait on I/O.
     """
 
     periodic_interval = 5.0
+    # Dates RQ's Job.restore parses with strptime (slow); the fast path does not need them.
+    lazy_date_fields = (b"created_at", b"enqueued_at", b"ended_at")
 
     def __init__(
         self,
@@ -119,8 +120,7 @@ class FastWorker(ServiceWorker):
         self.threads = max(1, threads)
         self.isolated_queues = frozenset(isolated_queues)
         self.wake_timeout = wake_timeout
-        self._claim_script = self.connection.register_script(fastpath.CLAIM_LUA)
-        self._finish_script = self.connection.register_script(fastpath.FINISH_LUA)
+        self._step_script = self.connection.register_script(fastpath.STEP_LUA)
         self._queue_keys = [queue.key for queue in self.queues]
         self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
         self._queues_by_name = {queue.name: queue for queue in self.queues}
@@ -162,25 +162,28 @@ class FastWorker(ServiceWorker):
     def _work_loop(self, burst: bool, max_jobs: int | None = None, periodic: bool = True) -> int:
         completed = 0
         backoff = 1.0
-        while not self._stop_requested:
+        pending = None  # a plain success whose outcome the next STEP records
+        while True:
             try:
                 if periodic:
                     self._run_periodic(burst)
+                want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
                 self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
-                claimed = self._claim()
+                status, claimed = self._step(pending, claim=want_more)
+                if pending is not None:
+                    self._after_finish(pending, status)
+                    pending = None
+                backoff = 1.0
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
-                    if burst:
+                    if not want_more or burst:
                         break
                     self._wait_for_work()
                     continue
-                self._run_claimed(*claimed)
-                self._state = WorkerStatus.IDLE
+                pending = self._run_claimed(*claimed)
                 completed += 1
-                backoff = 1.0
-                if max_jobs is not None and completed >= max_jobs:
-                    break
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                # A pending outcome is kept and sent again: STEP's finish is idempotent.
                 self._state = WorkerStatus.IDLE
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
                 time.sleep(backoff)
@@ -228,50 +231,76 @@ class FastWorker(ServiceWorker):
         finally:
             self._waiting = False
 
-    # ----- one job ----------------------------------------------------------------------
+    # ----- STEP ---------------------------------------------------------------------------
 
-    def _claim(self) -> tuple[Queue, Job, Execution] | None:
-        """Run CLAIM: the next job of the first non-empty queue, already marked started."""
+    def _step(self, pending: tuple | None, claim: bool) -> tuple[int | None, tuple | None]:
+        """Record `pending` (if any) and claim the next job (if `claim`): one round trip."""
         execution_id = uuid4().hex
         moment = now()
-        stamp = moment.timestamp()
-        reply = self._claim_script(
-            keys=[*self._queue_keys, *self._wake_keys, self.key, self.executions_key, GLOBAL_STREAM],
-            args=[
-                len(self._queue_keys),
-                self.name,
-                utcformat(moment),
-                repr(stamp),
-                execution_id,
-                DEFAULT_WORKER_TTL,
-                self.events.channel,
-                self.events.maxlen,
-                self.events.default_ttl,
-                utcnow_iso(),
-            ],
+        args = [
+            len(self._queue_keys),
+            self.name,
+            utcformat(moment),
+            repr(moment.timestamp()),
+            execution_id,
+            DEFAULT_WORKER_TTL,
+            self.events.channel,
+            self.events.maxlen,
+            self.events.default_ttl,
+            utcnow_iso(),
+            "1" if claim else "0",
+        ]
+        args.extend(pending[4] if pending is not None else [""])
+        reply = self._step_script(
+            keys=[GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys], args=args
         )
-        if not reply:
-            return None
-        index, job_id, flat = reply
+        status = reply[0]
+        if len(reply) == 1:
+            return status, None
+        index, job_id, flat = reply[1:]
         job_id = job_id.decode()
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        lazy = {field: raw.pop(field) for field in self.lazy_date_fields if field in raw}
         job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
-        job.restore(dict(zip(flat[::2], flat[1::2], strict=True)))
-        job.started_at = moment
+        job.restore(raw)
+        job._lazy_dates = lazy
+        job.started_at = job.last_heartbeat = moment
         queue = self._queues_by_name.get(job.origin) or self.queues[index - 1]
         execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = moment
         execution._job = job
         self.log.info("Worker %s: %s: %s", self.name, job.origin, job_id)
-        return queue, job, execution
+        return status, (queue, job, execution)
 
-    def _run_claimed(self, queue: Queue, job: Job, execution: Execution) -> None:
+    @staticmethod
+    def _restore_dates(job: Job) -> Job:
+        """Give the job the dates the fast path skipped, before RQ's code saves it."""
+        lazy = getattr(job, "_lazy_dates", None)
+        if lazy:
+            job.created_at = str_to_date(lazy[b"created_at"]) if lazy.get(b"created_at") else job.created_at
+            job.enqueued_at = str_to_date(lazy[b"enqueued_at"]) if lazy.get(b"enqueued_at") else None
+            job._lazy_dates = None
+        return job
+
+    def _after_finish(self, pending: tuple, status: int | None) -> None:
+        queue, job, execution, return_value, _ = pending
+        if status == 0:  # it gained dependents while it ran: RQ's own path enqueues them
+            job._status = JobStatus.STARTED
+            self._finalize_success(self._restore_dates(job), queue, execution, return_value)
+        elif status == -1:
+            self.log.warning("Worker %s: job %s was deleted while it ran; its result is dropped", self.name, job.id)
+
+    # ----- one job ----------------------------------------------------------------------
+
+    def _run_claimed(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
         if job.origin in self.isolated_queues:
             self._run_isolated(queue, job, execution)
-        else:
-            self._perform(queue, job, execution)
+            return None
+        return self._perform(queue, job, execution)
 
-    def _perform(self, queue: Queue, job: Job, execution: Execution) -> None:
-        """Run the job in this process and record its outcome."""
+    def _perform(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
+        """Run the job in this process. Returns the STEP arguments of a plain success, or
+        None once RQ's own code has recorded any other outcome."""
         job.progress_hook = self._record_progress
         in_main_thread = threading.current_thread() is threading.main_thread()
         penalty = self.death_penalty_class if in_main_thread else TimerDeathPenalty  # SIGALRM: main thread only
@@ -281,30 +310,31 @@ class FastWorker(ServiceWorker):
                 with penalty(timeout, JobTimeoutException, job_id=job.id):
                     return_value = job.perform()
             except Exception:
-                self._finalize_failure(job, queue, execution, sys.exc_info())
-                return
+                self._finalize_failure(self._restore_dates(job), queue, execution, sys.exc_info())
+                return None
             job.ended_at = now()
-            if self._can_finish_fast(job, return_value) and self._finish(job, execution, return_value):
-                return
-            # RQ's own success path (Retry, callbacks, repeats, rate limits, dependents ...)
-            self._finalize_success(job, queue, execution, return_value)
+            finish = self._finish_args(job, execution, return_value)
+            if finish is not None:
+                return queue, job, execution, return_value, finish
+            # RQ's own success path (Retry, callbacks, repeats, rate limits, result_ttl=0 ...)
+            self._finalize_success(self._restore_dates(job), queue, execution, return_value)
+            return None
 
-    def _can_finish_fast(self, job: Job, return_value) -> bool:
-        return not (
+    def _finish_args(self, job: Job, execution: Execution, return_value) -> list | None:
+        """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        if (
             isinstance(return_value, Retry)
             or job._success_callback_name
             or job.repeats_left
             or job.has_rate_limit
-            or job.get_result_ttl(self.default_result_ttl) == 0
-        )
-
-    def _finish(self, job: Job, execution: Execution, return_value) -> bool:
-        """Run FINISH; False when RQ's own success path must take over (nothing written)."""
+            or result_ttl == 0
+        ):
+            return None
         try:
             value = "" if return_value is None else b64encode(job.serializer.dumps(return_value)).decode()
         except Exception:
-            return False  # RQ's path records an unserializable value its own way
-        result_ttl = job.get_result_ttl(self.default_result_ttl)
+            return None  # RQ's path records an unserializable value its own way
         job._status = JobStatus.FINISHED
         job._result = return_value
         ended = job.ended_at
@@ -317,44 +347,20 @@ class FastWorker(ServiceWorker):
             "status": "finished",
             "at": utcnow_iso(),
         }
-        event_ttl = result_ttl if result_ttl > 0 else self.events.default_ttl
-        done = self._finish_script(
-            keys=[
-                job.key,
-                Result.get_key(job.id),
-                fastpath.FINISHED_PREFIX + job.origin,
-                fastpath.STARTED_PREFIX + job.origin,
-                fastpath.EXECUTIONS_PREFIX + job.id,
-                execution.key,
-                self.key,
-                self.executions_key,
-                job.dependents_key,
-                job.dependencies_key,
-                GLOBAL_STREAM,
-            ],
-            args=[
-                execution.composite_key,
-                execution.id,
-                utcformat(ended),
-                result_ttl,
-                repr(ended.timestamp()),
-                self.name,
-                value,
-                repr(execution.created_at.timestamp()),
-                repr(ended.timestamp()),
-                repr((ended - job.started_at).total_seconds()),
-                self.events.channel,
-                self.events.maxlen,
-                event_ttl,
-                json.dumps(payload, separators=(",", ":"), default=str),
-                job.id,
-            ],
-        )
-        if done == 0:
-            job._status = JobStatus.STARTED
-            return False
-        self.log.debug("Worker %s: job %s finished", self.name, job.id)
-        return True
+        ended_ts = repr(ended.timestamp())
+        return [
+            job.id,
+            job.origin,
+            execution.id,
+            utcformat(ended),
+            result_ttl,
+            ended_ts,
+            value,
+            repr(execution.created_at.timestamp()),
+            repr((ended - job.started_at).total_seconds()),
+            result_ttl if result_ttl > 0 else self.events.default_ttl,
+            json.dumps(payload, separators=(",", ":"), default=str),
+        ]
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """A cold shutdown takes an isolated job's child down with the worker."""
@@ -365,27 +371,25 @@ class FastWorker(ServiceWorker):
                 pass
 
     def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:
-        """Run the job in a forked child (RQ's work-horse isolation), fail it if the child dies."""
+        """Run the job in a forked child (RQ's work-horse isolation); fail it if the child dies."""
         pid = os.fork()
-        if pid == 0:  # the child: run, record, leave without running the parent's cleanup
+        if pid == 0:  # the child: run, record, leave without the parent's cleanup
             code = 0
             try:
                 self._is_horse = True
                 self.connection.connection_pool.reset()
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                self._perform(queue, job, execution)
+                pending = self._perform(queue, job, execution)
+                if pending is not None:
+                    status, _ = self._step(pending, claim=False)
+                    self._after_finish(pending, status)
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
         self._horse_pid = pid
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
+        _, status = os.waitpid(pid, 0)
         self._horse_pid = 0
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return
