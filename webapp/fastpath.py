@@ -10,7 +10,8 @@ installed RQ so an incompatible RQ upgrade fails loudly.
 Both are one script, STEP, called once per job: it FINISHes the job just run (if any) and
 CLAIMs the next, so a busy worker makes one round trip per job. CLAIM is atomic: the job id
 leaves its queue list and enters the started registry in the same script, so a job is always
-either queued or registered as started, never only in a worker's memory (RQ's multi-queue `BLPOP` leaves that window open).
+either queued or registered as started, never only in a worker's memory (RQ's multi-queue
+`BLPOP` leaves that window open).
 
 Wake-up lists (`jobsvc:wake:<queue>`): an enqueuer pushes a token beside the job; an idle
 worker blocks on its queues' wake lists. CLAIM keeps at most one token per queued job and at
@@ -42,7 +43,6 @@ EXECUTION_PREFIX = f"{RQ_KEY_PREFIX}:execution:"
 def wake_key(queue_name: str) -> str:
     """The wake-up list an enqueuer pushes to beside a job for `queue_name`."""
     return WAKE_PREFIX + queue_name
-
 
 
 # KEYS: global event stream, worker hash, worker execution index, the queue lists in
