@@ -56,17 +56,20 @@ def wait_idle(connection: Redis, blocked: int, process: ServiceProcess, timeout:
     wait_until(idle, timeout, what="idle workers")
 
 
-def enqueue_rq_jobs(connection: Redis, n: int) -> list[tuple[str, int]]:
-    """N `add` jobs as the service writes them (JSON serializer, meta name); returns (id, sum)."""
+def enqueue_rq_jobs(connection: Redis, n: int, sleep: float | None = None) -> list[tuple[str, object]]:
+    """N `add` jobs (or `sleep` jobs) as the service writes them (JSON serializer, meta name);
+    returns (id, expected return value) pairs."""
     queue = Queue("default", connection=connection, serializer=JSONSerializer)
     expected = []
     for start in range(0, n, 500):
         with connection.pipeline() as pipe:
             for i in range(start, min(n, start + 500)):
-                job = queue.enqueue_call(
-                    func="jobs.basic.add", args=(i, 1), result_ttl=3600, meta={"name": "add"}, pipeline=pipe
-                )
-                expected.append((job.id, i + 1))
+                if sleep is None:
+                    func, args, name, want = "jobs.basic.add", (i, 1), "add", i + 1
+                else:
+                    func, args, name, want = "jobs.basic.sleep", (sleep,), "sleep", {"slept": sleep}
+                job = queue.enqueue_call(func=func, args=args, result_ttl=3600, meta={"name": name}, pipeline=pipe)
+                expected.append((job.id, want))
             pipe.execute()
     connection.rename(queue.key, STAGING)
     return expected
@@ -106,14 +109,20 @@ def verify(connection: Redis, kind: str, expected: list[tuple[str, int]]) -> int
     return len(expected)
 
 
-def drain(url: str, kind: str, n: int, processes: int = 1, worker_env: dict | None = None) -> dict:
+def drain(
+    url: str, kind: str, n: int, processes: int = 1, worker_env: dict | None = None, sleep: float | None = None
+) -> dict:
     """One measured drain of `n` jobs; returns rates and per-job costs."""
     connection = Redis.from_url(url)
     connection.flushall()
-    expected = (enqueue_handwritten_jobs if kind == "handwritten" else enqueue_rq_jobs)(connection, n)
+    if kind == "handwritten":
+        expected = enqueue_handwritten_jobs(connection, n)
+    else:
+        expected = enqueue_rq_jobs(connection, n, sleep)
     worker = start_worker(kind, url, processes, **(worker_env or {}))
     try:
-        wait_idle(connection, processes, worker)
+        threads = int((worker_env or {}).get("WORKER_THREADS", "1"))
+        wait_idle(connection, processes * threads, worker)
         time.sleep(0.2)  # let start-up maintenance settle
         counters = RedisCounters(connection)
         target = handwritten.QUEUE if kind == "handwritten" else Queue("default", connection=connection).key
