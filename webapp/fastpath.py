@@ -21,6 +21,7 @@ up; jobs pushed by plain RQ code (no token) are found by the idle wait's short t
 
 from __future__ import annotations
 
+from redis import Redis
 from rq.defaults import RQ_KEY_PREFIX
 from rq.executions import ExecutionRegistry
 from rq.job import Job
@@ -38,6 +39,12 @@ STARTED_PREFIX = StartedJobRegistry.key_template.format("")
 FINISHED_PREFIX = FinishedJobRegistry.key_template.format("")
 EXECUTIONS_PREFIX = ExecutionRegistry.key_template.format("")
 EXECUTION_PREFIX = f"{RQ_KEY_PREFIX}:execution:"
+# A job's dependents / dependencies sets, as (before id, after id): RQ 3.0 writes the latter
+# with a doubled colon (`rq:job::<id>:dependencies`), so both are taken from RQ itself.
+_probe = Job("PROBE", connection=Redis())
+DEPENDENTS_KEY = tuple(_probe.dependents_key.split("PROBE"))
+DEPENDENCIES_KEY = tuple(_probe.dependencies_key.split("PROBE"))
+del _probe
 
 
 def wake_key(queue_name: str) -> str:
@@ -69,7 +76,8 @@ end
 local function finish()
   local job_id, origin, execution_id = ARGV[12], ARGV[13], ARGV[14]
   local job_key = '{JOB_PREFIX}' .. job_id
-  if redis.call('SCARD', job_key .. ':dependents') > 0 then return 0 end
+  local dependents = '{DEPENDENTS_KEY[0]}' .. job_id .. '{DEPENDENTS_KEY[1]}'
+  if redis.call('SCARD', dependents) > 0 then return 0 end
   local composite = job_id .. ':' .. execution_id
   -- a retry after a lost reply: the first call did it all
   if redis.call('EXISTS', '{EXECUTION_PREFIX}' .. composite) == 0
@@ -78,9 +86,11 @@ local function finish()
   redis.call('ZREM', '{STARTED_PREFIX}' .. origin, composite)
   redis.call('ZREM', '{EXECUTIONS_PREFIX}' .. job_id, execution_id)
   redis.call('SREM', KEYS[3], composite)
-  redis.call('HINCRBY', KEYS[2], 'successful_job_count', 1)
-  redis.call('HINCRBYFLOAT', KEYS[2], 'total_working_time', ARGV[20])
-  redis.call('HSET', KEYS[2], 'state', 'idle')
+  if redis.call('EXISTS', KEYS[2]) == 1 then  -- never recreate an expired worker hash in part
+    redis.call('HINCRBY', KEYS[2], 'successful_job_count', 1)
+    redis.call('HINCRBYFLOAT', KEYS[2], 'total_working_time', ARGV[20])
+    redis.call('HSET', KEYS[2], 'state', 'idle')
+  end
   if redis.call('EXISTS', job_key) == 0 then return -1 end
   local ttl = tonumber(ARGV[16])
   redis.call('HSET', job_key, 'status', 'finished', 'ended_at', ARGV[15], 'last_heartbeat', ARGV[15])
@@ -98,8 +108,8 @@ local function finish()
     redis.call('EXPIRE', result_key, ttl)
     redis.call('ZADD', '{FINISHED_PREFIX}' .. origin, math.floor(tonumber(ARGV[17])) + ttl, job_id)
     redis.call('EXPIRE', job_key, ttl)
-    redis.call('EXPIRE', job_key .. ':dependents', ttl)
-    redis.call('EXPIRE', job_key .. ':dependencies', ttl)
+    redis.call('EXPIRE', dependents, ttl)
+    redis.call('EXPIRE', '{DEPENDENCIES_KEY[0]}' .. job_id .. '{DEPENDENCIES_KEY[1]}', ttl)
   end
   append_event(job_id, ARGV[22], ARGV[21])
   return 1
@@ -131,8 +141,10 @@ local function claim()
         redis.call('ZADD', '{STARTED_PREFIX}' .. origin, math.floor(now_ts) + ttl, composite)
         redis.call('SADD', KEYS[3], composite)
         redis.call('EXPIRE', KEYS[3], ttl + 60)
-        redis.call('HSET', KEYS[2], 'state', 'busy', 'last_heartbeat', now_text)
-        if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
+        if redis.call('EXISTS', KEYS[2]) == 1 then
+          redis.call('HSET', KEYS[2], 'state', 'busy', 'last_heartbeat', now_text)
+          if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
+        end
         redis.call('HSET', job_key, 'status', 'started', 'started_at', now_text, 'last_heartbeat', now_text,
           'worker_name', worker_name)
         redis.call('PERSIST', job_key)

@@ -170,12 +170,13 @@ class FastWorker(ServiceWorker):
                 want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
                 self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
                 status, claimed = self._step(pending, claim=want_more)
-                if pending is not None:
-                    self._after_finish(pending, status)
-                    pending = None
+                handed_to_rq = pending is not None and self._after_finish(pending, status)
+                pending = None
                 backoff = 1.0
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
+                    if handed_to_rq and want_more:
+                        continue  # RQ's path may have enqueued dependents (without a wake token)
                     if not want_more or burst:
                         break
                     self._wait_for_work()
@@ -282,13 +283,16 @@ class FastWorker(ServiceWorker):
             job._lazy_dates = None
         return job
 
-    def _after_finish(self, pending: tuple, status: int | None) -> None:
+    def _after_finish(self, pending: tuple, status: int | None) -> bool:
+        """Hand a job STEP did not finish to RQ's own success path; True if it did so."""
         queue, job, execution, return_value, _ = pending
-        if status == 0:  # it gained dependents while it ran: RQ's own path enqueues them
+        if status == 0:  # it has dependents: RQ's own path enqueues them
             job._status = JobStatus.STARTED
             self._finalize_success(self._restore_dates(job), queue, execution, return_value)
-        elif status == -1:
+            return True
+        if status == -1:
             self.log.warning("Worker %s: job %s was deleted while it ran; its result is dropped", self.name, job.id)
+        return False
 
     # ----- one job ----------------------------------------------------------------------
 
