@@ -106,6 +106,8 @@ class FastWorker(ServiceWorker):
     periodic_interval = 5.0
     # Dates RQ's Job.restore parses with strptime (slow); the fast path does not need them.
     lazy_date_fields = (b"created_at", b"enqueued_at", b"ended_at")
+    # Set from the claim's own clock instead of being parsed back.
+    skipped_fields = (b"started_at", b"last_heartbeat")
 
     def __init__(
         self,
@@ -252,9 +254,7 @@ class FastWorker(ServiceWorker):
             "1" if claim else "0",
         ]
         args.extend(pending[4] if pending is not None else [""])
-        reply = self._step_script(
-            keys=[GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys], args=args
-        )
+        reply = self._call_step(args)
         status = reply[0]
         if len(reply) == 1:
             return status, None
@@ -262,7 +262,11 @@ class FastWorker(ServiceWorker):
         job_id = job_id.decode()
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
         lazy = {field: raw.pop(field) for field in self.lazy_date_fields if field in raw}
-        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
+        for field in self.skipped_fields:
+            raw.pop(field, None)
+        # serializer=None skips RQ's Protocol isinstance check (~20 µs); the real one is set next
+        job = self.job_class(job_id, connection=self.connection, serializer=None)
+        job.serializer = self.serializer
         job.restore(raw)
         job._lazy_dates = lazy
         job.started_at = job.last_heartbeat = moment
@@ -270,8 +274,25 @@ class FastWorker(ServiceWorker):
         execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = moment
         execution._job = job
-        self.log.info("Worker %s: %s: %s", self.name, job.origin, job_id)
+        # per-job lines are DEBUG: the events stream (`flask listen`) is the job-by-job record
+        self.log.debug("Worker %s: %s: %s", self.name, job.origin, job_id)
         return status, (queue, job, execution)
+
+    def _call_step(self, args: list) -> list:
+        """EVALSHA straight on a pooled connection: redis-py's generic command path (retry
+        wrappers, option parsing) costs about a tenth of a job's CPU. Redis errors and a
+        flushed script cache (NOSCRIPT, after a Redis restart) go through redis-py itself."""
+        keys = [GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys]
+        pool = self.connection.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            pass
+        finally:
+            pool.release(connection)
+        return self._step_script(keys=keys, args=args)
 
     @staticmethod
     def _restore_dates(job: Job) -> Job:
