@@ -109,6 +109,9 @@ def report(data: dict) -> str:
     add(f"jobsvc benchmark — {data['when']} — rounds {data['rounds']}, N {data['jobs']} (medians of rounds)")
     m = data["machine"]
     add(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['redis']}")
+    if "load_average_start" in data:
+        start, end = data["load_average_start"][0], data.get("load_average_end", [float("nan")])[0]
+        add(f"load average (1 min) at start {start:.2f}, at end {end:.2f}: other work on the machine skews absolutes")
     if "http" in data:
         cases = data["http"]["cases"]
         h = {name: medians(runs, list(runs[0].keys() - {"socket_errors"})) for name, runs in cases.items()}
@@ -132,6 +135,17 @@ def report(data: dict) -> str:
             f"POST /api/jobs ÷ plain {ratio(h['enqueue']['req_per_s'], h['plain']['req_per_s']):.2f} (target ≥ 0.6), "
             f"÷ one-LPUSH {ratio(h['enqueue']['req_per_s'], h['lpush']['req_per_s']):.2f} (≈ 0.87); "
             f"GET /api/jobs/<id> ÷ one-GET {ratio(h['status']['req_per_s'], h['get']['req_per_s']):.2f} (target ≥ 0.8)"
+        )
+        sync = {
+            name: medians(runs, list(runs[0].keys() - {"socket_errors"}))
+            for name, runs in data["http"]["sync_cases"].items()
+        }
+        add(
+            f"same routes, gunicorn sync workers (WEB_WORKER_CLASS=sync, 2 processes): plain "
+            f"{sync['plain']['req_per_s']:.0f} req/s (p99 {sync['plain']['p99_ms']:.2f} ms), POST /api/jobs "
+            f"{sync['enqueue']['req_per_s']:.0f} req/s (p99 {sync['enqueue']['p99_ms']:.2f} ms, "
+            f"{sync['enqueue']['cpu_ms_per_request']:.3f} ms CPU), ratio "
+            f"{ratio(sync['enqueue']['req_per_s'], sync['plain']['req_per_s']):.2f}"
         )
         created = sum(run["jobs_created"] for run in data["http"]["cases"]["enqueue"])
         add(
@@ -233,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": options.rounds,
         "jobs": options.jobs,
         "machine": machine(),
+        "load_average_start": os.getloadavg(),
     }
     try:
         if "http" in sections:
@@ -255,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             data.setdefault("memory", {}).update(run_memory(server.url))
     finally:
         server.cleanup()
+    data["load_average_end"] = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     stamp = data["when"].replace(":", "").replace("-", "")
     text = report(data)

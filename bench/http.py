@@ -105,7 +105,21 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
     finally:
         web.stop()
         time.sleep(0.2)
+    # the same two routes under gunicorn's sync workers, to choose the worker class by measurement
+    sync_results: dict[str, list[dict]] = {"plain": [], "enqueue": []}
+    web, base = start_web(
+        redis_url, BENCH_ROUTES="1", SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync"
+    )
+    try:
+        run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)
+        for _ in range(rounds):
+            for name in sync_results:
+                method, path, body = cases[name]
+                sync_results[name].append(measure(web.pid, base + path, method, body, seconds))
+    finally:
+        web.stop()
     return {
+        "sync_cases": sync_results,
         "cases": results,
         "jobs_in_queue": len(ids),
         "accepted_2xx": accepted,
