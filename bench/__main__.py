@@ -59,6 +59,7 @@ def run_drains(url: str, rounds: int, n: int, log) -> dict:
         "rq-simple": dict(kind="rq-simple", n=n),
         "rq-fork": dict(kind="rq-fork", n=fork_n),
         "service-isolated": dict(kind="service", n=fork_n, worker_env={"WORKER_ISOLATED_QUEUES": "default"}),
+        "handwritten-2-processes": dict(kind="handwritten", n=n, processes=2),
         "service-2-processes": dict(kind="service", n=n, processes=2),
         "service-4-processes": dict(kind="service", n=n, processes=4),
         "io-1-thread": dict(kind="service", n=io_n, sleep=0.02),
@@ -189,6 +190,8 @@ def report(data: dict) -> str:
         one = d["service"]["jobs_per_s"]
         for p, name in ((1, "service"), (2, "service-2-processes"), (4, "service-4-processes")):
             add(f"  P={p}: {d[name]['jobs_per_s']:7.0f} jobs/s  ×{ratio(d[name]['jobs_per_s'], one):.2f}")
+        hand2 = d["handwritten-2-processes"]["jobs_per_s"]
+        add(f"  hand-written, 2 processes: {hand2:7.0f} jobs/s  ×{ratio(hand2, hand):.2f} (what this machine allows)")
         add("  target: 2 processes ≥ 1.7 × one")
         add("")
         add("I/O-bound jobs (sleep 20 ms each), one process")

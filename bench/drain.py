@@ -37,7 +37,7 @@ def worker_command(kind: str, url: str, processes: int) -> list[str]:
     if kind == "service":
         return [sys.executable, "worker.py", "--processes", str(processes)]
     if kind == "handwritten":
-        return [sys.executable, "-m", "bench.handwritten", url]
+        return [sys.executable, "-m", "bench.handwritten", url, str(processes)]
     return [sys.executable, "-m", "bench.rqworker", url, kind.removeprefix("rq-")]
 
 
