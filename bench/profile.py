@@ -30,9 +30,12 @@ def summarize(raw: Path, top: int) -> str:
         stack, _, count = line.rpartition(" ")
         samples = int(count)
         total += samples
-        for frame in set(stack.split(";")):
+        functions = set()
+        for frame in stack.split(";"):
             name, _, where = frame.partition(" (")
-            inclusive[f"{name} ({where.rsplit('/', 1)[-1]}"] += samples
+            functions.add(f"{name} ({where.rsplit('/', 1)[-1].split(':')[0]})")
+        for function in functions:
+            inclusive[function] += samples
     lines = [f"{total} samples (Python running, GIL held)"]
     for frame, samples in inclusive.most_common(top):
         lines.append(f"{samples * 100 / total:5.1f}%  {frame}")
@@ -51,15 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         connection = Redis.from_url(server.url)
         enqueue_rq_jobs(connection, options.jobs)
         worker = start_worker(options.kind, server.url)
+        seconds = options.seconds
         try:
             wait_idle(connection, 1, worker)
             pid = process_tree(worker.pid)[-1]  # the job-running process
             raw = Path(tempfile.mkstemp(prefix="jobsvc-profile-", suffix=".txt")[1])
             command = ["py-spy", "record", "--gil", "-r", "1000", "-f", "raw", "-o", str(raw), "-p", str(pid)]
             spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / command[0]), *command[1:], "-d", str(options.seconds)],
+                [str(Path(sys.executable).parent / command[0]), *command[1:], "-d", str(max(1, round(seconds)))],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
             )
             time.sleep(1)
             with connection.pipeline() as pipe:
