@@ -243,3 +243,34 @@ def test_threads_run_io_bound_jobs_side_by_side(redis_server, redis_conn, queues
         assert max(job.started_at for job in done) < min(job.ended_at for job in done)
     finally:
         process.stop()
+
+
+def test_the_worker_carries_on_after_redis_restarts(app):
+    from redis import Redis
+
+    from tests.servers import RedisServer
+
+    server = RedisServer(appendonly=True).start()
+    process = start_worker(server.url, WORKER_WAKE_TIMEOUT="0.5")
+    try:
+        connection = Redis.from_url(server.url)
+        queue = Queue("default", connection=connection, serializer=JSONSerializer)
+        assert wait_status(enqueue(queue), ("finished",)).return_value() == 3
+        server.kill()  # the worker loses Redis (and its loaded script) while idle
+        time.sleep(1.0)
+        server.start()
+        connection = Redis.from_url(server.url)
+        queue = Queue("default", connection=connection, serializer=JSONSerializer)
+        job = enqueue(queue, args=(20, 22))
+        assert wait_status(job, ("finished",), timeout=40).return_value() == 42, process.output()[-2000:]
+        assert process.process.poll() is None
+    finally:
+        process.stop()
+        server.cleanup()
+
+
+def test_step_reloads_its_script_after_a_script_flush(worker, queues, redis_conn):
+    job = enqueue(queues["default"])
+    redis_conn.script_flush()  # as after a Redis restart without persistence
+    _, (_, claimed, _) = worker._step(None, claim=True)
+    assert claimed.id == job.id
