@@ -211,6 +211,18 @@ def test_worker_processes_are_listed_by_rq(redis_server, redis_conn, queues):
         assert len(workers) == 2
         assert {w.queue_names()[0] for w in workers} == {"high"}
         assert sum(w.successful_job_count for w in workers) == 1
+        # `rq info` (RQ's own CLI) lists them too
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        rq_cli = str(Path(sys.executable).parent / "rq")
+        info = subprocess.run(
+            [rq_cli, "info", "-u", redis_server.url, "-S", "json"], capture_output=True, text=True, timeout=60
+        )
+        assert info.returncode == 0, info.stderr
+        assert all(w.name in info.stdout for w in workers), info.stdout
+        assert "2 workers" in info.stdout, info.stdout
     finally:
         process.stop()
 

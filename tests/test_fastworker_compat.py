@@ -45,7 +45,7 @@ def nothing() -> None:
     """A job without a return value."""
 
 
-def snapshot(redis_conn, job: Job) -> dict:
+def snapshot(redis_conn, job: Job, queue: str) -> dict:
     """What a run left in Redis, with ids replaced so two runs compare."""
     keys = {UUID.sub("<id>", key.decode()) for key in redis_conn.keys("rq:*")}
     keys = {key for key in keys if not key.startswith("rq:worker")}
@@ -57,22 +57,23 @@ def snapshot(redis_conn, job: Job) -> dict:
         "status": redis_conn.hget(job.key, "status"),
         "job_ttl_set": redis_conn.ttl(job.key) > 0,
         "result_ttl_set": redis_conn.ttl(Result.get_key(job.id)) > 0,
-        "finished_registry": redis_conn.zrange(FinishedJobRegistry("default", connection=redis_conn).key, 0, -1),
-        "started_registry": redis_conn.zrange("rq:wip:default", 0, -1),
+        "finished_registry": redis_conn.zrange(FinishedJobRegistry(queue, connection=redis_conn).key, 0, -1),
+        "started_registry": redis_conn.zrange(f"rq:wip:{queue}", 0, -1),
     }
 
 
 @pytest.mark.parametrize("with_return_value", [True, False])
 def test_a_job_run_by_fastworker_looks_like_one_run_by_rqs_simpleworker(app, redis_conn, with_return_value):
     func, args = ("jobs.basic.add", (2, 3)) if with_return_value else ("tests.test_fastworker_compat.nothing", ())
-    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+    # a queue of its own: no other worker on this Redis can take the job
+    queue = Queue("compat", connection=redis_conn, serializer=JSONSerializer)
     views = []
     for worker_class in (SimpleWorker, FastWorker):
         redis_conn.flushall()
         job = queue.enqueue_call(func=func, args=args, job_id="the-job", result_ttl=600, meta={"name": "x"})
         options = {"app": app} if worker_class is FastWorker else {}
         worker_class([queue], connection=redis_conn, serializer=JSONSerializer, **options).work(burst=True)
-        view = snapshot(redis_conn, job)
+        view = snapshot(redis_conn, job, queue.name)
         view["finished_registry"] = [entry.decode() for entry in view["finished_registry"]]
         view["return_value"] = Job.fetch(job.id, connection=redis_conn, serializer=JSONSerializer).return_value()
         views.append(view)
@@ -81,6 +82,6 @@ def test_a_job_run_by_fastworker_looks_like_one_run_by_rqs_simpleworker(app, red
     assert fast_view["return_value"] == rq_view["return_value"]
     assert fast_view["result_fields"] == rq_view["result_fields"]
     assert fast_view["job_fields"] >= rq_view["job_fields"], rq_view["job_fields"] - fast_view["job_fields"]
-    assert fast_view["keys"] == rq_view["keys"]
+    assert fast_view["keys"] == rq_view["keys"], (fast_view, rq_view)
     for name in ("job_ttl_set", "result_ttl_set", "finished_registry", "started_registry"):
-        assert fast_view[name] == rq_view[name], name
+        assert fast_view[name] == rq_view[name], (name, fast_view, rq_view)
