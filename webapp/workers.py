@@ -172,7 +172,7 @@ class FastWorker(ServiceWorker):
                 want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
                 self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
                 status, claimed = self._step(pending, claim=want_more)
-                handed_to_rq = pending is not None and self._after_finish(pending, status)
+                handed_to_rq = pending is not None and self._hand_over(pending, status)
                 pending = None
                 backoff = 1.0
                 if claimed is None:
@@ -188,6 +188,8 @@ class FastWorker(ServiceWorker):
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 # A pending outcome is kept and sent again: STEP's finish is idempotent.
                 self._state = WorkerStatus.IDLE
+                if self._stop_requested and pending is None:
+                    break  # stopping, nothing in hand: no need to wait for Redis
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -303,6 +305,16 @@ class FastWorker(ServiceWorker):
             job.enqueued_at = str_to_date(lazy[b"enqueued_at"]) if lazy.get(b"enqueued_at") else None
             job._lazy_dates = None
         return job
+
+    def _hand_over(self, pending: tuple, status: int | None) -> bool:
+        """`_after_finish`, keeping the loop (and the job STEP just claimed) alive when Redis
+        fails inside RQ's path: that job then stays in the started registry, where RQ's
+        registry cleanup finds it, as it would after a crash of RQ's own worker."""
+        try:
+            return self._after_finish(pending, status)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self.log.exception("Worker %s: could not record the outcome of job %s", self.name, pending[1].id)
+            return False
 
     def _after_finish(self, pending: tuple, status: int | None) -> bool:
         """Hand a job STEP did not finish to RQ's own success path; True if it did so."""
