@@ -6,6 +6,8 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("WEB_THREADS", "8"))
+# gevent: concurrent connections per process, long-lived event streams included.
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))
 # Heroku and most platforms allow 30 s between SIGTERM and SIGKILL.
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "25"))
 timeout = 30

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+from webapp import api, cli, config, dashboard, errors, hub, pages, redis_client, service, streams
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -26,7 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)
+    hub.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(streams.bp)
     return app
