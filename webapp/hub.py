@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import deque
 from datetime import UTC, datetime
 
@@ -80,6 +79,7 @@ class Hub:
         self._reader_pid: int | None = None
         self._reader_config = config
         self.connected = threading.Event()
+        self._closed = threading.Event()
         self.subscriptions_made = 0  # times the subscription was confirmed (1 + reconnects)
 
     # -- clients -----------------------------------------------------------------------
@@ -142,6 +142,13 @@ class Hub:
             self._reader_pid = os.getpid()
         return self._reader
 
+    def close(self) -> None:
+        """Stop listening (within a few seconds) and drop the read connections."""
+        self._closed.set()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader.connection_pool.disconnect()
+
     # -- the listening thread ------------------------------------------------------------
 
     def _ensure_running(self) -> None:
@@ -159,7 +166,7 @@ class Hub:
 
     def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed.is_set():
             confirmed_before = self.subscriptions_made
             client = Redis.from_url(
                 self.redis_url,
@@ -172,8 +179,8 @@ class Hub:
             pubsub = client.pubsub()
             try:
                 pubsub.subscribe(self.events_channel, self.demo_channel)
-                while True:
-                    message = pubsub.get_message(timeout=5.0)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._dispatch(message)
             except (RedisError, OSError) as exc:
@@ -192,7 +199,7 @@ class Hub:
             # Whatever was published meanwhile is in the streams: clients re-read on reconnect.
             if self.subscriptions_made > confirmed_before:
                 backoff = 0.1  # it had worked: retry soon; otherwise back off up to 5 s
-            time.sleep(backoff)
+            self._closed.wait(backoff)
             backoff = min(backoff * 2, 5.0)
 
     def _dispatch(self, message: dict) -> None:
