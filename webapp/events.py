@@ -201,6 +201,11 @@ def abandoned_handler(events: EventLog, names_by_path: dict[str, str] | None = N
     return on_exception
 
 
+def sse_frame(event: dict) -> str:
+    """One event as a Server-Sent Events frame: its id, its name, its JSON on one line."""
+    return f"id: {event['id']}\nevent: {event['event']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
 def decode_entry(entry_id: bytes | str, fields: dict) -> dict:
     """Turn a stream entry into the event dict clients see (id first)."""
     event_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

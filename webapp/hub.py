@@ -10,8 +10,12 @@ client reads its stream after the last id it delivered. So a lost notification (
 restarting, the subscription being re-made) costs only latency: whenever the subscription is
 (re)confirmed, every client is woken to re-read, and clients also re-read periodically.
 
-Stream reads go through a small blocking connection pool owned by the hub, so a burst of
-woken clients waits for one of a few connections instead of opening one each.
+Live clients of the same stream share its reads: a `StreamTail` keeps the stream's recent
+entries (rendered once as SSE frames) and is refreshed by whichever client needs it first
+after a wake-up, so one published event costs one XRANGE per stream and process, not one
+per client. Clients further behind (a replay, a resume) read Redis themselves, through a
+small blocking connection pool owned by the hub: a burst of clients waits for one of a few
+connections instead of opening one each.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime
 
@@ -29,9 +34,76 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from webapp.events import decode_entry, format_event_id, parse_event_id, sse_frame
+
 log = logging.getLogger("webapp.hub")
 
 DEMO_BACKLOG = 256  # demo messages kept per slow client before the oldest are dropped
+TAIL_SIZE = 512  # recent entries a StreamTail keeps
+BATCH = 200  # entries per stream read; a client far behind catches up in several reads
+
+EventId = tuple[int, int]
+Entry = tuple[EventId, dict, str]  # (id, event, SSE frame)
+
+
+def read_entries(reader: Redis, key: str, after: EventId | None, count: int = BATCH) -> list[Entry]:
+    """Up to `count` entries of stream `key` after `after` (from its start when None)."""
+    start = "-" if after is None else "(" + format_event_id(after)
+    entries = []
+    for entry_id, fields in reader.xrange(key, min=start, max="+", count=count):
+        event = decode_entry(entry_id, fields)
+        entries.append((parse_event_id(event["id"]), event, sse_frame(event)))
+    return entries
+
+
+class StreamTail:
+    """The recent entries of one stream, shared by this process's live clients of it.
+
+    It covers the ids in (`base`, `top`], contiguously: it only ever reads after `top`.
+    A read is skipped when one that started after the caller's wake-up already happened
+    (`Hub.publications` counts notifications, so a read that began when the count was at
+    least the caller's saw every event the caller was woken for).
+    """
+
+    def __init__(self, key: str):
+        self.key = key
+        self.lock = threading.Lock()
+        self.entries: deque[Entry] = deque()
+        self.base: EventId | None = None
+        self.top: EventId | None = None
+        self.read_seq = -1
+        self.read_at = 0.0
+        self.more = False
+        self.users = 0
+
+    def after(self, reader: Redis, last: EventId | None, seq: int, max_age: float) -> tuple[list[Entry], bool] | None:
+        """Entries after `last` and whether more may follow; None if `last` is before the tail."""
+        with self.lock:
+            if self.base is None:
+                if last is None:
+                    return None
+                self.base = self.top = last  # the first client's position starts the tail
+            if last is None or last < self.base:
+                return None
+            if self.more or self.read_seq < seq or time.monotonic() - self.read_at > max_age:
+                self._refresh(reader, seq)
+            newer = []
+            for entry in reversed(self.entries):  # live clients want the last few: scan from the end
+                if entry[0] <= last:
+                    break
+                newer.append(entry)
+            newer.reverse()
+            return newer, self.more
+
+    def _refresh(self, reader: Redis, seq: int) -> None:
+        read_at = time.monotonic()
+        fresh = read_entries(reader, self.key, self.top)
+        self.read_seq, self.read_at, self.more = seq, read_at, len(fresh) == BATCH
+        self.entries.extend(fresh)
+        if fresh:
+            self.top = fresh[-1][0]
+        while len(self.entries) > TAIL_SIZE:
+            self.base = self.entries.popleft()[0]
 
 
 class Subscription:
@@ -78,6 +150,8 @@ class Hub:
         self._reader: Redis | None = None
         self._reader_pid: int | None = None
         self._reader_config = config
+        self._tails: dict[str, StreamTail] = {}
+        self.publications = 0  # notifications received (and resubscriptions): see StreamTail
         self.connected = threading.Event()
         self._closed = threading.Event()
         self.subscriptions_made = 0  # times the subscription was confirmed (1 + reconnects)
@@ -119,6 +193,21 @@ class Hub:
                     waiting.discard(subscription)
                     if not waiting:
                         del self._by_job[subscription.job_id]
+
+    def tail(self, key: str) -> StreamTail:
+        """The shared tail of stream `key`; give it back with `release_tail`."""
+        with self._lock:
+            tail = self._tails.get(key)
+            if tail is None:
+                tail = self._tails[key] = StreamTail(key)
+            tail.users += 1
+            return tail
+
+    def release_tail(self, tail: StreamTail) -> None:
+        with self._lock:
+            tail.users -= 1
+            if tail.users <= 0 and self._tails.get(tail.key) is tail:
+                del self._tails[tail.key]
 
     def client_count(self) -> int:
         with self._lock:
@@ -211,6 +300,7 @@ class Hub:
                 # Confirmed (again): events published before now are in the streams, so
                 # every job-event client re-reads once; from here on, wake-ups arrive.
                 self.subscriptions_made += 1
+                self.publications += 1
                 self.connected.set()
                 self._wake(self._all_job_subscriptions())
             return
@@ -224,6 +314,7 @@ class Hub:
             except (ValueError, AttributeError):
                 return
             with self._lock:
+                self.publications += 1
                 targets = list(self._all_jobs)
                 targets.extend(self._by_job.get(job_id, ()))
             self._wake(targets)

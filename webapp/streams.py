@@ -32,16 +32,13 @@ from webapp.events import (
     job_stream_key,
     parse_event_id,
 )
-from webapp.hub import Hub, Subscription, get_hub
+from webapp.hub import BATCH, Entry, EventId, Hub, StreamTail, Subscription, get_hub, read_entries
 from webapp.jobstore import check_job_id
 from webapp.service import get_service
 
 log = logging.getLogger("webapp.streams")
 
 bp = Blueprint("streams", __name__, url_prefix="/api")
-
-BATCH = 200  # entries per stream read; a client far behind catches up in several reads
-EventId = tuple[int, int]
 
 
 # -- request parsing --------------------------------------------------------------------
@@ -111,17 +108,14 @@ def gap_frame(info: dict | None, requested: EventId | None) -> str | None:
     return f"event: gap\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def event_frame(event: dict) -> str:
-    return f"id: {event['id']}\nevent: {event['event']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
-
-
 class EventStream:
-    """A streaming body that unsubscribes from the hub when closed, even if never iterated."""
+    """A streaming body that gives back its hub resources when closed, even if never iterated."""
 
-    def __init__(self, hub: Hub, subscription: Subscription, frames: Iterator[str]):
+    def __init__(self, hub: Hub, subscription: Subscription, frames: Iterator[str], tail: StreamTail | None = None):
         self.hub = hub
         self.subscription = subscription
         self.frames = frames
+        self.tail = tail
 
     def __iter__(self):
         return self.frames
@@ -131,10 +125,12 @@ class EventStream:
             self.frames.close()
         finally:
             self.hub.unsubscribe(self.subscription)
+            if self.tail is not None:
+                self.hub.release_tail(self.tail)
 
 
-def sse_response(hub: Hub, subscription: Subscription, frames: Iterator[str]) -> Response:
-    response = Response(EventStream(hub, subscription, frames), mimetype="text/event-stream")
+def sse_response(body: EventStream) -> Response:
+    response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # tell nginx-like proxies not to buffer
     return response
@@ -148,14 +144,22 @@ class Follow:
         self.subscription = subscription
         self.key = key
         self.last = last
+        self.tail = hub.tail(key)
         self.heartbeat = float(config["HEARTBEAT_INTERVAL"])
         self.poll = float(config["SSE_POLL_INTERVAL"])
         self.retry_ms = int(config["SSE_RETRY_MS"])
 
-    def read(self) -> list[dict]:
-        start = "-" if self.last is None else "(" + format_event_id(self.last)
-        entries = self.hub.reader.xrange(self.key, min=start, max="+", count=BATCH)
-        return [decode_entry(entry_id, fields) for entry_id, fields in entries]
+    def read(self) -> tuple[list[Entry], bool]:
+        """Entries after the last one sent: from the shared tail when live, else from Redis."""
+        seq = self.hub.publications  # before reading: see StreamTail
+        shared = self.tail.after(self.hub.reader, self.last, seq, max_age=self.poll / 2)
+        if shared is not None:
+            return shared
+        entries = read_entries(self.hub.reader, self.key, self.last)
+        return entries, len(entries) == BATCH
+
+    def body(self, frames: Iterator[str]) -> EventStream:
+        return EventStream(self.hub, self.subscription, frames, self.tail)
 
     def run(
         self,
@@ -174,19 +178,24 @@ class Follow:
         while True:
             self.subscription.clear()
             try:
-                events = self.read()
-                if events:
-                    for event in events:
-                        self.last = parse_event_id(event["id"])
-                        if accept is None or accept(event):
-                            yield event_frame(event)
-                            next_beat = time.monotonic() + self.heartbeat
-                        if ended is not None and is_terminal(event):
-                            return
-                    if len(events) == BATCH:
-                        if behind is not None and (frame := behind(self.hub.reader, self.last)):
-                            yield frame
-                        continue  # more to catch up on before waiting
+                entries, more = self.read()
+                frames, over = [], False
+                for event_id, event, frame in entries:
+                    self.last = event_id
+                    if accept is None or accept(event):
+                        frames.append(frame)
+                    if ended is not None and is_terminal(event):
+                        over = True
+                        break
+                if frames:
+                    yield "".join(frames)  # one write for all the events of this read
+                    next_beat = time.monotonic() + self.heartbeat
+                if over:
+                    return
+                if more:
+                    if behind is not None and (gap := behind(self.hub.reader, self.last)):
+                        yield gap
+                    continue  # more to catch up on before waiting
                 now = time.monotonic()
                 if ended is not None and now >= next_check:
                     if ended(self.hub.reader, self.last):
@@ -251,7 +260,7 @@ def job_events(job_id: str):
         return not job_exists
 
     follow = Follow(hub, subscription, key, after, current_app.config)
-    return sse_response(hub, subscription, follow.run([gap] if gap else [], ended=ended))
+    return sse_response(follow.body(follow.run([gap] if gap else [], ended=ended)))
 
 
 def check_not_future(after: EventId | None, global_info: dict | None) -> None:
@@ -300,7 +309,7 @@ def all_events():
 
     follow = Follow(hub, subscription, GLOBAL_STREAM, start, current_app.config)
     filtered = None if queues is None and names is None and kinds is None else accept
-    return sse_response(hub, subscription, follow.run(first, accept=filtered, behind=behind))
+    return sse_response(follow.body(follow.run(first, accept=filtered, behind=behind)))
 
 
 def _xinfo(reader: Redis, key: str):
@@ -316,7 +325,7 @@ def demo_events():
     hub = get_hub()
     subscription = hub.subscribe_demo()
     config = current_app.config
-    return sse_response(hub, subscription, _demo_frames(subscription, config))
+    return sse_response(EventStream(hub, subscription, _demo_frames(subscription, config)))
 
 
 def _demo_frames(subscription: Subscription, config) -> Iterator[str]:
