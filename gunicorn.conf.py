@@ -1,12 +1,19 @@
-"""gunicorn settings for the web process; each can be overridden from the environment."""
+"""gunicorn settings for the web process; each can be overridden from the environment.
+
+The worker class is gevent: a web process holds each open event stream (SSE) as a greenlet
+of about 22 KB, and one Redis subscription per process serves them all, so one process holds
+hundreds of streams while it keeps answering the API (bench/sse_streams.py: 500 streams,
+gevent vs gthread). gthread stays available (WEB_WORKER_CLASS=gthread), but every open
+stream then holds one of its WEB_THREADS threads.
+"""
 
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
 threads = int(os.environ.get("WEB_THREADS", "8"))
-# gevent: concurrent connections per process, long-lived event streams included.
+# gevent: concurrent connections per process, open event streams included.
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))
 # Heroku and most platforms allow 30 s between SIGTERM and SIGKILL.
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "25"))
