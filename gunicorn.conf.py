@@ -22,3 +22,23 @@ keepalive = 5
 # The control socket would be written under $HOME, which a container may not have.
 control_socket_disable = True
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+
+
+def post_worker_init(worker):
+    """On SIGTERM, end open event streams at once instead of waiting out graceful_timeout.
+
+    EventSource clients reconnect with their Last-Event-ID to a live process and lose
+    nothing; other requests still get the graceful timeout to finish.
+    """
+    import signal
+
+    from webapp.hub import end_all_streams
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        end_all_streams()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)

@@ -113,3 +113,30 @@ def test_an_open_event_stream_survives_a_redis_restart(redis_conn):
         if web is not None:
             web.stop()
         server.cleanup()
+
+
+def test_stopping_the_web_ends_open_streams_at_once(redis_server, redis_conn):
+    web, base = start_web(redis_server.url, WEB_CONCURRENCY="1", WEB_GRACEFUL_TIMEOUT="60")
+    ended: queue.Queue = queue.Queue()
+    opened: queue.Queue = queue.Queue()
+
+    def hold(path: str) -> None:
+        try:
+            with httpx.stream("GET", base + path, timeout=httpx.Timeout(10, read=60)) as response:
+                for line in response.iter_lines():
+                    if line.startswith("retry:"):
+                        opened.put(path)
+            ended.put((path, "ended"))
+        except httpx.HTTPError as exc:
+            ended.put((path, repr(exc)))
+
+    paths = ["/api/events", "/api/demo/events"]
+    for path in paths:
+        threading.Thread(target=hold, args=(path,), daemon=True).start()
+    assert sorted(opened.get(timeout=20) for _ in paths) == sorted(paths)
+    started = time.monotonic()
+    code = web.stop(timeout=30)
+    took = time.monotonic() - started
+    assert code == 0
+    assert sorted(ended.get(timeout=5) for _ in paths) == sorted((path, "ended") for path in paths)
+    assert took < 10, f"the web took {took:.1f} s to stop with streams open (graceful timeout 60 s)"

@@ -73,7 +73,7 @@ def test_for_job_takes_name_queue_and_status_from_the_rq_job(redis_conn):
     assert set(EVENT_NAMES) >= {"queued", "scheduled", "deferred", "canceled", "abandoned"}
 
 
-def test_a_job_timeline_is_trimmed_and_a_replay_says_so(redis_conn, client):
+def test_a_job_timeline_is_trimmed_and_a_replay_says_so(app, redis_conn, client):
     log = EventLog(redis_conn, "test:events", maxlen=10000, default_ttl=60, job_maxlen=100)
     for step in range(500):
         log.append("progress", job_id="chatty", name="sleep", queue="default", status="started", step=step)
@@ -81,6 +81,7 @@ def test_a_job_timeline_is_trimmed_and_a_replay_says_so(redis_conn, client):
 
     # The replay of a trimmed timeline starts with a gap event naming the oldest kept.
     body = client.get("/api/jobs/chatty/events").get_data(as_text=True)  # no job: ends after the replay
+    app.extensions["jobsvc_hub"].close()
     frames = body.split("\n\n")
     oldest = redis_conn.xrange(job_stream_key("chatty"), count=1)[0][0].decode()
     assert frames[0] == "retry: 2000"

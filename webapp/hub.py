@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from datetime import UTC, datetime
 
@@ -132,6 +133,20 @@ class Subscription:
         return taken
 
 
+_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def end_all_streams() -> None:
+    """Ask every open event stream of this process to end now (the web process is stopping).
+
+    Clients reconnect (EventSource does so by itself) to a live process with their
+    Last-Event-ID and lose nothing; the process need not wait out its graceful timeout.
+    """
+    for hub in list(_HUBS):
+        hub.stopping = True
+        hub._wake(hub._all_job_subscriptions() + list(hub._demo))
+
+
 class Hub:
     """The per-process fan-out: one pub/sub connection, many subscriptions."""
 
@@ -154,6 +169,8 @@ class Hub:
         self.publications = 0  # notifications received (and resubscriptions): see StreamTail
         self.connected = threading.Event()
         self._closed = threading.Event()
+        self.stopping = False  # set by end_all_streams(): streams end at their next wake-up
+        _HUBS.add(self)
         self.subscriptions_made = 0  # times the subscription was confirmed (1 + reconnects)
 
     # -- clients -----------------------------------------------------------------------

@@ -175,7 +175,7 @@ class Follow:
         next_beat = now + self.heartbeat
         next_check = now  # the first quiet moment checks at once whether the stream is over
         backoff = 0.05
-        while True:
+        while not self.hub.stopping:  # shutting down: the client resumes elsewhere, losing nothing
             self.subscription.clear()
             try:
                 entries, more = self.read()
@@ -325,10 +325,10 @@ def demo_events():
     hub = get_hub()
     subscription = hub.subscribe_demo()
     config = current_app.config
-    return sse_response(EventStream(hub, subscription, _demo_frames(subscription, config)))
+    return sse_response(EventStream(hub, subscription, _demo_frames(hub, subscription, config)))
 
 
-def _demo_frames(subscription: Subscription, config) -> Iterator[str]:
+def _demo_frames(hub: Hub, subscription: Subscription, config) -> Iterator[str]:
     heartbeat = float(config["HEARTBEAT_INTERVAL"])
     yield f"retry: {int(config['SSE_RETRY_MS'])}\n\n"
     next_beat = time.monotonic() + heartbeat
@@ -341,4 +341,6 @@ def _demo_frames(subscription: Subscription, config) -> Iterator[str]:
         if now >= next_beat:
             yield ": keep-alive\n\n"
             next_beat = now + heartbeat
+        if hub.stopping:
+            return
         subscription.wait(max(0.01, next_beat - now))
