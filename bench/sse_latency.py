@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
 
 from tests.servers import RedisServer, start_web, start_worker  # noqa: E402
 from tests.sse import parse_frames  # noqa: E402
@@ -73,11 +74,14 @@ def main() -> int:
     def read_pubsub() -> None:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe("jobsvc:events")
-        for message in pubsub.listen():
-            received = time.time()
-            event = json.loads(message["data"])
-            if event["event"] == "finished":
-                pubsub_seen[event["job_id"]] = received
+        try:
+            for message in pubsub.listen():
+                received = time.time()
+                event = json.loads(message["data"])
+                if event["event"] == "finished":
+                    pubsub_seen[event["job_id"]] = received
+        except RedisError:
+            pass  # Redis stopping at the end
 
     threading.Thread(target=read_sse, daemon=True).start()
     threading.Thread(target=read_pubsub, daemon=True).start()
