@@ -11,8 +11,8 @@ import httpx
 
 from tests.servers import RedisServer, start_web
 from tests.sse import parse_frames
-from webapp.events import EventLog
-from webapp.hub import Hub
+from webapp.events import GLOBAL_STREAM, EventLog, parse_event_id
+from webapp.hub import Hub, StreamTail
 
 
 def hub_config(url: str) -> dict:
@@ -140,3 +140,32 @@ def test_stopping_the_web_ends_open_streams_at_once(redis_server, redis_conn):
     assert code == 0
     assert sorted(ended.get(timeout=5) for _ in paths) == sorted((path, "ended") for path in paths)
     assert took < 10, f"the web took {took:.1f} s to stop with streams open (graceful timeout 60 s)"
+
+
+def xrange_calls(redis_conn) -> int:
+    return redis_conn.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)
+
+
+def test_live_clients_of_a_stream_share_one_read_per_notification(redis_conn):
+    log = EventLog(redis_conn, "test:events", maxlen=1000, default_ttl=60)
+    first = log.append("queued", job_id="j1", name="add", queue="default", status="queued").decode()
+    tail = StreamTail(GLOBAL_STREAM)
+    position = parse_event_id(first)
+    assert tail.after(redis_conn, position, seq=1, max_age=60) == ([], False)
+    second = log.append("started", job_id="j1", name="add", queue="default", status="started").decode()
+    before = xrange_calls(redis_conn)
+    results = [tail.after(redis_conn, position, seq=2, max_age=60) for _ in range(50)]  # 50 clients woken
+    assert xrange_calls(redis_conn) - before == 1
+    assert all([entry[1]["id"] for entry in entries] == [second] for entries, _ in results)
+    assert results[0][0][0][2].startswith(f"id: {second}\nevent: started\ndata: ")
+
+
+def test_a_tail_that_fell_behind_the_trimming_starts_over_instead_of_skipping(redis_conn):
+    log = EventLog(redis_conn, "test:events", maxlen=50, default_ttl=60)
+    first = parse_event_id(log.append("queued", job_id="j1", name="add", queue="default", status="queued").decode())
+    tail = StreamTail(GLOBAL_STREAM)
+    assert tail.after(redis_conn, first, seq=1, max_age=60) == ([], False)
+    for i in range(600):  # the tail's last entry is trimmed before it reads again
+        log.append("queued", job_id=f"k{i}", name="add", queue="default", status="queued")
+    assert tail.after(redis_conn, first, seq=2, max_age=60) is None  # the caller reads Redis and reports the gap
+    assert tail.base is None and not tail.entries

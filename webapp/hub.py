@@ -47,14 +47,21 @@ EventId = tuple[int, int]
 Entry = tuple[EventId, dict, str]  # (id, event, SSE frame)
 
 
-def read_entries(reader: Redis, key: str, after: EventId | None, count: int = BATCH) -> list[Entry]:
-    """Up to `count` entries of stream `key` after `after` (from its start when None)."""
-    start = "-" if after is None else "(" + format_event_id(after)
+def xrange_after(after: EventId | None) -> str:
+    return "-" if after is None else "(" + format_event_id(after)
+
+
+def to_entries(raw: list) -> list[Entry]:
     entries = []
-    for entry_id, fields in reader.xrange(key, min=start, max="+", count=count):
+    for entry_id, fields in raw:
         event = decode_entry(entry_id, fields)
         entries.append((parse_event_id(event["id"]), event, sse_frame(event)))
     return entries
+
+
+def read_entries(reader: Redis, key: str, after: EventId | None, count: int = BATCH) -> list[Entry]:
+    """Up to `count` entries of stream `key` after `after` (from its start when None)."""
+    return to_entries(reader.xrange(key, min=xrange_after(after), max="+", count=count))
 
 
 class StreamTail:
@@ -87,7 +94,8 @@ class StreamTail:
             if last is None or last < self.base:
                 return None
             if self.more or self.read_seq < seq or time.monotonic() - self.read_at > max_age:
-                self._refresh(reader, seq)
+                if not self._refresh(reader, seq):
+                    return None
             newer = []
             for entry in reversed(self.entries):  # live clients want the last few: scan from the end
                 if entry[0] <= last:
@@ -96,15 +104,30 @@ class StreamTail:
             newer.reverse()
             return newer, self.more
 
-    def _refresh(self, reader: Redis, seq: int) -> None:
+    def _refresh(self, reader: Redis, seq: int) -> bool:
+        """Read what follows `top`; False (and the tail starts over) if `top` was trimmed away.
+
+        The read includes `top` itself: finding it proves nothing between it and the new
+        entries was trimmed before the tail read them (the tail never skips silently).
+        """
         read_at = time.monotonic()
-        fresh = read_entries(reader, self.key, self.top)
-        self.read_seq, self.read_at, self.more = seq, read_at, len(fresh) == BATCH
+        contiguous_check = self.top is not None and self.top != (0, 0)
+        start = "-" if self.top is None else format_event_id(self.top) if contiguous_check else "(0-0"
+        fresh = to_entries(reader.xrange(self.key, min=start, max="+", count=BATCH + 1))
+        if contiguous_check:
+            if not fresh or fresh[0][0] != self.top:
+                self.entries.clear()
+                self.base = self.top = None
+                self.read_seq, self.more = -1, False
+                return False
+            fresh = fresh[1:]
+        self.read_seq, self.read_at, self.more = seq, read_at, len(fresh) >= BATCH
         self.entries.extend(fresh)
         if fresh:
             self.top = fresh[-1][0]
         while len(self.entries) > TAIL_SIZE:
             self.base = self.entries.popleft()[0]
+        return True
 
 
 class Subscription:

@@ -32,7 +32,18 @@ from webapp.events import (
     job_stream_key,
     parse_event_id,
 )
-from webapp.hub import BATCH, Entry, EventId, Hub, StreamTail, Subscription, get_hub, read_entries
+from webapp.hub import (
+    BATCH,
+    Entry,
+    EventId,
+    Hub,
+    StreamTail,
+    Subscription,
+    get_hub,
+    read_entries,
+    to_entries,
+    xrange_after,
+)
 from webapp.jobstore import check_job_id
 from webapp.service import get_service
 
@@ -145,32 +156,50 @@ class Follow:
         self.key = key
         self.last = last
         self.tail = hub.tail(key)
+        self.check_gap = True  # the first direct read checks whether `last` is still retained
+        self.from_tail = False
         self.heartbeat = float(config["HEARTBEAT_INTERVAL"])
         self.poll = float(config["SSE_POLL_INTERVAL"])
         self.retry_ms = int(config["SSE_RETRY_MS"])
 
-    def read(self) -> tuple[list[Entry], bool]:
-        """Entries after the last one sent: from the shared tail when live, else from Redis."""
+    def read(self) -> tuple[list[Entry], bool, str | None]:
+        """Entries after the last one sent, whether more follow, and a gap frame if some are lost.
+
+        From the shared tail when it covers the position (live clients), else from Redis:
+        then, on the first read and while catching up, the stream's bounds are read in the
+        same transaction, so a position older than the oldest kept entry is reported.
+        """
         seq = self.hub.publications  # before reading: see StreamTail
         shared = self.tail.after(self.hub.reader, self.last, seq, max_age=self.poll / 2)
         if shared is not None:
-            return shared
-        entries = read_entries(self.hub.reader, self.key, self.last)
-        return entries, len(entries) == BATCH
+            self.from_tail = True
+            return *shared, None
+        if self.from_tail:  # left the tail (it started over): check where Redis stands
+            self.from_tail, self.check_gap = False, True
+        if not self.check_gap:
+            entries = read_entries(self.hub.reader, self.key, self.last)
+            return entries, len(entries) == BATCH, None
+        with self.hub.reader.pipeline(transaction=True) as pipe:
+            pipe.xinfo_stream(self.key)
+            pipe.xrange(self.key, min=xrange_after(self.last), max="+", count=BATCH)
+            info, raw = pipe.execute(raise_on_error=False)
+        if isinstance(raw, Exception):
+            raise raw
+        entries = to_entries(raw)
+        gap = gap_frame(stream_info(info), self.last)
+        self.check_gap = len(entries) == BATCH
+        return entries, self.check_gap, gap
 
     def body(self, frames: Iterator[str]) -> EventStream:
         return EventStream(self.hub, self.subscription, frames, self.tail)
 
     def run(
         self,
-        first: list[str],
         accept: Callable[[dict], bool] | None = None,
         ended: Callable[[Redis, EventId | None], bool] | None = None,
-        behind: Callable[[Redis, EventId | None], str | None] | None = None,
     ) -> Iterator[str]:
-        """Frames: `first`, then events as they come; stops after a terminal event or `ended`."""
+        """Frames: `retry`, then events as they come; stops after a terminal event or `ended`."""
         yield f"retry: {self.retry_ms}\n\n"
-        yield from first
         now = time.monotonic()
         next_beat = now + self.heartbeat
         next_check = now  # the first quiet moment checks at once whether the stream is over
@@ -178,8 +207,8 @@ class Follow:
         while not self.hub.stopping:  # shutting down: the client resumes elsewhere, losing nothing
             self.subscription.clear()
             try:
-                entries, more = self.read()
-                frames, over = [], False
+                entries, more, gap = self.read()
+                frames, over = [gap] if gap else [], False
                 for event_id, event, frame in entries:
                     self.last = event_id
                     if accept is None or accept(event):
@@ -193,8 +222,6 @@ class Follow:
                 if over:
                     return
                 if more:
-                    if behind is not None and (gap := behind(self.hub.reader, self.last)):
-                        yield gap
                     continue  # more to catch up on before waiting
                 now = time.monotonic()
                 if ended is not None and now >= next_check:
@@ -232,18 +259,15 @@ def job_events(job_id: str):
         with hub.reader.pipeline(transaction=False) as pipe:
             pipe.exists(Job.key_for(job_id), key)
             pipe.xinfo_stream(GLOBAL_STREAM)
-            pipe.xinfo_stream(key)
-            exists, global_info, job_info = pipe.execute(raise_on_error=False)
+            exists, global_info = pipe.execute(raise_on_error=False)
         if isinstance(exists, Exception):
             raise exists
         if not exists:
             raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
         check_not_future(after, stream_info(global_info))
-        job_info = stream_info(job_info)
     except BaseException:
         hub.unsubscribe(subscription)
         raise
-    gap = gap_frame(job_info, after)
 
     def ended(reader: Redis, last: EventId | None) -> bool:
         """Over when the last event was terminal and already sent, or the job is gone."""
@@ -260,7 +284,7 @@ def job_events(job_id: str):
         return not job_exists
 
     follow = Follow(hub, subscription, key, after, current_app.config)
-    return sse_response(follow.body(follow.run([gap] if gap else [], ended=ended)))
+    return sse_response(follow.body(follow.run(ended=ended)))
 
 
 def check_not_future(after: EventId | None, global_info: dict | None) -> None:
@@ -291,11 +315,8 @@ def all_events():
     except BaseException:
         hub.unsubscribe(subscription)
         raise
-    if after is not None:
-        start, first = after, [gap] if (gap := gap_frame(info, after)) else []
-    else:
-        # Live from now: the newest id at subscription time (anything later wakes us).
-        start, first = (_id_of(info["last-generated-id"]) if info else (0, 0)), []
+    # Without Last-Event-ID: live from now, the newest id at subscription time (later ones wake us).
+    start = after if after is not None else (_id_of(info["last-generated-id"]) if info else (0, 0))
 
     def accept(event: dict) -> bool:
         return (
@@ -304,12 +325,9 @@ def all_events():
             and (kinds is None or event.get("event") in kinds)
         )
 
-    def behind(reader: Redis, last: EventId | None) -> str | None:
-        return gap_frame(stream_info(_xinfo(reader, GLOBAL_STREAM)), last)
-
     follow = Follow(hub, subscription, GLOBAL_STREAM, start, current_app.config)
     filtered = None if queues is None and names is None and kinds is None else accept
-    return sse_response(follow.body(follow.run(first, accept=filtered, behind=behind)))
+    return sse_response(follow.body(follow.run(accept=filtered)))
 
 
 def _xinfo(reader: Redis, key: str):
