@@ -106,10 +106,12 @@ def run_one(worker_class: str, streams: int) -> dict:
         def sample(open_streams: int) -> None:
             time.sleep(1.0)
             status = proc_status(pid)
+            clients = redis.client_list()
             steps.append(
                 {
                     "streams": open_streams,
-                    "redis_clients": len(redis.client_list()) - 1,  # less this bench's own
+                    "redis_clients": len(clients) - 1,  # less this bench's own
+                    "web_stream_connections": sum(c["name"].startswith("jobsvc-sse-") for c in clients),
                     "rss_kb": status["VmRSS"],
                     "threads": status["Threads"],
                 }
@@ -190,7 +192,7 @@ def main() -> int:
     print(f"\n{options.streams} SSE streams on one web process (WEB_CONCURRENCY=1)\n")
     for result in results:
         print(f"== {result['worker_class']}")
-        print(f"{'streams':>8} {'redis clients':>14} {'RSS MB':>8} {'threads':>8}")
+        print(f"{'streams':>8} {'redis clients':>14} {'of them SSE':>12} {'RSS MB':>8} {'threads':>8}")
         for step in result["steps"]:
             print(
                 f"{step['streams']:>8} {step['redis_clients']:>14} {step['rss_kb'] / 1024:>8.1f} {step['threads']:>8}"

@@ -31,6 +31,15 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def connections_of(redis_conn, pid: int) -> dict[str, list[dict]]:
+    """The web process's event-stream connections, by role, from CLIENT LIST."""
+    clients = redis_conn.client_list()
+    return {
+        "hub": [c for c in clients if c["name"] == f"jobsvc-sse-hub:{pid}"],
+        "read": [c for c in clients if c["name"] == f"jobsvc-sse-read:{pid}"],
+    }
+
+
 def test_100_streams_share_one_subscription_and_a_few_connections(redis_server, redis_conn):
     web, base = start_web(
         redis_server.url, WEB_CONCURRENCY="1", SSE_REDIS_CONNECTIONS=str(READ_CONNECTIONS), HEARTBEAT_INTERVAL="5"
@@ -40,17 +49,14 @@ def test_100_streams_share_one_subscription_and_a_few_connections(redis_server, 
         parked = Queue("parked", connection=redis_conn, serializer=JSONSerializer).enqueue("jobs.basic.add", 1, 2)
         with StreamCrowd([f"{base}/api/events"]) as first:
             first.wait(lambda: first.opened() == 1, 30, "the first stream")
-            time.sleep(0.5)
-            clients_with_one = len(redis_conn.client_list())
-            subscribers_with_one = redis_conn.pubsub_numsub("jobsvc:events")[0][1]
+            first.wait(lambda: connections_of(redis_conn, pid)["hub"], 30, "the hub to subscribe")
             rss_with_one = rss_kb(pid)
             urls = [f"{base}/api/events"] * (STREAMS // 2) + [f"{base}/api/jobs/{parked.id}/events"] * (STREAMS // 2)
             with StreamCrowd(urls) as crowd:
                 crowd.wait(lambda: crowd.opened() == STREAMS, 60, f"{STREAMS} streams to open")
                 time.sleep(0.5)
-                clients_with_all = len(redis_conn.client_list())
+                with_all = connections_of(redis_conn, pid)
                 rss_with_all = rss_kb(pid)
-                subscribers_with_all = redis_conn.pubsub_numsub("jobsvc:events")[0][1]
 
                 log = EventLog(redis_conn, "jobsvc:events", maxlen=1000, default_ttl=600)
                 event_id = log.append("progress", job_id=parked.id, name="add", queue="parked", status="started")
@@ -63,12 +69,15 @@ def test_100_streams_share_one_subscription_and_a_few_connections(redis_server, 
                 job_streams = [s for s in crowd.streams if "/api/jobs/" in s.url]
                 crowd.wait(lambda: all(s.ended for s in job_streams), 60, "the job streams to end")
                 assert all(s.status == 200 and s.error is None for s in crowd.streams)
+                after_fanout = connections_of(redis_conn, pid)
     finally:
         web.stop()
 
-    # One subscription for the whole process, not one per stream.
-    assert subscribers_with_all == subscribers_with_one
-    # The hub's few read connections at most, however many streams are open.
-    assert clients_with_all - clients_with_one <= READ_CONNECTIONS, (clients_with_one, clients_with_all)
+    # One subscription for the whole process (to the events and demo channels), not one per stream.
+    (hub,) = with_all["hub"]
+    assert hub["sub"] == "2"
+    # And at most the hub's few read connections, however many streams are open.
+    assert len(with_all["read"]) <= READ_CONNECTIONS and len(after_fanout["read"]) <= READ_CONNECTIONS
+    assert len(after_fanout["hub"]) == 1
     # A stream costs tens of KB (bench: ~22 KB); allow 10x before calling it unbounded.
     assert (rss_with_all - rss_with_one) / STREAMS < 250, (rss_with_one, rss_with_all)

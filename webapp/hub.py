@@ -266,6 +266,7 @@ class Hub:
                 socket_timeout=config["REDIS_SOCKET_TIMEOUT"],
                 health_check_interval=30,
                 retry=Retry(NoBackoff(), 1),
+                client_name=f"jobsvc-sse-read:{os.getpid()}",  # who is who in CLIENT LIST
             )
             self._reader = Redis(connection_pool=pool)
             self._reader_pid = os.getpid()
@@ -304,6 +305,7 @@ class Hub:
                 socket_keepalive=True,
                 health_check_interval=15,
                 retry=Retry(NoBackoff(), 0),
+                client_name=f"jobsvc-sse-hub:{os.getpid()}",
             )
             pubsub = client.pubsub()
             try:
