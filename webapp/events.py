@@ -7,7 +7,11 @@ subscriber never hears of an event that is not yet in the streams.
 
 Keys (prefix `jobsvc:`):
 - `jobsvc:events`: every job's events, trimmed to `EVENTS_STREAM_MAXLEN`;
-- `jobsvc:job-events:<job id>`: one job's timeline, expiring with the job.
+- `jobsvc:job-events:<job id>`: one job's timeline, trimmed to about `JOB_EVENTS_MAXLEN`
+  and expiring with the job (a terminal event sets its TTL to the job's result/failure TTL).
+
+Writers outside this module record events with `EventLog.for_job(event, job, pipeline=...)`
+(names in `EVENT_NAMES`); readers decide where a timeline ends with `is_terminal`.
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ def is_terminal(event: dict) -> bool:
 def parse_event_id(text: str) -> tuple[int, int]:
     """`"1795482400620-3"` → `(1795482400620, 3)`; ValueError for anything else."""
     ms, sep, seq = text.partition("-")
-    if not sep or not (ms.isdigit() and seq.isdigit()) or not ms.isascii() or not seq.isascii():
+    if len(text) > 41 or not sep or not (ms.isdigit() and seq.isdigit()) or not ms.isascii() or not seq.isascii():
         raise ValueError(f"not an event id: {text!r}")
     pair = (int(ms), int(seq))
     if pair[0] >= 2**64 or pair[1] >= 2**64:
