@@ -195,7 +195,8 @@ def main() -> int:
         print(f"{'streams':>8} {'redis clients':>14} {'of them SSE':>12} {'RSS MB':>8} {'threads':>8}")
         for step in result["steps"]:
             print(
-                f"{step['streams']:>8} {step['redis_clients']:>14} {step['rss_kb'] / 1024:>8.1f} {step['threads']:>8}"
+                f"{step['streams']:>8} {step['redis_clients']:>14} {step['web_stream_connections']:>12} "
+                f"{step['rss_kb'] / 1024:>8.1f} {step['threads']:>8}"
             )
         print(
             f"memory per stream {result['kb_per_stream']} KB; fan-out of one event to all streams "
