@@ -8,7 +8,20 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, hub, pages, redis_client, service, streams
+from webapp import (
+    api,
+    api_read,  # noqa: F401  (registers the read views on api.bp)
+    cli,
+    config,
+    dashboard,
+    docs,
+    errors,
+    hub,
+    pages,
+    redis_client,
+    service,
+    streams,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -30,5 +43,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(streams.bp)
     return app
