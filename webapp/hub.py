@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import weakref
@@ -44,6 +45,12 @@ TAIL_SIZE = 512  # recent entries a StreamTail keeps
 BATCH = 200  # entries per stream read; a client far behind catches up in several reads
 
 EventId = tuple[int, int]
+KEEPALIVE_OPTIONS = {
+    option: value
+    for option, value in (("TCP_KEEPIDLE", 15), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, option)
+}
+KEEPALIVE_OPTIONS = {getattr(socket, option): value for option, value in KEEPALIVE_OPTIONS.items()}
 Entry = tuple[EventId, dict, str]  # (id, event, SSE frame)
 
 
@@ -302,7 +309,9 @@ class Hub:
                 self.redis_url,
                 socket_connect_timeout=self.connect_timeout,
                 socket_timeout=None,
+                # A half-open connection (a peer gone without a FIN) is noticed in about 30 s.
                 socket_keepalive=True,
+                socket_keepalive_options=KEEPALIVE_OPTIONS,
                 health_check_interval=15,
                 retry=Retry(NoBackoff(), 0),
                 client_name=f"jobsvc-sse-hub:{os.getpid()}",
