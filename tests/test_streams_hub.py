@@ -12,7 +12,8 @@ import httpx
 from tests.servers import RedisServer, start_web
 from tests.sse import parse_frames
 from webapp.events import GLOBAL_STREAM, EventLog, parse_event_id
-from webapp.hub import Hub, StreamTail
+from webapp.hub import Hub
+from webapp.tails import StreamTail
 
 
 def hub_config(url: str) -> dict:

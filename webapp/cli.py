@@ -12,9 +12,9 @@ from rq.job import Job
 
 from webapp.errors import NotFound
 from webapp.events import is_terminal, job_stream_key
-from webapp.hub import BATCH, read_entries
 from webapp.jobstore import check_job_id
 from webapp.redis_client import make_client
+from webapp.tails import BATCH, read_entries
 
 
 def _describe(channel: str, data: str, events_channel: str) -> str:

@@ -32,20 +32,10 @@ from webapp.events import (
     job_stream_key,
     parse_event_id,
 )
-from webapp.hub import (
-    BATCH,
-    Entry,
-    EventId,
-    Hub,
-    StreamTail,
-    Subscription,
-    get_hub,
-    read_entries,
-    to_entries,
-    xrange_after,
-)
+from webapp.hub import Hub, Subscription, get_hub
 from webapp.jobstore import check_job_id
 from webapp.service import get_service
+from webapp.tails import BATCH, Entry, EventId, StreamTail, read_entries, to_entries, xrange_after
 
 log = logging.getLogger("webapp.streams")
 
