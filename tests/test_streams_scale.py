@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -57,6 +58,10 @@ def test_100_streams_share_one_subscription_and_a_few_connections(redis_server, 
                 time.sleep(0.5)
                 with_all = connections_of(redis_conn, pid)
                 rss_with_all = rss_kb(pid)
+                # The same process still answers the API while it holds them (nothing blocks its loop).
+                submitted = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [1, 2]}, timeout=10)
+                assert submitted.status_code == 202
+                assert httpx.get(f"{base}/api/jobs/{submitted.json()['id']}", timeout=10).status_code == 200
 
                 log = EventLog(redis_conn, "jobsvc:events", maxlen=1000, default_ttl=600)
                 event_id = log.append("progress", job_id=parked.id, name="add", queue="parked", status="started")
