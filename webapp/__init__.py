@@ -8,7 +8,20 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+from webapp import (
+    api,
+    api_read,  # noqa: F401  (registers the read views on api.bp)
+    cli,
+    config,
+    dashboard,
+    docs,
+    errors,
+    hub,
+    pages,
+    redis_client,
+    service,
+    streams,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -26,9 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)
+    hub.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(streams.bp)
     if app.config["BENCH_ROUTES"]:
         from bench.routes import bp as bench_bp
 

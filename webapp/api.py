@@ -27,6 +27,9 @@ def json_body() -> dict:
 @bp.post("/jobs")
 def submit_job():
     """Enqueue an allow-listed job: 202 with its id and a Location to poll."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:  # as documented in the OpenAPI contract
+        raise ValidationFailed("the Idempotency-Key header must be 1 to 200 characters")
     body = json_body()
     unknown = sorted(set(body) - SUBMISSION_FIELDS)
     if unknown:
@@ -40,22 +43,3 @@ def submit_job():
     response.status_code = 202
     response.headers["Location"] = location
     return response
-
-
-@bp.get("/jobs/<job_id>")
-def get_job(job_id: str):
-    """A job's status, progress, result or error."""
-    return jsonify(get_service().describe(job_id))
-
-
-@bp.get("/functions")
-def list_functions():
-    """The job types that can be submitted, with the JSON Schema of their arguments."""
-    service = get_service()
-    return jsonify(
-        {
-            "functions": [
-                {"name": jt.name, "summary": jt.summary, "parameters": jt.schema()} for jt in service.catalog.values()
-            ]
-        }
-    )

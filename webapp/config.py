@@ -42,6 +42,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", 65536, int, "Largest request body accepted, in bytes."),
     Setting("EVENTS_CHANNEL", "jobsvc:events", str, "Pub/sub channel of job notifications."),
     Setting("EVENTS_STREAM_MAXLEN", 10000, int, "Events kept in the global event stream."),
+    Setting("JOB_EVENTS_MAXLEN", 1000, int, "Events kept per job (about; the oldest go first)."),
+    Setting("HEARTBEAT_INTERVAL", 15.0, float, "Seconds between keep-alive comments on an idle event stream."),
+    Setting("SSE_POLL_INTERVAL", 5.0, float, "Seconds between an event stream's safety re-reads of Redis."),
+    Setting("SSE_RETRY_MS", 2000, int, "Reconnect delay (ms) event streams ask browsers to use."),
+    Setting("SSE_REDIS_CONNECTIONS", 8, int, "Redis connections one web process's event streams share."),
     Setting("DEMO_CHANNEL", "task:pubsub:channel", str, "Pub/sub channel of the /pubsub demo."),
     Setting("RQ_DASHBOARD_USERNAME", "admin", str, "User name for the dashboard at /rq."),
     Setting("RQ_DASHBOARD_PASSWORD", None, str, "Dashboard password; /rq refuses all when unset."),
@@ -52,6 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_WAKE_TIMEOUT", 1.0, float, "Longest an idle worker waits before looking at its queues."),
     Setting("BENCH_ROUTES", False, _bool, "Serve the benchmark's baseline routes under /bench (never in production)."),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
+    Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 
 

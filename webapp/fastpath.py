@@ -21,6 +21,8 @@ up; jobs pushed by plain RQ code (no token) are found by the idle wait's short t
 
 from __future__ import annotations
 
+import json
+
 from redis import Redis
 from rq.defaults import RQ_KEY_PREFIX
 from rq.executions import ExecutionRegistry
@@ -60,15 +62,19 @@ def wake_key(queue_name: str) -> str:
 # ARGV (finish, when 12 is not ''): 12 job id, 13 its queue, 14 its execution id, 15 ended at
 # (RQ text), 16 result ttl, 17 ended at (unix s), 18 return value (base64 of the serialized
 # value, '' for None), 19 execution started at (unix s), 20 working time (s), 21 event ttl,
-# 22 the `finished` event (a JSON object).
+# 22 the `finished` event (a JSON object);
+# ARGV (last, always): the approximate length a job's event stream is trimmed to.
 # Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status:
 # 1 finished, 0 the job has dependents (nothing written: the caller uses RQ's own path,
 # which enqueues them), -1 its hash vanished while it ran, false when nothing to finish.
 STEP_LUA = f"""
+-- job names by import path, for jobs enqueued without meta.name (by plain RQ code)
+local NAMES = cjson.decode([==[__NAMES_JSON__]==])
+
 local function append_event(job_id, payload, ttl)
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'job_id', job_id, 'data', payload)
   local job_stream = '{JOB_STREAM_PREFIX}' .. job_id
-  redis.call('XADD', job_stream, id, 'data', payload)
+  redis.call('XADD', job_stream, 'MAXLEN', '~', ARGV[#ARGV], id, 'data', payload)
   redis.call('EXPIRE', job_stream, ttl)
   redis.call('PUBLISH', ARGV[7], '{{"id":"' .. id .. '",' .. string.sub(payload, 2))
 end
@@ -123,7 +129,7 @@ local function claim()
     local job_id = redis.call('LPOP', queue_key)
     while job_id do
       local job_key = '{JOB_PREFIX}' .. job_id
-      local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta')
+      local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
       if fields[1] then
         local origin = fields[1]
         -- heartbeat ttl as RQ's SimpleWorker computes it: job timeout + 60, or the default
@@ -162,6 +168,9 @@ local function claim()
           local ok, meta = pcall(cjson.decode, fields[3])
           if ok and type(meta) == 'table' and type(meta['name']) == 'string' then name = meta['name'] end
         end
+        if not name and fields[4] then  -- RQ's description: "<import path>(<arguments>)"
+          name = NAMES[string.match(fields[4], '^([^(]*)')]
+        end
         local payload = '{{"event":"started","job_id":' .. cjson.encode(job_id) .. ',"name":'
           .. (name and cjson.encode(name) or 'null') .. ',"queue":' .. cjson.encode(origin)
           .. ',"status":"started","at":' .. cjson.encode(ARGV[10]) .. ',"worker":' .. cjson.encode(worker_name) .. '}}'
@@ -184,3 +193,12 @@ if ARGV[11] == '1' then
 end
 return {{finished}}
 """
+
+
+def step_lua(names_by_path: dict[str, str]) -> str:
+    """STEP for one catalog: event names of jobs enqueued by plain RQ code come from it."""
+    names = json.dumps(names_by_path or {}, separators=(",", ":"))
+    if "]==]" in names:
+        raise ValueError("a job name or path contains ']==]'")
+    # cjson decodes {} as an empty table either way; an empty catalog stays an object
+    return STEP_LUA.replace("__NAMES_JSON__", names)

@@ -25,6 +25,7 @@ from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
@@ -32,7 +33,7 @@ from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
 from webapp import fastpath
-from webapp.events import GLOBAL_STREAM, EventLog, utcnow_iso
+from webapp.events import GLOBAL_STREAM, EventLog, abandoned_handler, utcnow_iso
 
 log = logging.getLogger("webapp.workers")
 
@@ -46,6 +47,9 @@ class ServiceWorker(SimpleWorker):
         self.app = app
         self.events = EventLog.from_config(self.connection, app.config)
         self.names_by_path = app.extensions["jobsvc"].names_by_path
+        # Live events: RQ's registry maintenance reports jobs of dead workers to the exception
+        # handlers; this one records them as `abandoned` (other exceptions pass through).
+        self.push_exc_handler(abandoned_handler(self.events, self.names_by_path))
 
     def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
         name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
@@ -87,7 +91,21 @@ class ServiceWorker(SimpleWorker):
         if status in ("failed", "stopped"):
             self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
         else:
+            self._record_retried_try(job, exc_string, execution)
             self._event("retrying", job, status, error=job.meta.get("error"))
+
+    def _record_retried_try(self, job: Job, exc_string: str, execution) -> None:
+        """Keep a failed try that will be retried in RQ's result history (RQ records only the last)."""
+        Result.create(
+            job,
+            Result.Type.RETRIED,
+            job.failure_ttl,
+            exc_string=exc_string,
+            worker_name=self.name,
+            execution_id=execution.id if execution else None,
+            execution_started_at=execution.created_at if execution else None,
+            execution_ended_at=job.ended_at,
+        )
 
 
 class FastWorker(ServiceWorker):
@@ -122,7 +140,7 @@ class FastWorker(ServiceWorker):
         self.threads = max(1, threads)
         self.isolated_queues = frozenset(isolated_queues)
         self.wake_timeout = wake_timeout
-        self._step_script = self.connection.register_script(fastpath.STEP_LUA)
+        self._step_script = self.connection.register_script(fastpath.step_lua(self.names_by_path))
         self._queue_keys = [queue.key for queue in self.queues]
         self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
         self._queues_by_name = {queue.name: queue for queue in self.queues}
@@ -256,6 +274,7 @@ class FastWorker(ServiceWorker):
             "1" if claim else "0",
         ]
         args.extend(pending[4] if pending is not None else [""])
+        args.append(self.events.job_maxlen)
         reply = self._call_step(args)
         status = reply[0]
         if len(reply) == 1:
