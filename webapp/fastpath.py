@@ -68,9 +68,6 @@ def wake_key(queue_name: str) -> str:
 # 1 finished, 0 the job has dependents (nothing written: the caller uses RQ's own path,
 # which enqueues them), -1 its hash vanished while it ran, false when nothing to finish.
 STEP_LUA = f"""
--- job names by import path, for jobs enqueued without meta.name (by plain RQ code)
-local NAMES = cjson.decode([==[__NAMES_JSON__]==])
-
 local function append_event(job_id, payload, ttl)
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'job_id', job_id, 'data', payload)
   local job_stream = '{JOB_STREAM_PREFIX}' .. job_id
@@ -168,8 +165,9 @@ local function claim()
           local ok, meta = pcall(cjson.decode, fields[3])
           if ok and type(meta) == 'table' and type(meta['name']) == 'string' then name = meta['name'] end
         end
-        if not name and fields[4] then  -- RQ's description: "<import path>(<arguments>)"
-          name = NAMES[string.match(fields[4], '^([^(]*)')]
+        if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
+          local names = cjson.decode([==[__NAMES_JSON__]==])  -- by import path
+          name = names[string.match(fields[4], '^([^(]*)')]  -- RQ's description: "<path>(<args>)"
         end
         local payload = '{{"event":"started","job_id":' .. cjson.encode(job_id) .. ',"name":'
           .. (name and cjson.encode(name) or 'null') .. ',"queue":' .. cjson.encode(origin)
