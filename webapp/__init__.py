@@ -17,9 +17,11 @@ from webapp import (
     dashboard,
     docs,
     errors,
+    hub,
     pages,
     redis_client,
     service,
+    streams,
 )
 
 
@@ -39,8 +41,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)
+    hub.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(streams.bp)
+    if app.config["BENCH_ROUTES"]:
+        from bench.routes import bp as bench_bp
+
+        app.register_blueprint(bench_bp)
     return app

@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 
 from webapp.events import EventLog
+from webapp.fastpath import wake_key
 from webapp.redis_client import make_client
 
 log = logging.getLogger("webapp.scheduling")
@@ -54,6 +55,7 @@ class EventfulScheduler(RQScheduler):
                     self.events.append(
                         "queued", job_id=job.id, name=name, queue=queue.name, status="queued", pipeline=pipe
                     )
+                    pipe.rpush(wake_key(queue.name), 1)  # wakes an idle worker at once
                 pipe.execute()
             for job in jobs:
                 if job is not None and job.has_rate_limit:

@@ -35,6 +35,7 @@ from webapp.auth import Principal
 from webapp.catalog import JobType, build_catalog, effective_options
 from webapp.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests, Unavailable, ValidationFailed
 from webapp.events import EventLog
+from webapp.fastpath import wake_key
 from webapp.guarded import Admission, GuardedWriter
 from webapp.models import Dependencies, SubmitRequest
 from webapp.ratelimit import RateLimit
@@ -308,6 +309,8 @@ class JobService:
                 "queued", job_id=job.id, name=plan.job_type.name, queue=queue.name, status="queued", pipeline=pipe
             )
         listing.index_job(pipe, job)
+        if plan.run_at is None:
+            pipe.rpush(wake_key(queue.name), 1)  # wakes an idle worker at once
         return {"id": job.id, "name": plan.job_type.name, "queue": queue.name, "status": plan.initial_status}, job
 
     def _submit_with_dependencies(self, planned, principal, owner, admission, fingerprint) -> Submission:
@@ -352,6 +355,8 @@ class JobService:
                         pipeline=pipe,
                     )
                     listing.index_job(pipe, job)
+                    if entry["status"] == "queued":
+                        pipe.rpush(wake_key(plan.queue.name), 1)
                     pipe.execute()
                 job_objects.append(job)
         except Exception:
@@ -515,7 +520,10 @@ class JobService:
             # Someone else requeued or removed it between our read and this one.
             raise Conflict(f"job {job_id} is no longer {status}; it may have been retried already") from None
         name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
-        self.events.append("queued", job_id=job.id, name=name, queue=job.origin, status="queued")
+        with self.connection.pipeline(transaction=False) as pipe:
+            self.events.append("queued", job_id=job.id, name=name, queue=job.origin, status="queued", pipeline=pipe)
+            pipe.rpush(wake_key(job.origin), 1)  # wakes an idle worker at once
+            pipe.execute()
         return {"id": job.id, "name": name, "queue": job.origin, "status": "queued"}
 
     def recent_ids(self, limit: int = 20) -> list[tuple[str, str, str]]:
