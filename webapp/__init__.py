@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+from webapp import api, cli, config, dashboard, errors, pages, redis_client, security, service
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     service.init_app(app)
     errors.init_app(app)
     dashboard.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(pages.bp)
