@@ -148,6 +148,16 @@ def secure_dashboard_response(response: Response) -> Response:
     return response
 
 
+def use_the_app_redis_client():
+    """Point the dashboard at the app's own Redis client (one pool, explicit timeouts).
+
+    rq-dashboard 0.9 builds a new client, with a new pool, on every request that names an
+    instance; each dropped pool leaks its sockets until garbage collection. Its fresh client
+    has not connected yet when this runs, so replacing it costs nothing.
+    """
+    current_app.redis_conn = current_app.extensions["redis"]
+
+
 def init_app(app: Flask) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
     if app.config.get("RQ_DASHBOARD_READ_ONLY"):
@@ -158,4 +168,7 @@ def init_app(app: Flask) -> None:
     app.before_request(guard_actions)
     app.after_request(secure_dashboard_response)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
+    app.redis_conn = app.extensions["redis"]
+    # Runs after the blueprint's own connection hook, which registration has just added.
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(use_the_app_redis_client)
     app.extensions["dashboard_actions"] = action_endpoints(app)
