@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
@@ -75,7 +77,7 @@ def test_a_failing_job_shows_its_error(page, stack):
 def test_cancel_a_running_job(page, stack):
     stack.require("GET", "/api/jobs/<id>/events")
     stack.require("DELETE", "/api/jobs/<id>")
-    job_id = stack.submit("sleep", seconds=60)
+    job_id = stack.submit("sleep", seconds=20)
     page.goto(f"/jobs/{job_id}")
     expect(page.locator("#status")).to_have_text("started", timeout=LIVE)
     page.get_by_role("button", name="Cancel").click()
@@ -101,7 +103,7 @@ def test_job_list_updates_live(page, stack):
     screenshot(page, "jobs")
     page.goto("/jobs?status=finished")
     expect(page.locator(f'tr[data-job="{job_id}"]')).to_be_visible(timeout=LIVE)
-    page.goto("/jobs?name=add")
+    page.goto("/jobs?queue=low&name=task_get")
     expect(page.locator("#jobs-body")).to_contain_text("No jobs match these filters")
 
 
@@ -125,4 +127,17 @@ def test_phone_width_has_no_sideways_scrolling(browser, stack):
         screenshot(page, name)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide at 390 px"
+    context.close()
+
+
+def test_times_are_shown_in_the_viewers_time_zone(browser, stack):
+    job_id = stack.submit("add", a=1, b=2)
+    context = browser.new_context(base_url=stack.base, timezone_id="Asia/Tokyo", locale="en-US")
+    page = context.new_page()
+    page.goto(f"/jobs/{job_id}")
+    enqueued = page.locator("#enqueued_at")
+    iso = enqueued.get_attribute("datetime")
+    assert iso.endswith("Z")  # the machine-readable value stays UTC ISO 8601
+    tokyo = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
+    expect(enqueued).to_contain_text(f"{tokyo.hour % 12 or 12}:{tokyo.minute:02d}:{tokyo.second:02d}")
     context.close()
