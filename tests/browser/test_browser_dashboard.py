@@ -15,7 +15,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 from rq import Queue
 from rq.job import JobStatus
-from rq.registry import FinishedJobRegistry
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
@@ -137,3 +137,49 @@ def test_stored_xss_is_shown_as_text_on_the_service_pages(page, stack, xss_jobs)
     page.goto("/jobs")
     page.wait_for_timeout(500)
     assert_inert(page, [])
+
+
+@pytest.fixture
+def parked_failed_job(stack):
+    """A failed job of a queue no worker reads, so a requeue leaves it waiting where we can see it."""
+    connection = stack.redis.client()
+    queue = Queue("parked", connection=connection, serializer=JSONSerializer)
+    job = queue.enqueue_call("jobs.basic.add", args=[1, 2])
+    queue.remove(job.id)
+    job.set_status(JobStatus.FAILED)
+    FailedJobRegistry("parked", connection=connection, serializer=JSONSerializer).add(job, 600, exc_string="boom")
+    yield connection
+    connection.delete("rq:queue:parked")
+    connection.close()
+
+
+def test_dashboard_actions_still_work_from_its_own_pages(browser, stack, parked_failed_job):
+    context = browser.new_context(base_url=stack.base, http_credentials=CREDENTIALS)
+    page = context.new_page()
+    page.goto("/rq/0/view/jobs/parked/failed/8/asc/1")
+    page.wait_for_function("() => window.jQuery && jQuery.active === 0", timeout=LIVE)
+    page.locator("#requeue-all-btn").click()
+    with page.expect_response("**/rq/requeue/parked") as answer:
+        page.locator("#confirmation-modal-yes").click()
+    response = answer.value
+    assert response.status == 200
+    assert response.request.headers.get("x-csrftoken")  # the dashboard's script sent the cookie back
+    assert parked_failed_job.llen("rq:queue:parked") == 1
+    context.close()
+
+
+def test_a_cross_site_page_cannot_make_the_dashboard_act(browser, stack, parked_failed_job):
+    # The browser holds the dashboard credentials, as an operator's would; another site's page
+    # posts a form to the dashboard's requeue action.
+    context = browser.new_context(http_credentials=CREDENTIALS)
+    page = context.new_page()
+    attack = (
+        f'<form id="f" method="post" action="{stack.base}/rq/requeue/parked"></form>'
+        "<script>document.getElementById('f').submit()</script>"
+    )
+    page.route("http://attacker.test/", lambda route: route.fulfill(body=attack, content_type="text/html"))
+    with page.expect_response(f"{stack.base}/rq/requeue/parked") as answer:
+        page.goto("http://attacker.test/")
+    assert answer.value.status == 403
+    assert parked_failed_job.llen("rq:queue:parked") == 0
+    context.close()
