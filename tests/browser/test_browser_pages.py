@@ -38,6 +38,18 @@ def test_api_validation_messages_appear_next_to_their_fields(page, stack):
     assert page.url.rstrip("/") == stack.base  # no navigation on a refused submission
 
 
+def test_the_form_works_from_the_keyboard_alone(page, stack):
+    page.goto("/")
+    page.locator("#f-add-a").focus()
+    page.keyboard.type("2")
+    page.keyboard.press("Tab")
+    expect(page.locator("#f-add-b")).to_be_focused()
+    page.keyboard.type("40")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/jobs/[A-Za-z0-9_-]+$"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("add")
+
+
 def test_sleep_from_the_form_moves_the_progress_bar_and_shows_the_result_live(page, stack):
     stack.require("GET", "/api/jobs/<id>/events")
     page.goto("/")
@@ -122,7 +134,8 @@ def test_demo_buttons_and_the_live_message_panel(page, stack):
 def test_phone_width_has_no_sideways_scrolling(browser, stack):
     context = browser.new_context(base_url=stack.base, viewport={"width": 390, "height": 844}, device_scale_factor=1)
     page = context.new_page()
-    for path, name in (("/", "home-phone"), ("/jobs", "jobs-phone")):
+    job_id = stack.submit("fail", message="a long message that should wrap on a narrow screen " * 3)
+    for path, name in (("/", "home-phone"), ("/jobs", "jobs-phone"), (f"/jobs/{job_id}", "job-phone")):
         page.goto(path)
         screenshot(page, name)
         width = page.evaluate("document.documentElement.scrollWidth")

@@ -110,6 +110,8 @@
   function stop(state) {
     if (source) { source.close(); source = null; }
     UI.setLive($("live-state"), state === "ended" ? "ended" : "off", state === "ended" ? "job ended" : state);
+    var empty = $("timeline-empty");
+    if (empty && state !== "ended") empty.textContent = "The timeline could not be loaded from this server.";
   }
 
   var EVENT_NAMES = ["queued", "started", "progress", "finished", "failed", "canceled", "stopped", "retrying",
