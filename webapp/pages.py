@@ -49,15 +49,24 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return fields
 
 
+def catalog_forms() -> list[dict[str, Any]]:
+    """The catalog as forms; built once per app (the catalog is fixed at start-up)."""
+    forms = current_app.extensions.get("catalog_forms")
+    if forms is None:
+        forms = [
+            {"name": jt.name, "summary": jt.summary, "fields": form_fields(jt.schema())}
+            for jt in get_service().catalog.values()
+        ]
+        current_app.extensions["catalog_forms"] = forms
+    return forms
+
+
 @bp.get("/")
 def index():
     service = get_service()
-    catalog = [
-        {"name": jt.name, "summary": jt.summary, "fields": form_fields(jt.schema())} for jt in service.catalog.values()
-    ]
     return render_template(
         "index.html",
-        catalog=catalog,
+        catalog=catalog_forms(),
         queues=list(service.queues),
         default_queue=current_app.config["DEFAULT_QUEUE"],
     )
