@@ -123,10 +123,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    // Filters apply as soon as they change; the button stays for keyboards and no-script use.
-    $("filters").querySelectorAll("select").forEach(function (select) {
-      select.addEventListener("change", function () { $("filters").requestSubmit(); });
-    });
     load().then(follow);
     window.addEventListener("pagehide", function () { if (source) source.close(); });
   });
