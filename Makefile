@@ -39,6 +39,7 @@ test: $(VENV)/.dev-installed chromium
 # The browser tests drive Debian's Chromium (never a downloaded browser). As root, `make test`
 # installs it when missing; otherwise those tests are skipped with a message saying so.
 CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
 chromium:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
