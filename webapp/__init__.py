@@ -8,7 +8,19 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, security, service
+from webapp import (
+    api,
+    api_read,  # noqa: F401  (registers the read views on api.bp)
+    cli,
+    config,
+    dashboard,
+    docs,
+    errors,
+    pages,
+    redis_client,
+    security,
+    service,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -30,4 +42,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     return app

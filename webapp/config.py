@@ -49,6 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_PROCESSES", 1, int, "Job-running processes each `worker.py` supervises."),
     Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
+    Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 
 

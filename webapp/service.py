@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 import jobs
-from webapp import jobstore
+from webapp import listing
 from webapp.catalog import JobType, build_catalog
 from webapp.errors import ValidationFailed
 from webapp.events import EventLog
@@ -77,16 +77,18 @@ class JobService:
             self.events.append(
                 "queued", job_id=job.id, name=job_type.name, queue=target.name, status="queued", pipeline=pipe
             )
+            listing.index_job(pipe, job)
             pipe.execute()
         return job
 
     def describe(self, job_id: str) -> dict[str, Any]:
-        job, result, last_event_id = jobstore.fetch(self.connection, job_id)
-        return jobstore.to_dict(job, result, last_event_id, self.names_by_path)
+        return listing.describe_job(self.connection, job_id, self.names_by_path)
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["jobsvc"] = JobService(app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED))
+    app.extensions["jobsvc"] = JobService(
+        app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED, jobs.DEFAULT_OPTIONS)
+    )
 
 
 def get_service() -> JobService:
