@@ -102,3 +102,10 @@ def test_pubsub_button_publishes(client, redis_conn):
             break
     assert message is not None and message["data"].decode() == data
     pubsub.close()
+
+
+def test_the_api_docs_page_may_use_inline_styles_but_never_inline_script(client):
+    csp = client.get("/api/docs").headers["Content-Security-Policy"]
+    assert re.search(r"script-src ([^;]*)", csp).group(1) == "'self'"
+    assert "style-src 'self' 'unsafe-inline'" in csp
+    assert "style-src 'self';" in client.get("/").headers["Content-Security-Policy"]

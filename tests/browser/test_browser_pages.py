@@ -103,6 +103,26 @@ def test_unknown_job_page_is_a_clear_404(page, stack):
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
 
 
+def test_job_list_filters_and_pages(page, stack):
+    stack.require("GET", "/api/jobs")
+    ids = [stack.submit("add", a=i, b=1) for i in range(26)]
+    page.goto("/jobs?name=add")
+    rows = page.locator("#jobs-body tr[data-job]")
+    expect(rows).to_have_count(25, timeout=LIVE)
+    expect(rows.first).to_have_attribute("data-job", ids[-1])  # newest first
+    expect(page.locator("#jobs-body tr[data-job] code").filter(has_text="fail")).to_have_count(0)
+    screenshot(page, "jobs")
+    page.get_by_role("link", name="Older »").click()
+    page.wait_for_url(re.compile(r"cursor="))
+    expect(rows.first).to_be_visible(timeout=LIVE)
+    older = set(rows.evaluate_all("rows => rows.map(r => r.dataset.job)"))
+    assert ids[0] in older and ids[-1] not in older
+    expect(page.get_by_role("link", name="« Newest")).to_be_visible()
+    screenshot(page, "jobs-older")
+    page.goto("/jobs?queue=low&name=task_get")
+    expect(page.locator("#jobs-body")).to_contain_text("No jobs match these filters", timeout=LIVE)
+
+
 def test_job_list_updates_live(page, stack):
     stack.require("GET", "/api/jobs")
     stack.require("GET", "/api/events")
@@ -112,11 +132,9 @@ def test_job_list_updates_live(page, stack):
     row = page.locator(f'tr[data-job="{job_id}"]')
     expect(row).to_be_visible(timeout=LIVE)
     expect(row.locator(".badge")).to_have_text("finished", timeout=LIVE)
-    screenshot(page, "jobs")
+    screenshot(page, "jobs-live")
     page.goto("/jobs?status=finished")
     expect(page.locator(f'tr[data-job="{job_id}"]')).to_be_visible(timeout=LIVE)
-    page.goto("/jobs?queue=low&name=task_get")
-    expect(page.locator("#jobs-body")).to_contain_text("No jobs match these filters")
 
 
 def test_demo_buttons_and_the_live_message_panel(page, stack):
@@ -154,3 +172,10 @@ def test_times_are_shown_in_the_viewers_time_zone(browser, stack):
     tokyo = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo("Asia/Tokyo"))
     expect(enqueued).to_contain_text(f"{tokyo.hour % 12 or 12}:{tokyo.minute:02d}:{tokyo.second:02d}")
     context.close()
+
+
+def test_the_api_docs_page_renders_under_the_security_policy(page, stack):
+    stack.require("GET", "/api/docs")
+    page.goto("/api/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=LIVE)
+    assert page.errors == []  # no script or style refused by the Content-Security-Policy

@@ -42,25 +42,38 @@
     return q.toString();
   }
 
+  /* One page of the API; a page may hold fewer jobs than asked (filters), so follow
+     next_cursor a few times until the table is full or the jobs run out. */
+  function fetchPage(from, collected, hops) {
+    return UI.request("GET", "/api/jobs?" + query({ limit: String(PAGE_SIZE), cursor: from })).then(function (result) {
+      if (result.status !== 200) return { error: result };
+      var jobs = collected.concat(result.body.jobs || []);
+      var next = result.body.next_cursor;
+      if (next && jobs.length < PAGE_SIZE && hops < 5) return fetchPage(next, jobs, hops + 1);
+      return { jobs: jobs, next: next };
+    });
+  }
+
   function load() {
-    return UI.request("GET", "/api/jobs?" + query({ limit: String(PAGE_SIZE), cursor: cursor })).then(function (result) {
-      if (result.status !== 200) {
-        showMessage(result.status === 404 || result.status === 405
+    return fetchPage(cursor, [], 0).then(function (page) {
+      if (page.error) {
+        showMessage(page.error.status === 404 || page.error.status === 405
           ? "This server has no job list API yet (GET /api/jobs)."
-          : UI.errorMessage(result, "Could not load the jobs"));
+          : UI.errorMessage(page.error, "Could not load the jobs"));
         return;
       }
-      var jobs = result.body.jobs || [];
       var body = $("jobs-body");
       body.textContent = "";
-      if (!jobs.length) {
+      if (!page.jobs.length) {
         var filtered = filters.status || filters.queue || filters.name;
-        showMessage(cursor ? "No older jobs." : filtered ? "No jobs match these filters." : "No jobs yet: submit one from the home page.");
+        showMessage(page.next ? "No jobs on this page: see older ones below."
+          : cursor ? "No older jobs."
+          : filtered ? "No jobs match these filters." : "No jobs yet: submit one from the home page.");
       }
-      jobs.forEach(function (job) { body.appendChild(row(job)); });
+      page.jobs.forEach(function (job) { body.appendChild(row(job)); });
       var next = $("next-page");
-      if (result.body.next_cursor) {
-        next.href = "/jobs?" + query({ cursor: result.body.next_cursor });
+      if (page.next) {
+        next.href = "/jobs?" + query({ cursor: page.next });
         next.hidden = false;
       } else {
         next.hidden = true;
