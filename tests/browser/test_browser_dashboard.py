@@ -129,6 +129,8 @@ def test_stored_xss_is_shown_as_text_on_the_service_pages(page, stack, xss_jobs)
     page.goto(f"/jobs/{xss_jobs['finished']}")
     expect(page.locator("#result")).to_contain_text("<script>window.__xss = 1;", timeout=LIVE)
     assert page.locator("#result img, #result script").count() == 0
+    expect(page.locator("#description")).to_contain_text("<img src=x onerror=")  # the description too
+    assert page.locator("#description img").count() == 0
     assert_inert(page, [])
     page.goto(f"/jobs/{xss_jobs['failed']}")
     expect(page.locator("#error-message")).to_contain_text("<img src=x onerror=", timeout=LIVE)

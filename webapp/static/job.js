@@ -45,6 +45,22 @@
     box.hidden = false;
   }
 
+  /* RQ's result history, one row per try: outcome, worker, when, and the error if any. */
+  function renderAttempts(attempts) {
+    var list = $("attempts");
+    if (!attempts || !attempts.length) { $("attempts-card").hidden = true; return; }
+    list.textContent = "";
+    attempts.forEach(function (attempt) {
+      var error = attempt.error ? (attempt.error.type || "Error") + ": " + (attempt.error.message || "") : "";
+      list.appendChild(UI.el("li", {}, [
+        UI.timeEl(attempt.ended_at || attempt.started_at), " ",
+        UI.el("strong", { text: attempt.outcome }), " ",
+        UI.el("span", { class: "hint", text: [attempt.worker ? "on " + attempt.worker : "", error].filter(Boolean).join(" · ") })
+      ]));
+    });
+    $("attempts-card").hidden = false;
+  }
+
   function renderJob(view) {
     job = view;
     renderStatus(view.status);
@@ -53,6 +69,8 @@
     renderError(view.error);
     renderResult(view);
     $("queue").textContent = view.queue || "—";
+    if (view.description !== undefined) $("description").textContent = view.description || "—";
+    if (view.attempts !== undefined) renderAttempts(view.attempts);
     UI.setTime($("enqueued_at"), view.enqueued_at);
     UI.setTime($("started_at"), view.started_at);
     UI.setTime($("ended_at"), view.ended_at);
