@@ -16,10 +16,12 @@ from webapp import (
     dashboard,
     docs,
     errors,
+    hub,
     pages,
     redis_client,
     security,
     service,
+    streams,
 )
 
 
@@ -39,8 +41,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     dashboard.init_app(app)
     security.init_app(app)
     cli.init_app(app)
+    hub.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(streams.bp)
     return app
