@@ -114,7 +114,9 @@ def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server)
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # let it subscribe
+    # It says so on stderr once it has subscribed: wait for that, however busy the machine is.
+    startup = listener.stderr.readline()
+    assert "listening on" in startup, startup
     with httpx.Client() as http:
         http.get(f"{stack}/pubsub")
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
@@ -136,9 +138,11 @@ def test_listen_json_prints_the_published_objects(stack, redis_server):
         cwd=ROOT,
         env=service_env(redis_server.url),
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    startup = listener.stderr.readline()  # printed once it has subscribed
+    assert "listening on" in startup, startup
     with httpx.Client() as http:
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
     out, _ = listener.communicate(timeout=15)
