@@ -47,4 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(streams.bp)
+    if app.config["BENCH_ROUTES"]:
+        from bench.routes import bp as bench_bp
+
+        app.register_blueprint(bench_bp)
     return app

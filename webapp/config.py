@@ -53,6 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RQ_DASHBOARD_READ_ONLY", False, _bool, "When true, /rq refuses every state-changing request."),
     Setting("WORKER_PROCESSES", 1, int, "Job-running processes each `worker.py` supervises."),
     Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
+    Setting("WORKER_THREADS", 1, int, "Jobs each worker process runs at once, in threads (for I/O-bound jobs)."),
+    Setting("WORKER_ISOLATED_QUEUES", [], _csv, "Queues whose jobs each run in a forked child process."),
+    Setting("WORKER_WAKE_TIMEOUT", 1.0, float, "Longest an idle worker waits before looking at its queues."),
+    Setting("BENCH_ROUTES", False, _bool, "Serve the benchmark's baseline routes under /bench (never in production)."),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )

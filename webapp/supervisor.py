@@ -20,7 +20,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from webapp.redis_client import make_client
-from webapp.workers import ServiceWorker
+from webapp.workers import FastWorker
 
 log = logging.getLogger("webapp.supervisor")
 
@@ -42,12 +42,7 @@ def run_worker(create_app, burst: bool = False) -> None:
     app = create_app()
     connection = make_client(app.config, socket_timeout=None)
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
-    worker = ServiceWorker(
-        queues,
-        connection=connection,
-        app=app,
-        default_result_ttl=app.config["RESULT_TTL"],
-    )
+    worker = FastWorker.from_app(app, connection, queues)
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"], with_scheduler=False)
 
 
