@@ -16,9 +16,25 @@ from tests.servers import start_web, start_worker
 def stack(redis_server, redis_conn):
     web, base = start_web(redis_server.url)
     worker = start_worker(redis_server.url, "--processes", "2")
+    wait_until(lambda: redis_conn.scard("rq:workers") >= 2)  # measure a running stack, not its start
     yield base
     worker.stop()
     web.stop()
+
+
+def wait_until(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def subscribers(redis_server) -> int:
+    client = redis_server.client()
+    try:
+        return client.pubsub_numsub("jobsvc:events")[0][1]
+    finally:
+        client.close()
 
 
 def wait_finished(http, base, job_id, timeout=10.0):
@@ -114,9 +130,7 @@ def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server)
         stderr=subprocess.PIPE,
         text=True,
     )
-    # It says so on stderr once it has subscribed: wait for that, however busy the machine is.
-    startup = listener.stderr.readline()
-    assert "listening on" in startup, startup
+    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
     with httpx.Client() as http:
         http.get(f"{stack}/pubsub")
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
@@ -138,11 +152,9 @@ def test_listen_json_prints_the_published_objects(stack, redis_server):
         cwd=ROOT,
         env=service_env(redis_server.url),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
     )
-    startup = listener.stderr.readline()  # printed once it has subscribed
-    assert "listening on" in startup, startup
+    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
     with httpx.Client() as http:
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
     out, _ = listener.communicate(timeout=15)

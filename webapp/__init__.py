@@ -11,6 +11,7 @@ from flask import Flask
 from webapp import (
     api,
     api_read,  # noqa: F401  (registers the read views on api.bp)
+    auth,
     cli,
     config,
     dashboard,
@@ -37,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     redis_client.init_app(app)
     service.init_app(app)
+    auth.init_app(app)
     errors.init_app(app)
     dashboard.init_app(app)
     security.init_app(app)

@@ -37,6 +37,7 @@ def list_jobs():
         status=query.status,
         queue=query.queue,
         name=query.name,
+        owner=service.listing_owner(),  # with API keys: a client lists only its own jobs
         scan_factor=current_app.config["LISTING_SCAN_FACTOR"],
     )
     return respond(models.JobPage, page, exclude={"jobs": {"__all__": {"attempts"}}})

@@ -1,4 +1,4 @@
-"""Command-line tools: `flask listen` prints job notifications and the demo channel."""
+"""Command-line tools: `flask listen` prints job notifications and the demo channel; `flask jobs ...`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rq.job import Job
 
 from webapp.errors import NotFound
 from webapp.events import is_terminal, job_stream_key
+from webapp.jobs_cli import jobs_group
 from webapp.jobstore import check_job_id
 from webapp.redis_client import make_client
 from webapp.tails import BATCH, read_entries
@@ -121,3 +122,4 @@ def follow_job(client: Redis, config, job_id: str, as_json: bool, count: int | N
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(listen_command)
+    app.cli.add_command(jobs_group)

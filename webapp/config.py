@@ -58,6 +58,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKER_WAKE_TIMEOUT", 1.0, float, "Longest an idle worker waits before looking at its queues."),
     Setting("BENCH_ROUTES", False, _bool, "Serve the benchmark's baseline routes under /bench (never in production)."),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
+    # Per-job options: what a client may ask for is capped by these maxima.
+    Setting("MAX_JOB_TIMEOUT", 7200, int, "Largest `timeout` a submission may ask for, in seconds."),
+    Setting("MAX_RESULT_TTL", 604800, int, "Largest `result_ttl` a submission may ask for, in seconds."),
+    Setting("MAX_FAILURE_TTL", 2592000, int, "Largest `failure_ttl` a submission may ask for, in seconds."),
+    Setting("MAX_JOB_TTL", 604800, int, "Largest `ttl` (time allowed in the queue), in seconds."),
+    Setting("MAX_RETRIES", 10, int, "Largest `retry.max` a submission may ask for."),
+    Setting("MAX_RETRY_INTERVAL", 3600, int, "Largest retry interval, in seconds."),
+    Setting("MAX_ENQUEUE_IN", 2592000, int, "How far ahead a job may be scheduled, in seconds."),
+    Setting("MAX_DEPENDENCIES", 20, int, "Most jobs a submission may depend on."),
+    Setting("MAX_BATCH", 100, int, "Most jobs in one `POST /api/jobs/batch`."),
+    Setting("MAX_ARGS_BYTES", 16384, int, "Largest size of a job's arguments as JSON, in bytes."),
+    Setting("IDEMPOTENCY_TTL", 86400, int, "Seconds an `Idempotency-Key` is remembered."),
+    Setting("SUBMIT_RATE_LIMIT", "", str, "Submissions per client, e.g. `100/second`, `1000/minute`; empty = off."),
+    Setting("MAX_QUEUE_DEPTH", 0, int, "Refuse submissions (503) to a queue holding this many jobs; 0 = no cap."),
+    Setting("API_KEYS", "", str, "`name:key` or `name:sha256:<hex>` pairs, comma-separated; empty = open API."),
+    Setting("ADMIN_API_KEYS", "", str, "Same form as API_KEYS; these keys see and manage every job."),
+    Setting("SCHEDULER_INTERVAL", 0.5, float, "Seconds between checks for due scheduled jobs (in `worker.py`)."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 

@@ -43,6 +43,41 @@ class ValidationFailed(APIError):
     code = "validation_error"
 
 
+class Unauthorized(APIError):
+    """No API key, or one the server does not know."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Conflict(APIError):
+    """The job's current state does not allow the operation, or a key was reused differently."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(APIError):
+    """The request, or a part of it, is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(APIError):
+    """A JSON endpoint got a body that is not declared as JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class TooManyRequests(APIError):
+    """The client is over its submission rate limit."""
+
+    status = 429
+    code = "rate_limited"
+
+
 class Unavailable(APIError):
     """A service the request needs (Redis) does not answer."""
 

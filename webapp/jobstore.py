@@ -72,6 +72,9 @@ def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: d
     """The public JSON view of a job."""
     status = job.get_status(refresh=False)
     status = status.value if status is not None else None
+    if status == "ready_to_enqueue":
+        # RQ's brief step between a met dependency and the queue: still waiting, to a client.
+        status = "deferred"
     value: Any = None
     if result is not None and result.type == Result.Type.SUCCESSFUL:
         value = result.return_value

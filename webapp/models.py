@@ -50,6 +50,10 @@ class SubmitRequest(Strict):
     description: str | None = Field(None, max_length=500)
 
 
+class RetryRequest(Strict):
+    """`POST /api/jobs/<id>/retry`: no options yet; send `{}` (or no body) as JSON."""
+
+
 class BatchRequest(Strict):
     """`POST /api/jobs/batch`: validated all-or-nothing, enqueued in one pipeline."""
 

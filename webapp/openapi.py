@@ -32,10 +32,12 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 # Descriptions of the error statuses; every one has the ErrorBody shape.
 ERRORS = {
     400: "Malformed request: invalid JSON or an invalid cursor.",
+    401: "API keys are configured and the request has no valid 'Authorization: Bearer <key>'.",
     404: "No such job: it never existed or has expired.",
     409: "Conflict: the job's current status does not allow this, or an Idempotency-Key was reused "
     "with a different body.",
-    413: "The request body is larger than MAX_CONTENT_LENGTH.",
+    413: "The request body is larger than MAX_CONTENT_LENGTH (or the job's arguments than MAX_ARGS_BYTES).",
+    415: "A POST body that is not declared as 'Content-Type: application/json'.",
     422: "Well-formed but refused: unknown fields, wrong types, out-of-range values.",
     429: "Too many requests from this client; see Retry-After.",
     503: "Redis is not answering (or a queue is full); see Retry-After.",

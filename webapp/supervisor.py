@@ -20,6 +20,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from webapp.redis_client import make_client
+from webapp.scheduling import start_scheduler
 from webapp.workers import FastWorker
 
 log = logging.getLogger("webapp.supervisor")
@@ -144,4 +145,10 @@ def main(create_app, argv: list[str] | None = None) -> int:
     wait_for_redis(app.config)
     log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
     grace = app.config["WORKER_SHUTDOWN_GRACE"]
-    return Supervisor(create_app, processes, burst=options.burst, grace=grace).run()
+    # Scheduled jobs (enqueue_in/at, retry intervals) are moved by a thread of this process.
+    scheduler = None if options.burst else start_scheduler(app.config)
+    try:
+        return Supervisor(create_app, processes, burst=options.burst, grace=grace).run()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()

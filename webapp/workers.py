@@ -28,7 +28,7 @@ from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty, UnixSignalDeathPenalty
 from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
@@ -38,8 +38,57 @@ from webapp.events import GLOBAL_STREAM, EventLog, abandoned_handler, utcnow_iso
 log = logging.getLogger("webapp.workers")
 
 
+# --- Stopping a running job on request (`DELETE /api/jobs/<id>`) ------------------------------
+# RQ's stop-job command (rq.command) marks the job as stopped on purpose and calls kill_horse(),
+# which is a no-op for SimpleWorker: the job runs in this very process, there is no horse.
+# Here kill_horse() sends STOP_SIGNAL to this process; its handler, installed only while a
+# job's body runs (inside the death penalty, like RQ's timeout alarm), raises JobStopped in the
+# main thread. RQ then records the job as `stopped` (not failed, never retried).
+STOP_SIGNAL = signal.SIGUSR1
+
+
+class JobStopped(Exception):
+    """The job was stopped on request (DELETE /api/jobs/<id> or RQ's send_stop_job_command)."""
+
+
+def _raise_stopped(signum, frame):
+    raise JobStopped("stopped on request")
+
+
+class StoppableDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's timeout alarm, plus the stop handler for the duration of a job's body only."""
+
+    def __init__(self, timeout, exception=JobTimeoutException, **kwargs):
+        super().__init__(timeout, exception, **kwargs)
+        self._job_body = kwargs.get("job_id") is not None  # callbacks get no job_id
+
+    def setup_death_penalty(self):
+        super().setup_death_penalty()
+        if self._job_body:
+            signal.signal(STOP_SIGNAL, _raise_stopped)
+
+    def cancel_death_penalty(self):
+        if self._job_body:
+            signal.signal(STOP_SIGNAL, signal.SIG_IGN)
+        super().cancel_death_penalty()
+
+
+# ------------------------------------------------------------------------------------------------
+
+
 class ServiceWorker(SimpleWorker):
     """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
+
+    death_penalty_class = StoppableDeathPenalty  # stop-on-request support, see above
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        signal.signal(STOP_SIGNAL, signal.SIG_IGN)  # a late stop request must not kill the worker
+
+    def kill_horse(self, sig=None):
+        """Called by RQ's stop-job command handler (pub/sub thread) for the job running here."""
+        if self._stopped_job_id:
+            os.kill(os.getpid(), STOP_SIGNAL)
 
     def __init__(self, *args, app: Flask, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)
@@ -425,6 +474,8 @@ class FastWorker(ServiceWorker):
                 os.kill(self._horse_pid, sig)
             except ProcessLookupError:
                 pass
+        else:
+            super().kill_horse(sig)  # a stop request for the job running in this process
 
     def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:
         """Run the job in a forked child (RQ's work-horse isolation); fail it if the child dies."""

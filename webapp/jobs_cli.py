@@ -1,0 +1,147 @@
+"""`flask jobs ...`: submit, watch, list, cancel and retry jobs from a terminal.
+
+The commands go through the same JobService as the HTTP API (same validation, same limits),
+straight to Redis, with operator rights: they see every job, whoever submitted it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from flask.cli import AppGroup
+from pydantic import ValidationError
+
+from webapp.errors import APIError
+from webapp.models import SubmitRequest
+from webapp.service import get_service
+
+jobs_group = AppGroup("jobs", help="Submit, inspect, cancel and retry jobs.")
+
+ENDED = ("finished", "failed", "stopped", "canceled")
+
+
+def _value(text: str):
+    """A command-line argument as JSON when it parses (`2`, `true`, `[1]`), else as a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _fail(exc: APIError) -> None:
+    raise click.ClickException(exc.message)
+
+
+@jobs_group.command("submit")
+@click.argument("name")
+@click.argument("args", nargs=-1)
+@click.option("--kwarg", "kwargs", multiple=True, metavar="KEY=VALUE", help="A keyword argument (repeatable).")
+@click.option("--queue", default=None, help="high, default or low.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end, with a progress bar.")
+@click.option("--wait-timeout", type=float, default=600.0, show_default=True, help="Give up waiting after this.")
+def submit_command(name, args, kwargs, queue, wait, wait_timeout):
+    """Submit job NAME with ARGS (each parsed as JSON when it can be, else a string)."""
+    keyword = {}
+    for item in kwargs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--kwarg")
+        keyword[key] = _value(value)
+    service = get_service()
+    try:
+        request = SubmitRequest.model_validate(
+            {"name": name, "args": [_value(arg) for arg in args], "kwargs": keyword, "queue": queue}
+        )
+        submission = service.enqueue([service.plan(request)])
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+    except APIError as exc:
+        _fail(exc)
+    job_id = submission.jobs[0]["id"]
+    click.echo(job_id)
+    if wait:
+        view = _wait(service, job_id, wait_timeout)
+        _print_outcome(view)
+        if view["status"] != "finished":
+            sys.exit(1)
+
+
+def _wait(service, job_id: str, timeout: float) -> dict:
+    """Poll until the job ends: a progress bar on a terminal, a line per change otherwise."""
+    stream = sys.stderr
+    if stream.isatty():
+        with click.progressbar(length=100, label=f"job {job_id[:8]}", file=stream) as bar:
+            return _poll(service, job_id, timeout, lambda done, view: bar.update(done - bar.pos))
+
+    def line(done: int, view: dict) -> None:
+        message = (view.get("progress") or {}).get("message") or ""
+        click.echo(f"{view['status']:<9} {done:3d}% {message}".rstrip(), err=True)
+
+    return _poll(service, job_id, timeout, line)
+
+
+def _poll(service, job_id: str, timeout: float, show) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        view = service.describe(job_id)
+        percent = 100 if view["status"] == "finished" else int((view.get("progress") or {}).get("percent") or 0)
+        if (percent, view["status"]) != last:
+            show(percent, view)
+            last = (percent, view["status"])
+        if view["status"] in ENDED:
+            return view
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"job {job_id} is still {view['status']} after {timeout:g} s")
+        time.sleep(0.1)
+
+
+def _print_outcome(view: dict) -> None:
+    if view["status"] == "finished":
+        click.echo(json.dumps(view["result"]))
+    else:
+        error = view.get("error") or {}
+        click.echo(f"{view['status']}: {error.get('type', '')}: {error.get('message', '')}".rstrip(": "), err=True)
+
+
+@jobs_group.command("status")
+@click.argument("job_id")
+def status_command(job_id):
+    """Print the job's JSON view (status, result, error, progress, times)."""
+    try:
+        click.echo(json.dumps(get_service().describe(job_id), indent=2))
+    except APIError as exc:
+        _fail(exc)
+
+
+@jobs_group.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Per queue and state.")
+def list_command(limit):
+    """Recent job ids per queue and state, from RQ's queues and registries."""
+    for job_id, queue, state in get_service().recent_ids(limit):
+        click.echo(f"{job_id}  {queue:<8} {state}")
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id")
+def cancel_command(job_id):
+    """Cancel a waiting job, or stop a running one."""
+    try:
+        view, stopping = get_service().cancel(job_id)
+    except APIError as exc:
+        _fail(exc)
+    click.echo(f"{job_id} {'stop requested' if stopping else view['status']}")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id")
+def retry_command(job_id):
+    """Requeue a failed, stopped or canceled job."""
+    try:
+        view = get_service().retry(job_id)
+    except APIError as exc:
+        _fail(exc)
+    click.echo(f"{job_id} {view['status']}")
