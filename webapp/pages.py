@@ -75,6 +75,11 @@ def index():
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str):
     """One job, followed live over its event stream."""
+    if current_app.extensions["jobsvc_keys"].enabled:
+        # The page has no key to show a caller only their own jobs: with keys set, jobs are
+        # read through the API (Authorization: Bearer), never from an open page.
+        message = "Job pages are off while API keys are set (API_KEYS/ADMIN_API_KEYS): read jobs through the API."
+        return render_template("not_found.html", message=message), 403
     try:
         job = get_service().describe(job_id)
     except NotFound as exc:

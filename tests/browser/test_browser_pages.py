@@ -179,3 +179,17 @@ def test_the_api_docs_page_renders_under_the_security_policy(page, stack):
     page.goto("/api/docs")
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=LIVE)
     assert page.errors == []  # no script or style refused by the Content-Security-Policy
+
+
+def test_retry_a_failed_job_from_its_page(page, stack):
+    stack.require("GET", "/api/jobs/<id>/events")
+    stack.require("POST", "/api/jobs/<id>/retry")
+    job_id = stack.submit("fail", message="try again")
+    page.goto(f"/jobs/{job_id}")
+    expect(page.locator("#status")).to_have_text("failed", timeout=LIVE)
+    page.get_by_role("button", name="Retry").click()
+    # Same job, run again: a second failure arrives on the same page, and two attempts are listed.
+    expect(page.locator("#timeline li[data-event=failed]")).to_have_count(2, timeout=LIVE)
+    expect(page.locator("#status")).to_have_text("failed")
+    expect(page.locator("#attempts li")).to_have_count(2, timeout=LIVE)
+    assert page.url.endswith(f"/jobs/{job_id}")

@@ -163,6 +163,10 @@
       if (result.status === 200) {
         $("action-message").textContent = result.body.status === "stopped" ? "Stopped." : "Cancelled.";
         renderJob(result.body);
+        if (!source && !isTerminal(result.body.status)) follow(lastSeenId());
+      } else if (result.status === 202) {
+        // A running job: the worker has been asked to stop it; the stream tells when it has.
+        $("action-message").textContent = "Stopping…";
       } else {
         $("action-message").textContent = UI.errorMessage(result, "Could not cancel");
       }
@@ -185,7 +189,7 @@
       renderError(null);
       renderResult({ status: "queued" });
       renderStatus(result.body.status || "queued");
-      follow(job.last_event_id || lastSeenId());
+      follow(lastSeenId() || job.last_event_id);
     });
   }
 
