@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock clean chromium
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -32,9 +32,25 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium (never a downloaded browser). As root, `make test`
+# installs it when missing; otherwise those tests are skipped with a message saying so.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's chromium for the browser tests (apt-get update + install, a minute or two) ..."; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	      && echo "make: installed $$($(CHROMIUM) --version 2>/dev/null)"; \
+	  else \
+	    echo "make: ***** $(CHROMIUM) not found: the browser tests will be SKIPPED. *****"; \
+	    echo "make: ***** Install it with 'sudo apt-get install chromium' (Debian/Ubuntu) and run make test again. *****"; \
+	  fi; \
+	fi
 
 # The benchmark suite (BENCHMARKS.md): its own Redis, web and workers; wrk from Debian.
 ROUNDS ?= 3

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
+from rq import Queue
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from webapp import create_app
+from webapp.dashboard import CSRF_COOKIE
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -41,3 +47,120 @@ def test_no_configured_password_refuses_everyone(redis_server, redis_conn):
         response = client.get("/rq/", headers=headers)
         assert response.status_code == 401
     assert "RQ_DASHBOARD_PASSWORD" in response.get_json()["error"]["message"]
+
+
+AUTH = basic("admin", "test-password")
+SAME_SITE = {**AUTH, "Origin": "http://localhost"}
+
+
+@pytest.fixture
+def failed_job(redis_conn):
+    """A job in the default queue's failed registry, as requeue finds it."""
+    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+    job = queue.enqueue_call("jobs.basic.add", args=[1, 2])
+    queue.remove(job.id)
+    job.set_status(JobStatus.FAILED)
+    FailedJobRegistry("default", connection=redis_conn, serializer=JSONSerializer).add(job, 600, exc_string="boom")
+    return job
+
+
+def test_the_state_changing_routes_are_all_known(app):
+    assert app.extensions["dashboard_actions"] == {
+        "rq_dashboard.delete_job_view",
+        "rq_dashboard.requeue_job_view",
+        "rq_dashboard.requeue_all",
+        "rq_dashboard.empty_queue",
+        "rq_dashboard.compact_queue",
+    }
+
+
+def test_a_state_changing_get_is_refused(client, redis_conn, failed_job):
+    response = client.get("/rq/requeue/default", headers=AUTH)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert redis_conn.llen("rq:queue:default") == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "https://evil.example"},
+        {"Referer": "https://evil.example/x"},
+        {"X-CSRFToken": "guess"},
+    ],
+)
+def test_cross_site_or_unproven_actions_are_refused(client, redis_conn, failed_job, headers):
+    client.set_cookie(CSRF_COOKIE, "the-real-token", path="/rq")
+    response = client.post("/rq/requeue/default", headers={**AUTH, **headers})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "cross_site_request"
+    assert redis_conn.llen("rq:queue:default") == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Origin": "http://localhost"}, {"Referer": "http://localhost/rq/"}, {"X-CSRFToken": "the-real-token"}],
+)
+def test_same_origin_or_token_actions_pass(client, redis_conn, failed_job, headers):
+    client.set_cookie(CSRF_COOKIE, "the-real-token", path="/rq")
+    response = client.post("/rq/requeue/default", headers={**AUTH, **headers})
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "OK", "count": 1}
+    assert redis_conn.llen("rq:queue:default") == 1
+
+
+def test_actions_need_credentials_first(client, failed_job):
+    assert client.post("/rq/requeue/default", headers={"Origin": "http://localhost"}).status_code == 401
+
+
+def test_read_only_mode_refuses_every_action(redis_server, redis_conn, failed_job):
+    app = create_app(
+        {"REDIS_URL": redis_server.url, "RQ_DASHBOARD_PASSWORD": "test-password", "RQ_DASHBOARD_READ_ONLY": True}
+    )
+    client = app.test_client()
+    for path in (
+        "/rq/requeue/default",
+        f"/rq/job/{failed_job.id}/requeue",
+        f"/rq/job/{failed_job.id}/delete",
+        "/rq/queue/default/failed/empty",
+        "/rq/queue/default/compact",
+    ):
+        response = client.post(path, headers=SAME_SITE)
+        assert response.status_code == 403, path
+        assert response.get_json()["error"]["code"] == "read_only"
+    assert client.get("/rq/", headers=AUTH).status_code == 200
+    assert client.get("/rq/0/data/queues.json", headers=AUTH).status_code == 200
+    assert redis_conn.llen("rq:queue:default") == 0
+    assert redis_conn.exists(failed_job.key)
+
+
+def test_read_only_comes_from_the_environment():
+    from webapp.config import from_environ
+
+    assert from_environ({"RQ_DASHBOARD_READ_ONLY": "1"})["RQ_DASHBOARD_READ_ONLY"] is True
+    assert from_environ({})["RQ_DASHBOARD_READ_ONLY"] is False
+
+
+def test_dashboard_pages_have_a_strict_policy_with_a_nonce_on_their_one_inline_script(client):
+    response = client.get("/rq/", headers=AUTH)
+    csp = response.headers["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]*)", csp).group(1)
+    assert "'unsafe-inline'" not in script_src
+    nonce = re.search(r"'nonce-([^']+)'", script_src).group(1)
+    html = response.get_data(as_text=True)
+    inline = [tag for tag in re.findall(r"<script\b[^>]*>", html) if "src=" not in tag and "text/template" not in tag]
+    assert inline == [f'<script type="text/javascript" nonce="{nonce}">']
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    again = client.get("/rq/", headers=AUTH).headers["Content-Security-Policy"]
+    assert again != csp  # a fresh nonce for every response
+
+
+def test_the_dashboard_sets_the_csrf_cookie_its_script_sends_back(client):
+    cookie = client.get("/rq/", headers=AUTH).headers["Set-Cookie"]
+    assert cookie.startswith(CSRF_COOKIE + "=")
+    assert "SameSite=Strict" in cookie and "Path=/rq" in cookie

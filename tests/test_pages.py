@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from rq.job import Job
@@ -42,3 +43,63 @@ def test_pubsub_publishes_a_random_number_on_the_demo_channel(client, redis_conn
     assert message is not None
     assert 0 <= int(message["data"]) <= 9
     pubsub.close()
+
+
+def test_form_fields_follow_the_parameter_schema():
+    from webapp.pages import form_fields
+
+    schema = {
+        "properties": {
+            "a": {"title": "A", "type": "integer", "minimum": 1},
+            "ratio": {"title": "Ratio", "type": "number", "default": 0.5, "maximum": 1},
+            "loud": {"title": "Loud", "type": "boolean", "default": True},
+            "tags": {"title": "Tags", "type": "array", "items": {"type": "string"}},
+        },
+        "required": ["a"],
+    }
+    fields = {field["name"]: field for field in form_fields(schema)}
+    assert list(fields) == ["a", "ratio", "loud", "tags"]
+    assert fields["a"]["kind"] == "integer" and fields["a"]["required"] and fields["a"]["minimum"] == 1
+    assert fields["ratio"]["kind"] == "number" and fields["ratio"]["default"] == 0.5 and fields["ratio"]["maximum"] == 1
+    assert fields["loud"]["kind"] == "boolean" and not fields["loud"]["required"]
+    assert fields["tags"]["kind"] == "json"
+
+
+def test_home_page_has_a_labelled_typed_form_per_job_type(client):
+    html = client.get("/").get_data(as_text=True)
+    for name in ("add", "sleep", "fail", "task_get"):
+        assert f'data-job="{name}"' in html
+    assert '<label for="f-add-a">' in html and 'id="f-add-a"' in html
+    sleep_input = re.search(r'<input id="f-sleep-seconds"[^>]*>', html, re.S).group(0)
+    for attribute in ('type="number"', 'min="0"', 'max="3600"', 'value="5.0"', 'step="any"'):
+        assert attribute in sleep_input
+    assert "(required)" in html  # add's a and b carry a required marker for screen readers too
+
+
+def test_job_page_and_list_render(client):
+    job_id = client.post("/api/jobs", json={"name": "add", "args": [1, 2]}).get_json()["id"]
+    page = client.get(f"/jobs/{job_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="progress"' in html and 'id="timeline"' in html and f"/api/jobs/{job_id}/events" in html
+    listing = client.get("/jobs?status=queued&queue=default&name=add")
+    assert listing.status_code == 200
+    assert '<option value="queued" selected>' in listing.get_data(as_text=True)
+    missing = client.get("/jobs/does-not-exist")
+    assert missing.status_code == 404 and b"Not found" in missing.data
+
+
+def test_job_pages_are_off_while_api_keys_are_set(redis_server, redis_conn):
+    from webapp import create_app
+
+    app = create_app(
+        {"REDIS_URL": redis_server.url, "RQ_DASHBOARD_PASSWORD": "x", "API_KEYS": "alice:secret-key", "TESTING": True}
+    )
+    client = app.test_client()
+    submitted = client.post(
+        "/api/jobs", json={"name": "add", "args": [1, 2]}, headers={"Authorization": "Bearer secret-key"}
+    )
+    job_id = submitted.get_json()["id"]
+    page = client.get(f"/jobs/{job_id}")
+    assert page.status_code == 403
+    assert job_id not in page.get_data(as_text=True)

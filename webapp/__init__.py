@@ -20,6 +20,7 @@ from webapp import (
     hub,
     pages,
     redis_client,
+    security,
     service,
     streams,
 )
@@ -40,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     errors.init_app(app)
     dashboard.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
     hub.init_app(app)
 

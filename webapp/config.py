@@ -50,6 +50,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEMO_CHANNEL", "task:pubsub:channel", str, "Pub/sub channel of the /pubsub demo."),
     Setting("RQ_DASHBOARD_USERNAME", "admin", str, "User name for the dashboard at /rq."),
     Setting("RQ_DASHBOARD_PASSWORD", None, str, "Dashboard password; /rq refuses all when unset."),
+    Setting("RQ_DASHBOARD_READ_ONLY", False, _bool, "When true, /rq refuses every state-changing request."),
     Setting("WORKER_PROCESSES", 1, int, "Job-running processes each `worker.py` supervises."),
     Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
     Setting("WORKER_THREADS", 1, int, "Jobs each worker process runs at once, in threads (for I/O-bound jobs)."),

@@ -1,20 +1,48 @@
-"""rq-dashboard at /rq, behind HTTP Basic auth.
+"""rq-dashboard at /rq, mounted as it ships and guarded from the outside.
 
-The dashboard is mounted as it ships; this module only guards it. Without a configured
-password every request to /rq is refused: the dashboard is never served open.
+- HTTP Basic auth, compared in constant time. Without a configured password every request to
+  /rq is refused: the dashboard is never served open.
+- Its actions (requeue, delete, empty, compact) are POSTs. A GET on one of their routes
+  (0.9 accepts `GET /requeue/<queue>`) is refused with 405, and every state-changing request
+  must come from this site: a same-origin `Origin`/`Referer`, or the `X-CSRFToken` header that
+  the dashboard's own JavaScript copies from the `_csrf_token` cookie set here.
+- `RQ_DASHBOARD_READ_ONLY=1` refuses every state-changing request.
+- A strict Content-Security-Policy. The dashboard's pages carry one inline script (its
+  settings and page code, rendered per request): it gets a per-response nonce, so injected
+  markup (job arguments and results are shown unescaped by some of its templates) cannot run
+  script. `'unsafe-eval'` stays because its underscore templates compile with `new Function`.
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 
 import rq_dashboard
 import rq_dashboard.web
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from rq.serializers import JSONSerializer
-from werkzeug.exceptions import Unauthorized
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import MethodNotAllowed, Unauthorized
+
+from webapp.errors import APIError
+from webapp.security import SAFE_METHODS, CrossSiteRequest, is_same_origin, request_origin
 
 PREFIX = "/rq"
+CSRF_COOKIE = "_csrf_token"  # the name rq-dashboard's dashboard.js reads
+CSRF_HEADER = "X-CSRFToken"  # the header it sends the cookie's value in
+INLINE_SCRIPT_TAG = b'<script type="text/javascript">'
+
+
+class ReadOnly(APIError):
+    """The dashboard is in read-only mode."""
+
+    status = 403
+    code = "read_only"
+
+
+def _in_dashboard() -> bool:
+    return request.path == PREFIX or request.path.startswith(PREFIX + "/")
 
 
 def _credentials_match(username: str, password: str) -> bool:
@@ -27,7 +55,7 @@ def _credentials_match(username: str, password: str) -> bool:
 
 
 def require_credentials():
-    if not (request.path == PREFIX or request.path.startswith(PREFIX + "/")):
+    if not _in_dashboard():
         return None
     auth = request.authorization
     if auth is not None and auth.type == "basic" and _credentials_match(auth.username or "", auth.password or ""):
@@ -36,18 +64,111 @@ def require_credentials():
         message = "The dashboard is disabled until RQ_DASHBOARD_PASSWORD is set."
     else:
         message = "The dashboard needs the credentials printed by `make run` (RQ_DASHBOARD_USERNAME/PASSWORD)."
-    raise Unauthorized(message, www_authenticate=_challenge())
+    raise Unauthorized(message, www_authenticate=WWWAuthenticate("basic", {"realm": "rq-dashboard"}))
 
 
-def _challenge():
-    from werkzeug.datastructures import WWWAuthenticate
+def action_endpoints(app: Flask) -> frozenset[str]:
+    """The dashboard's endpoints that change state: every route that accepts a POST (or worse)."""
+    return frozenset(
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("rq_dashboard.") and set(rule.methods or ()) - SAFE_METHODS
+    )
 
-    return WWWAuthenticate("basic", {"realm": "rq-dashboard"})
+
+def _csrf_token_matches() -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    header = request.headers.get(CSRF_HEADER, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), header.encode())
+
+
+def guard_actions():
+    """Runs after the credentials check: refuse state-changing GETs, cross-site and read-only writes."""
+    if not _in_dashboard():
+        return None
+    is_action = request.endpoint in current_app.extensions["dashboard_actions"]
+    if request.method in SAFE_METHODS:
+        if is_action:
+            raise MethodNotAllowed(
+                valid_methods=["POST"], description="This dashboard action changes state: it needs a POST."
+            )
+        return None
+    if current_app.config["RQ_DASHBOARD_READ_ONLY"]:
+        raise ReadOnly("The dashboard is read-only (RQ_DASHBOARD_READ_ONLY is set).")
+    origin = request_origin()
+    if origin is not None and not is_same_origin(origin):
+        raise CrossSiteRequest(f"{request.method} from {origin} refused: dashboard actions come from its own pages")
+    if origin is None and not _csrf_token_matches():
+        raise CrossSiteRequest(
+            "dashboard actions need a same-origin Origin or Referer header, or the X-CSRFToken header"
+        )
+    return None
+
+
+def dashboard_csp(nonce: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}' 'unsafe-eval'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def secure_dashboard_response(response: Response) -> Response:
+    """CSP with a nonce on the one inline script; the CSRF cookie the dashboard's JS sends back."""
+    if not _in_dashboard():
+        return response
+    nonce = secrets.token_urlsafe(18)
+    response.headers["Content-Security-Policy"] = dashboard_csp(nonce)
+    response.headers["Cache-Control"] = "no-store"
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        body = response.get_data()
+        # Job data is rendered into the page escaped or client-side, so the exact tag can only
+        # be the template's own. More than one would mean that no longer holds: add no nonce.
+        if body.count(INLINE_SCRIPT_TAG) == 1:
+            tagged = INLINE_SCRIPT_TAG[:-1] + f' nonce="{nonce}">'.encode()
+            response.set_data(body.replace(INLINE_SCRIPT_TAG, tagged))
+        if CSRF_COOKIE not in request.cookies:
+            response.set_cookie(
+                CSRF_COOKIE,
+                secrets.token_urlsafe(32),
+                path=PREFIX,
+                samesite="Strict",
+                secure=request.is_secure,
+                httponly=False,  # the dashboard's JavaScript reads it into the X-CSRFToken header
+            )
+    return response
+
+
+def use_the_app_redis_client():
+    """Point the dashboard at the app's own Redis client (one pool, explicit timeouts).
+
+    rq-dashboard 0.9 builds a new client, with a new pool, on every request that names an
+    instance; each dropped pool leaks its sockets until garbage collection. Its fresh client
+    has not connected yet when this runs, so replacing it costs nothing.
+    """
+    current_app.redis_conn = current_app.extensions["redis"]
 
 
 def init_app(app: Flask) -> None:
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
+    if app.config.get("RQ_DASHBOARD_READ_ONLY"):
+        app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     rq_dashboard.web.config.serializer = JSONSerializer
     rq_dashboard.web.setup_rq_connection(app)
     app.before_request(require_credentials)
+    app.before_request(guard_actions)
+    app.after_request(secure_dashboard_response)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
+    app.redis_conn = app.extensions["redis"]
+    # Runs after the blueprint's own connection hook, which registration has just added.
+    app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(use_the_app_redis_client)
+    app.extensions["dashboard_actions"] = action_endpoints(app)

@@ -1,0 +1,107 @@
+/* Shared helpers for the pages: safe DOM building, local times, JSON requests.
+   Nothing here ever assigns HTML: text goes in with textContent only. */
+"use strict";
+
+(function () {
+  var TERMINAL = ["finished", "failed", "canceled", "stopped"];
+
+  /* Build an element: el("li", {class: "x", dataset: {id: "1"}}, ["text", childNode]). */
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      if (key === "dataset") {
+        Object.keys(value).forEach(function (d) { node.dataset[d] = value[d]; });
+      } else if (key === "text") {
+        node.textContent = value;
+      } else {
+        node.setAttribute(key, value === true ? "" : String(value));
+      }
+    });
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined) return;
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  /* "2026-11-24T01:02:03.456Z" → the viewer's local date and time. */
+  function localTime(iso) {
+    if (!iso) return "—";
+    var date = new Date(iso);
+    if (isNaN(date.getTime())) return iso;
+    return date.toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit"
+    });
+  }
+
+  /* A <time> element with the ISO value kept in its datetime attribute. */
+  function timeEl(iso) {
+    var node = el("time", iso ? { datetime: iso, title: iso } : {}, [localTime(iso)]);
+    return node;
+  }
+
+  function setTime(node, iso) {
+    if (!node) return;
+    if (iso) {
+      node.setAttribute("datetime", iso);
+      node.setAttribute("title", iso);
+    } else {
+      node.removeAttribute("datetime");
+    }
+    node.textContent = localTime(iso);
+  }
+
+  /* Turn every server-rendered <time datetime> under root into local time. */
+  function localizeTimes(root) {
+    (root || document).querySelectorAll("time[datetime]").forEach(function (node) {
+      var iso = node.getAttribute("datetime");
+      node.setAttribute("title", iso);
+      node.textContent = localTime(iso);
+    });
+  }
+
+  /* fetch() that returns {status, body} with the body parsed as JSON when it is JSON. */
+  function request(method, url, body) {
+    var options = { method: method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(url, options).then(function (response) {
+      var type = response.headers.get("Content-Type") || "";
+      var parse = type.indexOf("application/json") >= 0 ? response.json() : response.text();
+      return parse.then(function (parsed) { return { status: response.status, body: parsed }; });
+    });
+  }
+
+  /* The message of an API error body, or a fallback. */
+  function errorMessage(result, fallback) {
+    var body = result && result.body;
+    if (body && body.error && body.error.message) return body.error.message;
+    return fallback + " (HTTP " + (result ? result.status : "?") + ")";
+  }
+
+  /* A live indicator: data-state drives its colour, the text says it in words. */
+  function setLive(node, state, text) {
+    if (!node) return;
+    node.dataset.state = state;
+    node.textContent = text;
+  }
+
+  window.JobUI = {
+    TERMINAL: TERMINAL,
+    el: el,
+    localTime: localTime,
+    timeEl: timeEl,
+    setTime: setTime,
+    localizeTimes: localizeTimes,
+    request: request,
+    errorMessage: errorMessage,
+    setLive: setLive
+  };
+
+  document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
+})();
