@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, pages, redis_client, service
+from webapp import api, cli, config, dashboard, errors, logs, metrics, pages, redis_checks, redis_client, service
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -21,7 +21,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    logs.install(app.config)
     redis_client.init_app(app)
+    redis_checks.init_app(app)
     service.init_app(app)
     errors.init_app(app)
     dashboard.init_app(app)
@@ -29,4 +31,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    metrics.init_app(app)
     return app

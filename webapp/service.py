@@ -16,6 +16,7 @@ from webapp import jobstore
 from webapp.catalog import JobType, build_catalog
 from webapp.errors import ValidationFailed
 from webapp.events import EventLog
+from webapp.recovery import retry_policy
 
 
 class JobService:
@@ -72,6 +73,7 @@ class JobService:
                 result_ttl=self.config["RESULT_TTL"],
                 failure_ttl=self.config["FAILURE_TTL"],
                 meta={"name": job_type.name},
+                retry=retry_policy(job_type.func, self.config),
                 pipeline=pipe,
             )
             self.events.append(
