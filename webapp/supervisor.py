@@ -138,6 +138,7 @@ class Supervisor:
         self.pending: dict[str, tuple[str, bool]] = {}  # dead worker -> (reason, hand back)
         self.next_beat = 0.0
         self.next_pass = 0.0
+        self.replace_at: list[float] = []
 
     def _spawn(self) -> None:
         self.sequence += 1
@@ -213,9 +214,16 @@ class Supervisor:
                 log.warning("worker process %d (%s): %s", pid, child.name, reason)
             if self.stopping or self.burst:
                 continue
-            log.warning("starting a replacement for worker process %d", pid)
-            time.sleep(self.restart_delay)
-            self._spawn()
+            log.warning("starting a replacement for worker process %d in %g s", pid, self.restart_delay)
+            # Not slept here: the dead worker's job is recovered first, in this same turn.
+            self.replace_at.append(time.monotonic() + self.restart_delay)
+
+    def _replace_dead(self) -> None:
+        due = [moment for moment in self.replace_at if moment <= time.monotonic()]
+        for moment in due:
+            self.replace_at.remove(moment)
+            if not self.stopping:
+                self._spawn()
 
     def _recover_pending(self) -> None:
         if not self.pending or self.recovery is None:
@@ -284,13 +292,14 @@ class Supervisor:
         for _ in range(self.processes):
             self._spawn()
         give_up_at = None
-        while self.children or self.pending:
+        while self.children or self.pending or (self.replace_at and not self.stopping):
             self._collect_exits()
             if self.cold_at is not None and time.monotonic() > self.cold_at and self.stopping < 2:
                 log.warning("shutdown grace of %g s is over; handing the jobs still running back", self.grace)
                 self.stopping = 2
                 self._go_cold()
             self._duties()
+            self._replace_dead()
             if not self.children and self.pending:
                 # Only bookkeeping is left: give Redis a few seconds, then leave it to the reaper.
                 give_up_at = give_up_at or time.monotonic() + 10
