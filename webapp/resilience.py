@@ -21,7 +21,8 @@ TERMINAL = {"finished", "failed", "stopped", "canceled"}
 
 
 class PatientFinishMixin:
-    """Retries `handle_job_success`, `handle_job_failure` and `handle_exception` on Redis errors."""
+    """Retries the end-of-job steps (`handle_execution_ended`, `handle_exception`,
+    `handle_job_success`, `handle_job_failure`) while Redis is unreachable."""
 
     redis_patience = 120.0
 
@@ -31,7 +32,7 @@ class PatientFinishMixin:
         first = True
         while True:
             try:
-                if not first and step != "exception":
+                if not first and step in ("success", "failure"):
                     status = self.connection.hget(job.key, "status")
                     if status is not None and status.decode() in TERMINAL:
                         log.info("job %s: its %s was recorded before Redis went away", job.id, step)
@@ -46,6 +47,9 @@ class PatientFinishMixin:
                 log.warning("job %s: cannot record its %s (%s); retrying in %.1f s", job.id, step, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        return self._patiently("end", job, super().handle_execution_ended, job, queue, heartbeat_ttl)
 
     def handle_exception(self, job, *exc_info):
         return self._patiently("exception", job, super().handle_exception, job, *exc_info)

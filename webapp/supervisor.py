@@ -139,6 +139,7 @@ class Supervisor:
         self.next_beat = 0.0
         self.next_pass = 0.0
         self.replace_at: list[float] = []
+        self.redis_ok_since: float | None = 0.0  # the start-up pass need not wait
 
     def _spawn(self) -> None:
         self.sequence += 1
@@ -280,10 +281,16 @@ class Supervisor:
                 self.recovery.beat([child.name for child in self.children.values() if not child.killed_for])
                 self._watch_timeouts()
             self._recover_pending()
-            if moment >= self.next_pass and not self.burst:
+            if self.redis_ok_since is None:
+                self.redis_ok_since = moment
+            # After an outage, give every live worker ABANDON_AFTER to refresh its liveness
+            # before judging anyone by it: their keys may have expired while Redis was away.
+            settled = moment - self.redis_ok_since >= float(self.config["ABANDON_AFTER"])
+            if moment >= self.next_pass and not self.burst and settled:
                 self.next_pass = moment + float(self.config["RECOVERY_INTERVAL"])
                 self.recovery.run_pass()
         except RedisError as exc:
+            self.redis_ok_since = None
             log.debug("Redis duties postponed: %s", exc)
 
     def run(self) -> int:
