@@ -14,6 +14,8 @@ from flask import Flask, current_app, request
 from rq.serializers import JSONSerializer
 from werkzeug.exceptions import Unauthorized
 
+from webapp import redis_client
+
 PREFIX = "/rq"
 
 
@@ -46,7 +48,7 @@ def _challenge():
 
 
 def init_app(app: Flask) -> None:
-    app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
+    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_client.dashboard_url(app.config)
     rq_dashboard.web.config.serializer = JSONSerializer
     rq_dashboard.web.setup_rq_connection(app)
     app.before_request(require_credentials)

@@ -46,6 +46,17 @@ def make_sentinel_client(config: dict, *, socket_timeout: float | None = None) -
     )
 
 
+def dashboard_url(config: dict) -> str:
+    """The URL rq-dashboard connects with: REDIS_URL, or its `redis+sentinel://` form."""
+    if not config.get("REDIS_SENTINEL_HOSTS"):
+        return config["REDIS_URL"]
+    from urllib.parse import urlparse
+
+    database = (urlparse(config["REDIS_URL"]).path or "/0").lstrip("/") or "0"
+    hosts = ",".join(entry.strip() for entry in config["REDIS_SENTINEL_HOSTS"])
+    return f"redis+sentinel://{hosts}/{config['REDIS_SENTINEL_MASTER']}/{database}"
+
+
 def make_client(config: dict, *, socket_timeout: float | None = None) -> Redis:
     """A client with explicit timeouts, so an unreachable Redis fails fast instead of hanging.
 
