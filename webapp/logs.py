@@ -57,7 +57,9 @@ def install(config, worker_name: str = "-") -> None:
     root = logging.getLogger()
     json_lines = str(config.get("LOG_FORMAT", "text")).lower() == "json"
     for handler in root.handlers:
-        if any(isinstance(existing, JobContextFilter) for existing in handler.filters):
-            continue
-        handler.addFilter(JobContextFilter(worker_name))
+        present = [existing for existing in handler.filters if isinstance(existing, JobContextFilter)]
+        for existing in present:
+            existing.worker_name = worker_name
+        if not present:
+            handler.addFilter(JobContextFilter(worker_name))
         handler.setFormatter(JSONFormatter() if json_lines else logging.Formatter(TEXT_FORMAT))
