@@ -304,6 +304,7 @@ class Recovery:
         with self.connection.pipeline(transaction=False) as pipe:
             if done:
                 pipe.zrem(LIVE_INDEX_KEY, *done)
+                pipe.hdel(RUN_STARTED_KEY, *done)  # a run whose end event was never written
             if checked:
                 pipe.zadd(LIVE_INDEX_KEY, dict.fromkeys(checked, time.time()), xx=True)
             pipe.execute()

@@ -1,7 +1,8 @@
 """Thousands of jobs through several worker.py processes while workers are SIGKILLed at
 random moments: no job is lost, and every duplicate run is a visible retry attempt.
 
-FAULT_JOBS (default 2000) and FAULT_KILL_SECONDS (default 20) make it longer (`make faults`).
+FAULT_JOBS (default 2000), FAULT_KILL_SECONDS (default 20) and FAULT_ROUNDS (default 1) make
+it longer (`make faults`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 from rq.results import Result
 
 from tests.faults.faultkit import enqueue, fault_env, fetch, report, wait_until, worker_children
@@ -29,8 +31,9 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def test_random_sigkills_under_load_lose_nothing(redis_server, redis_conn):
-    rng = random.Random(int(os.environ.get("FAULT_SEED", "5")))
+@pytest.mark.parametrize("round_", range(int(os.environ.get("FAULT_ROUNDS", "1"))))
+def test_random_sigkills_under_load_lose_nothing(redis_server, redis_conn, round_):
+    rng = random.Random(int(os.environ.get("FAULT_SEED", "5")) + round_)
     supervisors = [start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="2")) for _ in range(3)]
     ours = {process.pid for process in supervisors}
     try:
@@ -50,7 +53,7 @@ def test_random_sigkills_under_load_lose_nothing(redis_server, redis_conn):
                 return sum(1 for value in pipe.execute() if value not in (b"finished", b"failed"))
 
         while time.monotonic() - started < KILL_SECONDS:
-            time.sleep(rng.uniform(0.1, 0.6))
+            time.sleep(rng.uniform(0.05, 0.4))
             children = [pid for pid in worker_children(redis_conn).values() if parent_of(pid) in ours]
             if children:
                 os.kill(rng.choice(children), signal.SIGKILL)

@@ -89,7 +89,7 @@ def test_master_killed_under_load_service_follows_the_new_master():
 
         thread = threading.Thread(target=load, daemon=True)
         thread.start()
-        wait_until(lambda: len(accepted) >= 200, 30, message="load running")
+        wait_until(lambda: len(accepted) >= 100, 30, message="load running")
         master.kill()
         killed_at = time.monotonic()
         wait_until(lambda: any(moment > killed_at + 0.5 for moment, _ in accepted) and _promoted(sentinel, master), 40,
