@@ -32,7 +32,6 @@ from datetime import datetime
 from multiprocessing import get_context
 
 from redis.exceptions import RedisError
-from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
@@ -244,31 +243,36 @@ class Supervisor:
             log.warning("cannot recover the jobs of dead workers yet (%s); will retry", exc)
 
     def _watch_timeouts(self) -> None:
-        """Kill a child whose job ran past its timeout + JOB_KILL_GRACE (SIGALRM ignored)."""
+        """Kill a child whose job ran past its timeout + JOB_KILL_GRACE (SIGALRM ignored).
+
+        The running jobs are read from the started registries (RQ's data model), so this
+        works whatever worker class the children run."""
         if self.recovery is None or not self.children:
             return
         connection = self.recovery.connection
         grace = float(self.config["JOB_KILL_GRACE"])
-        items = [(pid, child) for pid, child in self.children.items() if not child.killed_for]
+        ours = {child.name: pid for pid, child in self.children.items() if not child.killed_for}
+        executions = self.recovery.running_executions()
+        running = [(job_id, ours[worker]) for _, job_id, _, worker in executions if worker in ours]
+        if not running:
+            return
         with connection.pipeline(transaction=False) as pipe:
-            for _, child in items:
-                pipe.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(child.name))
-            running = pipe.execute()
-        for (pid, child), members in zip(items, running, strict=True):
-            for member in members:
-                job_id = member.decode().split(":", 1)[0]
-                started_at, timeout, status = connection.hmget(f"rq:job:{job_id}", "started_at", "timeout", "status")
-                if status != b"started" or not started_at or not timeout or float(timeout) < 0:
-                    continue
-                began = datetime.fromisoformat(started_at.decode().replace("Z", "+00:00")).timestamp()
-                overrun = time.time() - began
-                if overrun > float(timeout) + grace:
-                    reason = (
-                        f"job exceeded its timeout of {float(timeout):g} s and did not stop (stuck outside Python?); "
-                        f"worker {child.name} was killed after {overrun:.0f} s"
-                    )
-                    log.error("job %s: %s", job_id, reason)
-                    self._kill(pid, reason)
+            for job_id, _ in running:
+                pipe.hmget(f"rq:job:{job_id}", "started_at", "timeout", "status")
+            replies = pipe.execute()
+        for (job_id, pid), (started_at, timeout, status) in zip(running, replies, strict=True):
+            if status != b"started" or not started_at or not timeout or float(timeout) < 0 or pid not in self.children:
+                continue
+            began = datetime.fromisoformat(started_at.decode().replace("Z", "+00:00")).timestamp()
+            overrun = time.time() - began
+            if overrun > float(timeout) + grace:
+                name = self.children[pid].name
+                reason = (
+                    f"job exceeded its timeout of {float(timeout):g} s and did not stop (stuck outside Python?); "
+                    f"worker {name} was killed after {overrun:.0f} s"
+                )
+                log.error("job %s: %s", job_id, reason)
+                self._kill(pid, reason)
 
     def _duties(self) -> None:
         """The Redis-side duties of one loop turn; a Redis outage only postpones them."""

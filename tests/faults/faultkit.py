@@ -121,9 +121,16 @@ def report(scenario: str, **figures) -> dict:
     return figures
 
 
+def abandon_after() -> float:
+    return 10.0 if os.environ.get("FAULT_DEFAULT_TIMINGS") else 4.0
+
+
 def fault_env(**extra: str) -> dict[str, str]:
-    """Worker settings the suite uses: quick recovery so the tests stay short."""
+    """Worker settings the suite uses: quick recovery so the tests stay short
+    (FAULT_DEFAULT_TIMINGS=1 keeps the shipped ABANDON_AFTER and RECOVERY_INTERVAL)."""
     env = {"ABANDON_AFTER": "4", "RECOVERY_INTERVAL": "1", "JOB_KILL_GRACE": "2", "WORKER_SHUTDOWN_GRACE": "5"}
+    if os.environ.get("FAULT_DEFAULT_TIMINGS"):
+        del env["ABANDON_AFTER"], env["RECOVERY_INTERVAL"]
     env.update(extra)
     return env
 

@@ -28,6 +28,7 @@ def test_a_job_past_its_timeout_fails_with_the_reason_and_the_worker_goes_on(red
     assert error["type"] == "JobTimeoutException" and "timeout" in error["message"].lower()
     assert wait_status(redis_conn, enqueue(redis_conn, "jobs.faults.record")) == "finished"
     assert children(redis_conn) == before  # same worker process: SIGALRM stopped the job alone
+    report("job_timeout_sigalrm", runs=1, jobs=1, lost=0, duplicated=0, timeout=1)
 
 
 def test_a_job_stuck_in_c_is_killed_and_retried_then_failed(redis_conn, worker):
