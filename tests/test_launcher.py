@@ -99,3 +99,35 @@ def test_make_run_starts_embedded_redis_the_web_and_workers_and_ctrl_c_stops_all
     time.sleep(0.3)
     left = [pid for pid in started if alive(pid)]
     assert left == [], (left, (tmp_path / "run.log").read_text())
+
+
+def test_embedded_server_keeps_queued_jobs_across_a_restart(tmp_path):
+    from webapp import create_app
+    from webapp.launcher import redis_answers, start_embedded_redis, stop_process
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def started():
+        process = start_embedded_redis(port, tmp_path / "redis")
+        deadline = time.monotonic() + 10
+        while not redis_answers(url, 0.2):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        return process
+
+    server = started()
+    try:
+        app = create_app({"REDIS_URL": url, "TESTING": True})
+        job_id = app.test_client().post("/api/jobs", json={"name": "add", "args": [2, 3]}).get_json()["id"]
+        time.sleep(1.2)  # appendfsync everysec: let the append-only file reach the disk
+    finally:
+        stop_process(server, "embedded Redis", 5)
+    server = started()
+    try:
+        app = create_app({"REDIS_URL": url, "TESTING": True})
+        body = app.test_client().get(f"/api/jobs/{job_id}").get_json()
+        assert body["status"] == "queued" and body["name"] == "add"
+        assert app.extensions["redis"].lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    finally:
+        stop_process(server, "embedded Redis", 5)
