@@ -29,7 +29,7 @@ import time
 import uuid
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 from rq import Retry
 from rq.exceptions import NoSuchJobError
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, ExecutionRegistry
@@ -195,59 +195,73 @@ class Recovery:
     ) -> bool:
         queue = self.queues[queue_name]
         composite = f"{job_id}:{execution_id}"
-        if not self.connection.zrem(queue.started_job_registry.key, composite):
-            return False  # the worker finished it, or another supervisor claimed it first
+        wip_key = queue.started_job_registry.key
         execution_key = f"rq:execution:{job_id}:{execution_id}"
-        try:
-            job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
-        except NoSuchJobError:
-            self.connection.delete(execution_key)
-            return False
-        status = job.get_status(refresh=False)
-        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
-        outcome = None
+        # The claim and the recovery are one transaction watched on the job's hash: if the
+        # worker finishes the job meanwhile, or another supervisor recovers it first, the
+        # job's hash changes and this attempt is dropped. A supervisor that dies halfway
+        # leaves everything as it was for the next pass.
         with self.connection.pipeline() as pipe:
-            pipe.delete(execution_key)
-            pipe.zrem(ExecutionRegistry(job_id=job_id, connection=self.connection).key, execution_id)
-            pipe.srem(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker), composite)
-            if status == JobStatus.QUEUED:
-                # Popped and registered, but the job never started: nothing ran, nothing to count.
-                queue._enqueue_job(job, pipeline=pipe, at_front=True)
-                outcome = "requeued_unstarted"
-            elif status == JobStatus.STARTED:
-                event_extra = {"worker": worker, "reason": reason}
-                self.events.append("abandoned", job_id=job_id, name=name, queue=queue_name, status="started",
-                                   pipeline=pipe, **event_extra)  # fmt: skip
-                if hand_back:
-                    queue._enqueue_job(job, pipeline=pipe, at_front=True)
-                    self.events.append("retrying", job_id=job_id, name=name, queue=queue_name, status="queued",
-                                       pipeline=pipe, handed_back=True, **event_extra)  # fmt: skip
-                    outcome = "handed_back"
-                elif job.retries_left and job.retries_left > 0:
-                    keep = job.failure_ttl or self.config["FAILURE_TTL"]
-                    Result.create(job, Result.Type.RETRIED, keep, exc_string=reason, worker_name=worker,
-                                  pipeline=pipe, execution_id=execution_id,
-                                  execution_started_at=job.started_at, execution_ended_at=now())  # fmt: skip
-                    job.retry(queue, pipe)
-                    self.events.append("retrying", job_id=job_id, name=name, queue=queue_name, status="queued",
-                                       pipeline=pipe, retries_left=job.retries_left, **event_extra)  # fmt: skip
-                    outcome = "retried"
-                else:
-                    job.meta["error"] = {"type": _error_type(reason), "message": reason}
-                    pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-                    record_job_failure(job, reason, pipe)
-                    pipe.hset(job.key, "ended_at", utcformat(now()))
-                    self.events.append("failed", job_id=job_id, name=name, queue=queue_name, status="failed",
-                                       pipeline=pipe, ttl=job.failure_ttl, error=job.meta["error"])  # fmt: skip
-                    outcome = "failed"
-            else:
-                pipe.hdel(RUN_STARTED_KEY, job_id)
-            if outcome:
-                pipe.hincrby(RECOVERY_KEY, outcome, 1)
-            pipe.execute()
+            try:
+                pipe.watch(f"rq:job:{job_id}")
+                if pipe.zscore(wip_key, composite) is None:
+                    return False
+                try:
+                    job = Job.fetch(job_id, connection=self.connection, serializer=JSONSerializer)
+                except NoSuchJobError:
+                    pipe.multi()
+                    pipe.zrem(wip_key, composite)
+                    pipe.delete(execution_key)
+                    pipe.execute()
+                    return False
+                pipe.multi()
+                outcome = self._recovery_steps(pipe, queue, job, execution_id, worker, reason, hand_back)
+                pipe.zrem(wip_key, composite)
+                pipe.delete(execution_key)
+                pipe.zrem(ExecutionRegistry(job_id=job_id, connection=self.connection).key, execution_id)
+                pipe.srem(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker), composite)
+                if outcome:
+                    pipe.hincrby(RECOVERY_KEY, outcome, 1)
+                pipe.execute()
+            except WatchError:
+                return False
         if outcome:
             log.warning("job %s on %s: %s -> %s", job_id, queue_name, reason, outcome.replace("_", " "))
         return outcome is not None
+
+    def _recovery_steps(self, pipe, queue: Queue, job: Job, execution_id: str, worker: str, reason: str,
+                        hand_back: bool) -> str | None:  # fmt: skip
+        """Queue on `pipe` what recovering `job` takes; returns the outcome's name."""
+        status = job.get_status(refresh=False)
+        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
+        where = {"job_id": job.id, "name": name, "queue": queue.name, "pipeline": pipe}
+        if status == JobStatus.QUEUED:
+            # Popped and registered, but the job never started: nothing ran, nothing to count.
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            return "requeued_unstarted"
+        if status != JobStatus.STARTED:
+            pipe.hdel(RUN_STARTED_KEY, job.id)  # it ended; only the registry entry was left
+            return None
+        self.events.append("abandoned", status="started", worker=worker, reason=reason, **where)
+        if hand_back:
+            queue._enqueue_job(job, pipeline=pipe, at_front=True)
+            self.events.append("retrying", status="queued", handed_back=True, worker=worker, reason=reason, **where)
+            return "handed_back"
+        if job.retries_left and job.retries_left > 0:
+            keep = job.failure_ttl or self.config["FAILURE_TTL"]
+            Result.create(job, Result.Type.RETRIED, keep, exc_string=reason, worker_name=worker, pipeline=pipe,
+                          execution_id=execution_id, execution_started_at=job.started_at,
+                          execution_ended_at=now())  # fmt: skip
+            job.retry(queue, pipe)
+            self.events.append("retrying", status="queued", retries_left=job.retries_left, worker=worker,
+                               reason=reason, **where)  # fmt: skip
+            return "retried"
+        job.meta["error"] = {"type": _error_type(reason), "message": reason}
+        pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+        record_job_failure(job, reason, pipe)
+        pipe.hset(job.key, "ended_at", utcformat(now()))
+        self.events.append("failed", status="failed", ttl=job.failure_ttl, error=job.meta["error"], **where)
+        return "failed"
 
     # -- the reconciler -----------------------------------------------------------------
 
