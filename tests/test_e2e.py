@@ -99,6 +99,18 @@ def test_siege_on_pubsub_publishes_50_messages(stack, redis_conn):
     assert len(received) == 50 and all(0 <= n <= 9 for n in received)
 
 
+def wait_subscribed(redis_server, channel="jobsvc:events", timeout=20.0):
+    """Wait until the listener has subscribed (a loaded machine may take seconds to start it)."""
+    client = redis_server.client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
+            client.close()
+            return
+        time.sleep(0.05)
+    raise AssertionError("the listener did not subscribe")
+
+
 def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server):
     import subprocess
     import sys
@@ -113,7 +125,7 @@ def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server)
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)  # let it subscribe
+    wait_subscribed(redis_server)  # let it subscribe
     with httpx.Client() as http:
         http.get(f"{stack}/pubsub")
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
@@ -137,7 +149,7 @@ def test_listen_json_prints_the_published_objects(stack, redis_server):
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    wait_subscribed(redis_server)
     with httpx.Client() as http:
         job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
     out, _ = listener.communicate(timeout=15)
