@@ -1,7 +1,7 @@
 """Thousands of jobs through several worker.py processes while workers are SIGKILLed at
 random moments: no job is lost, and every duplicate run is a visible retry attempt.
 
-FAULT_JOBS (default 2000), FAULT_KILL_SECONDS (default 20) and FAULT_ROUNDS (default 1) make
+FAULT_JOBS (default 2000), FAULT_KILL_SECONDS (default 12) and FAULT_ROUNDS (default 1) make
 it longer (`make faults`).
 """
 
@@ -20,7 +20,7 @@ from tests.faults.faultkit import enqueue, fault_env, fetch, report, wait_until,
 from tests.servers import start_worker
 
 JOBS = int(os.environ.get("FAULT_JOBS", "2000"))
-KILL_SECONDS = float(os.environ.get("FAULT_KILL_SECONDS", "20"))
+KILL_SECONDS = float(os.environ.get("FAULT_KILL_SECONDS", "12"))
 
 
 def parent_of(pid: int) -> int | None:

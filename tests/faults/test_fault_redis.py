@@ -60,7 +60,7 @@ def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
         follow_up = enqueue(connection, "jobs.faults.record")
         assert wait_status(connection, follow_up, timeout=30) == "finished"
         resumed_after = time.monotonic() - back_at
-        time.sleep(5)  # longer than ABANDON_AFTER: the reaper must not take the worker for dead
+        time.sleep(4.5)  # longer than ABANDON_AFTER: the reaper must not take the worker for dead
         assert runs(connection, job_id) == 1 and runs(connection, follow_up) == 1
         report(
             "redis_outage_during_job_end",
