@@ -18,3 +18,9 @@ ALLOWED: dict[str, Callable] = {
     "fail": fail,
     "task_get": task_get,
 }
+
+# Per-type default options, shown by GET /api/functions; a submission may still override them
+# within the server's maxima. Keys: queue, timeout, result_ttl, ttl, failure_ttl, retry.
+DEFAULT_OPTIONS: dict[str, dict] = {
+    "sleep": {"timeout": 3660},  # sleep accepts up to 3600 s: the default 180 s would cut it short
+}

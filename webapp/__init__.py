@@ -8,7 +8,21 @@ from typing import Any
 
 from flask import Flask
 
-from webapp import api, cli, config, dashboard, errors, logs, metrics, pages, redis_checks, redis_client, service
+from webapp import (
+    api,
+    api_read,  # noqa: F401  (registers the read views on api.bp)
+    cli,
+    config,
+    dashboard,
+    docs,
+    errors,
+    logs,
+    metrics,
+    pages,
+    redis_checks,
+    redis_client,
+    service,
+)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -31,5 +45,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(docs.bp)
     metrics.init_app(app)
     return app

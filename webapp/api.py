@@ -40,22 +40,3 @@ def submit_job():
     response.status_code = 202
     response.headers["Location"] = location
     return response
-
-
-@bp.get("/jobs/<job_id>")
-def get_job(job_id: str):
-    """A job's status, progress, result or error."""
-    return jsonify(get_service().describe(job_id))
-
-
-@bp.get("/functions")
-def list_functions():
-    """The job types that can be submitted, with the JSON Schema of their arguments."""
-    service = get_service()
-    return jsonify(
-        {
-            "functions": [
-                {"name": jt.name, "summary": jt.summary, "parameters": jt.schema()} for jt in service.catalog.values()
-            ]
-        }
-    )

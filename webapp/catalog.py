@@ -6,9 +6,10 @@ validates submissions and gives the JSON Schema shown in the catalog.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -24,6 +25,7 @@ class JobType:
     func: Callable
     params: type[BaseModel]
     positional: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def import_path(self) -> str:
@@ -91,5 +93,35 @@ def job_type_for(name: str, func: Callable) -> JobType:
     return JobType(name=name, func=func, params=model, positional=tuple(positional))
 
 
-def build_catalog(allowed: Mapping[str, Callable]) -> dict[str, JobType]:
-    return {name: job_type_for(name, func) for name, func in allowed.items()}
+# Options a job type may set a default for (jobs.DEFAULT_OPTIONS); a submission may override them.
+OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry")
+
+
+def build_catalog(
+    allowed: Mapping[str, Callable], defaults: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, JobType]:
+    defaults = defaults or {}
+    for name, options in defaults.items():
+        if name not in allowed:
+            raise TypeError(f"default options for {name!r}, which is not an allowed job")
+        unknown = sorted(set(options) - set(OPTION_NAMES))
+        if unknown:
+            raise TypeError(f"job {name}: unknown default option(s) {unknown}; known: {', '.join(OPTION_NAMES)}")
+    catalog = {name: job_type_for(name, func) for name, func in allowed.items()}
+    for name, options in defaults.items():
+        catalog[name] = dataclasses.replace(catalog[name], options=dict(options))
+    return catalog
+
+
+def effective_options(job_type: JobType, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a submission of this type gets when it sets none: config, then the type's own."""
+    options: dict[str, Any] = {
+        "queue": config["DEFAULT_QUEUE"],
+        "timeout": config["JOB_TIMEOUT"],
+        "result_ttl": config["RESULT_TTL"],
+        "failure_ttl": config["FAILURE_TTL"],
+        "ttl": None,
+        "retry": None,
+    }
+    options.update(job_type.options)
+    return options

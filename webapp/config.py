@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_SENTINEL_HOSTS", [], _csv, "Sentinels `host:port,...`; when set, the master comes from them."),
     Setting("REDIS_SENTINEL_MASTER", "mymaster", str, "Name of the master the sentinels watch."),
     Setting("REDIS_SENTINEL_PASSWORD", None, str, "Password of the sentinels themselves, if any."),
+    Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 
 

@@ -123,6 +123,18 @@ class JobView(BaseModel):
     attempts: list[Attempt] | None = None
 
 
+class JobListQuery(BaseModel):
+    """`GET /api/jobs` query parameters (strings from the URL, so numbers are parsed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    queue: str | None = Field(None, max_length=100, description="Only jobs of this queue.")
+    name: str | None = Field(None, max_length=100, description="Only jobs of this type.")
+    limit: int = Field(20, ge=1, le=100, description="Page size (1-100).")
+    cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
+
+
 class JobPage(BaseModel):
     """`GET /api/jobs`: newest first; pass `next_cursor` as `cursor` for the next page."""
 

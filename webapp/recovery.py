@@ -344,12 +344,19 @@ class Recovery:
                 pass
 
 
-def retry_policy(func, config) -> Retry | None:
-    """The RQ retry a job type gets: DEFAULT_JOB_RETRIES, or the function's own `retries`
-    attribute (`fail.retries = 0` opts out). One retry covers a worker's death and an
-    exception alike, so job functions must be idempotent."""
-    count = int(getattr(func, "retries", config["DEFAULT_JOB_RETRIES"]))
-    return Retry(max=count) if count > 0 else None
+def retry_policy(func, config, options: dict | None = None) -> Retry | None:
+    """The RQ retry a job type gets: its catalog default option `retry` ({"max", "intervals"})
+    if it has one, else the function's own `retries` attribute (`fail.retries = 0` opts out),
+    else DEFAULT_JOB_RETRIES. One retry covers a worker's death and an exception alike, so
+    job functions must be idempotent."""
+    chosen = (options or {}).get("retry")
+    if chosen:
+        count, intervals = int(chosen.get("max", 0)), list(chosen.get("intervals") or [])
+    else:
+        count, intervals = int(getattr(func, "retries", config["DEFAULT_JOB_RETRIES"])), []
+    if count <= 0:
+        return None
+    return Retry(max=count, interval=intervals or 0)
 
 
 def _error_type(reason: str) -> str:

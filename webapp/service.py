@@ -12,7 +12,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 import jobs
-from webapp import jobstore
+from webapp import listing
 from webapp.catalog import JobType, build_catalog
 from webapp.errors import ValidationFailed
 from webapp.events import EventLog
@@ -73,22 +73,24 @@ class JobService:
                 result_ttl=self.config["RESULT_TTL"],
                 failure_ttl=self.config["FAILURE_TTL"],
                 meta={"name": job_type.name},
-                retry=retry_policy(job_type.func, self.config),
+                retry=retry_policy(job_type.func, self.config, getattr(job_type, "options", None)),
                 pipeline=pipe,
             )
             self.events.append(
                 "queued", job_id=job.id, name=job_type.name, queue=target.name, status="queued", pipeline=pipe
             )
+            listing.index_job(pipe, job)
             pipe.execute()
         return job
 
     def describe(self, job_id: str) -> dict[str, Any]:
-        job, result, last_event_id = jobstore.fetch(self.connection, job_id)
-        return jobstore.to_dict(job, result, last_event_id, self.names_by_path)
+        return listing.describe_job(self.connection, job_id, self.names_by_path)
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["jobsvc"] = JobService(app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED))
+    app.extensions["jobsvc"] = JobService(
+        app.extensions["redis"], app.config, build_catalog(jobs.ALLOWED, jobs.DEFAULT_OPTIONS)
+    )
 
 
 def get_service() -> JobService:

@@ -13,6 +13,7 @@ from flask import Flask
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from webapp.events import EventLog
@@ -70,4 +71,18 @@ class ServiceWorker(SimpleWorker):
         if status in ("failed", "stopped"):
             self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
         else:
+            self._record_retried_try(job, exc_string, execution)
             self._event("retrying", job, status, error=job.meta.get("error"))
+
+    def _record_retried_try(self, job: Job, exc_string: str, execution) -> None:
+        """Keep a failed try that will be retried in RQ's result history (RQ records only the last)."""
+        Result.create(
+            job,
+            Result.Type.RETRIED,
+            job.failure_ttl,
+            exc_string=exc_string,
+            worker_name=self.name,
+            execution_id=execution.id if execution else None,
+            execution_started_at=execution.created_at if execution else None,
+            execution_ended_at=job.ended_at,
+        )
