@@ -155,7 +155,10 @@ def start_web(redis_url: str, **env: str) -> tuple[ServiceProcess, str]:
     port = free_port()
     web = ServiceProcess(
         [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "webapp:create_app()"],
-        service_env(redis_url, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2", WEB_GRACEFUL_TIMEOUT="2", **env),
+        service_env(
+            redis_url,
+            **{"WEB_CONCURRENCY": "2", "WEB_GRACEFUL_TIMEOUT": "2", **env, "HOST": "127.0.0.1", "PORT": str(port)},
+        ),
         "web",
     )
     base = f"http://127.0.0.1:{port}"

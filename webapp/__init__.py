@@ -16,12 +16,14 @@ from webapp import (
     dashboard,
     docs,
     errors,
+    hub,
     logs,
     metrics,
     pages,
     redis_checks,
     redis_client,
     service,
+    streams,
 )
 
 
@@ -42,9 +44,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     dashboard.init_app(app)
     cli.init_app(app)
+    hub.init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(streams.bp)
     metrics.init_app(app)
     return app

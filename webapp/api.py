@@ -27,6 +27,9 @@ def json_body() -> dict:
 @bp.post("/jobs")
 def submit_job():
     """Enqueue an allow-listed job: 202 with its id and a Location to poll."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:  # as documented in the OpenAPI contract
+        raise ValidationFailed("the Idempotency-Key header must be 1 to 200 characters")
     body = json_body()
     unknown = sorted(set(body) - SUBMISSION_FIELDS)
     if unknown:

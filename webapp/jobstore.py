@@ -36,7 +36,9 @@ def isoformat(moment: datetime | None) -> str | None:
 def fetch(connection: Redis, job_id: str) -> tuple[Job, Result | None, str | None]:
     """The job, its latest result and the id of its latest event, in one round trip."""
     check_job_id(job_id)
-    with connection.pipeline(transaction=False) as pipe:
+    # MULTI/EXEC (same single round trip): no event can land between reading the job and
+    # reading its last event id, so the snapshot reflects every event up to that id.
+    with connection.pipeline(transaction=True) as pipe:
         pipe.hgetall(Job.key_for(job_id))
         pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
         pipe.xrevrange(job_stream_key(job_id), "+", "-", count=1)

@@ -31,11 +31,11 @@ LIVE_INDEX_KEY = "jobsvc:live"
 
 DURATION_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "300")
 
-# Runs inside the event script (webapp.events._APPEND_EVENT): ARGV[4] job id, ARGV[6] event
-# name, ARGV[7] the writer's clock. `jobsvc:live` holds every job that is queued or running
+# Runs inside the event script (webapp.events._APPEND_EVENT): ARGV[4] job id, ARGV[7] event
+# name, ARGV[8] the writer's clock. `jobsvc:live` holds every job that is queued or running
 # (scored by when it was queued): the reconciler's index, so it never scans the keyspace.
 METRICS_LUA = """
-local event, job_id, at = ARGV[6], ARGV[4], tonumber(ARGV[7])
+local event, job_id, at = ARGV[7], ARGV[4], tonumber(ARGV[8])
 local ends = {{finished = true, failed = true, stopped = true, canceled = true}}
 if event then
   redis.call('HINCRBY', '{events}', event, 1)
@@ -45,7 +45,7 @@ if event then
     redis.call('ZREM', '{live}', job_id)
   end
   if event == 'started' then
-    redis.call('HSET', '{started}', job_id, ARGV[7])
+    redis.call('HSET', '{started}', job_id, ARGV[8])
   elseif ends[event] or event == 'retrying' or event == 'abandoned' then
     local began = redis.call('HGET', '{started}', job_id)
     if began then

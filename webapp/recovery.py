@@ -242,7 +242,12 @@ class Recovery:
         if status != JobStatus.STARTED:
             pipe.hdel(RUN_STARTED_KEY, job.id)  # it ended; only the registry entry was left
             return None
-        self.events.append("abandoned", status="started", worker=worker, reason=reason, **where)
+        # Like every writer of `abandoned` (see webapp.events), the event carries the status the
+        # job has once recovered: queued when it runs again, failed otherwise.
+        again = hand_back or bool(job.retries_left and job.retries_left > 0)
+        error = {"type": _error_type(reason), "message": reason}
+        self.events.append("abandoned", status="queued" if again else "failed", worker=worker, reason=reason,
+                           error=error, **where)  # fmt: skip
         if hand_back:
             queue._enqueue_job(job, pipeline=pipe, at_front=True)
             self.events.append("retrying", status="queued", handed_back=True, worker=worker, reason=reason, **where)
@@ -256,7 +261,7 @@ class Recovery:
             self.events.append("retrying", status="queued", retries_left=job.retries_left, worker=worker,
                                reason=reason, **where)  # fmt: skip
             return "retried"
-        job.meta["error"] = {"type": _error_type(reason), "message": reason}
+        job.meta["error"] = error
         pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
         record_job_failure(job, reason, pipe)
         pipe.hset(job.key, "ended_at", utcformat(now()))

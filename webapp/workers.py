@@ -16,7 +16,7 @@ from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from webapp.events import EventLog
+from webapp.events import EventLog, abandoned_handler
 
 log = logging.getLogger("webapp.workers")
 
@@ -30,6 +30,9 @@ class ServiceWorker(SimpleWorker):
         self.app = app
         self.events = EventLog.from_config(self.connection, app.config)
         self.names_by_path = app.extensions["jobsvc"].names_by_path
+        # Live events: RQ's registry maintenance reports jobs of dead workers to the exception
+        # handlers; this one records them as `abandoned` (other exceptions pass through).
+        self.push_exc_handler(abandoned_handler(self.events, self.names_by_path))
 
     def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
         name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
