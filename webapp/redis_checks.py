@@ -13,6 +13,7 @@ start instead. Managed Redis that hides CONFIG is handled: what cannot be read i
 from __future__ import annotations
 
 import logging
+import os
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -89,7 +90,12 @@ def check_once(connection: Redis, config, role: str) -> list[str]:
 
 
 def init_app(app) -> None:
-    """Check once per web process; tests (TESTING) skip it unless they ask for it."""
-    if _checked or (app.config.get("TESTING") and not app.config.get("REQUIRE_DURABLE_REDIS")):
+    """Check once per web server process (gunicorn, as the Procfile runs it); an app built
+    for a `flask` command or a test is not a server and is not checked."""
+    if _checked or not os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
         return
-    check(app.extensions["redis"], app.config, "web")
+    try:
+        check(app.extensions["redis"], app.config, "web")
+    except UnsafeRedis as exc:
+        log.critical("%s", exc)
+        raise SystemExit(4) from None  # gunicorn's "app failed to load": the whole server stops

@@ -11,9 +11,7 @@ import pytest
 
 from tests.faults.faultkit import attempts, enqueue, fault_env, report, runs, status, wait_status, wait_until
 from tests.faults.faultkit import worker_children as children
-from tests.servers import RedisServer, start_web, start_worker
-from webapp import create_app
-from webapp.redis_checks import UnsafeRedis
+from tests.servers import BIN, RedisServer, ServiceProcess, free_port, service_env, start_web, start_worker
 
 
 @pytest.fixture
@@ -96,8 +94,16 @@ def test_kill_9_and_restart_with_aof_keeps_every_queued_job(aof_redis):
 
 def test_unsafe_redis_is_reported_and_refused_in_production(redis_server, redis_conn):
     # The suite's Redis runs with `--save "" --appendonly no`: no persistence.
-    with pytest.raises(UnsafeRedis, match="persistence is off"):
-        create_app({"REDIS_URL": redis_server.url, "REQUIRE_DURABLE_REDIS": True})
+    web = ServiceProcess(
+        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "webapp:create_app()"],
+        service_env(redis_server.url, HOST="127.0.0.1", PORT=str(free_port()), REQUIRE_DURABLE_REDIS="1"),
+        "web",
+    )
+    try:
+        assert web.process.wait(30) != 0  # gunicorn gives up: its workers fail to boot
+        assert "refusing to start" in web.output() and "persistence is off" in web.output()
+    finally:
+        web.stop()
     worker = start_worker(redis_server.url, REQUIRE_DURABLE_REDIS="1")
     try:
         assert worker.process.wait(30) != 0
