@@ -36,11 +36,25 @@ test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The benchmark suite (BENCHMARKS.md): its own Redis, web and workers; wrk from Debian.
+ROUNDS ?= 3
+N ?= 5000
+$(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.dev-installed
+	$(BIN)/pip install --progress-bar off -r requirements-bench.txt
+	@touch $@
+
+bench: $(VENV)/.bench-installed
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+	  else echo "make bench needs wrk: run 'sudo apt-get install wrk' (Debian/Ubuntu) and try again"; exit 1; fi; }
+	$(BIN)/python -m bench --rounds $(ROUNDS) --jobs $(N)
+
 # Regenerate the pins from requirements.in / requirements-dev.in.
 lock: $(VENV)/.installed
 	$(BIN)/pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-bench.txt requirements-bench.in
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -51,4 +51,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(streams.bp)
     metrics.init_app(app)
+    if app.config["BENCH_ROUTES"]:
+        from bench.routes import bp as bench_bp
+
+        app.register_blueprint(bench_bp)
     return app

@@ -31,11 +31,12 @@ LIVE_INDEX_KEY = "jobsvc:live"
 
 DURATION_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "300")
 
-# Runs inside the event script (webapp.events._APPEND_EVENT): ARGV[4] job id, ARGV[7] event
-# name, ARGV[8] the writer's clock. `jobsvc:live` holds every job that is queued or running
-# (scored by when it was queued): the reconciler's index, so it never scans the keyspace.
-METRICS_LUA = """
-local event, job_id, at = ARGV[7], ARGV[4], tonumber(ARGV[8])
+# A Lua function every script that writes events calls with the event's name, job id and the
+# writer's clock: the event script (webapp.events) and the fast worker's STEP (webapp.fastpath).
+# `jobsvc:live` holds every job that is queued or running (scored by when it was queued): the
+# reconciler's index, so it never scans the keyspace.
+METRICS_FUNCTION = """
+local function jobsvc_metrics(event, job_id, at)
 local ends = {{finished = true, failed = true, stopped = true, canceled = true}}
 if event then
   redis.call('HINCRBY', '{events}', event, 1)
@@ -45,7 +46,7 @@ if event then
     redis.call('ZREM', '{live}', job_id)
   end
   if event == 'started' then
-    redis.call('HSET', '{started}', job_id, ARGV[8])
+    redis.call('HSET', '{started}', job_id, tostring(at))
   elseif ends[event] or event == 'retrying' or event == 'abandoned' then
     local began = redis.call('HGET', '{started}', job_id)
     if began then
@@ -62,6 +63,7 @@ if event then
     end
   end
 end
+end
 """.format(
     events=EVENTS_KEY,
     live=LIVE_INDEX_KEY,
@@ -69,6 +71,9 @@ end
     duration=DURATION_KEY,
     buckets=", ".join(f"'{bound}'" for bound in DURATION_BUCKETS),
 )
+
+# The event script's call (webapp.events): ARGV[7] event name, ARGV[4] job id, ARGV[8] clock.
+METRICS_LUA = METRICS_FUNCTION + "jobsvc_metrics(ARGV[7], ARGV[4], tonumber(ARGV[8]))\n"
 
 QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "finished", "failed")
 

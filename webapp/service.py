@@ -16,6 +16,7 @@ from webapp import listing
 from webapp.catalog import JobType, build_catalog
 from webapp.errors import ValidationFailed
 from webapp.events import EventLog
+from webapp.fastpath import wake_key
 from webapp.recovery import retry_policy
 
 
@@ -80,6 +81,7 @@ class JobService:
                 "queued", job_id=job.id, name=job_type.name, queue=target.name, status="queued", pipeline=pipe
             )
             listing.index_job(pipe, job)
+            pipe.rpush(wake_key(target.name), 1)  # wakes an idle worker at once
             pipe.execute()
         return job
 

@@ -39,7 +39,7 @@ from webapp import logs, redis_checks
 from webapp.recovery import LIVENESS_PREFIX, Recovery
 from webapp.redis_client import make_client
 from webapp.resilience import patient
-from webapp.workers import ServiceWorker
+from webapp.workers import FastWorker
 
 log = logging.getLogger("webapp.supervisor")
 
@@ -78,14 +78,11 @@ def run_worker(create_app, burst: bool = False, name: str | None = None) -> None
         threading.Thread(target=_keep_alive, args=(app.config, name), daemon=True).start()
     connection = make_client(app.config, socket_timeout=None)
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
-    worker_class = patient(ServiceWorker)
-    worker = worker_class(
-        queues,
-        name=name,
-        connection=connection,
-        app=app,
-        default_result_ttl=app.config["RESULT_TTL"],
-    )
+    # The worker class is the service's (FastWorker), with the patient end-of-job steps of
+    # webapp.resilience for what goes through RQ's own code, and the name this supervisor chose.
+    worker = patient(FastWorker).from_app(app, connection, queues)
+    if name:
+        worker.name = name
     worker.redis_patience = float(app.config["WORKER_REDIS_PATIENCE"])
     worker.max_connection_wait_time = 5.0  # back at work within 5 s of Redis returning
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"], with_scheduler=False)

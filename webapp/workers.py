@@ -7,16 +7,33 @@ failed, retrying) and keeps a failure's type and message in the job's meta.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import sys
+import threading
+import time
+from base64 import b64encode
+from uuid import uuid4
 
+import redis
 from flask import Flask
-from rq import SimpleWorker
-from rq.job import Job
+from rq import Retry, SimpleWorker
+from rq.defaults import DEFAULT_WORKER_TTL
+from rq.exceptions import StopRequested
+from rq.executions import Execution
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
+from rq.utils import now, str_to_date, utcformat
+from rq.worker import WorkerStatus
 
-from webapp.events import EventLog, abandoned_handler
+from webapp import fastpath
+from webapp.events import GLOBAL_STREAM, EventLog, abandoned_handler, utcnow_iso
 
 log = logging.getLogger("webapp.workers")
 
@@ -89,3 +106,358 @@ class ServiceWorker(SimpleWorker):
             execution_started_at=execution.created_at if execution else None,
             execution_ended_at=job.ended_at,
         )
+
+
+class FastWorker(ServiceWorker):
+    """The service's default worker: RQ-compatible, one Redis round trip per plain job.
+
+    One STEP script per job records the outcome of the job just run (result, registries,
+    worker counters, `finished` event) and claims the next (dequeue, started bookkeeping,
+    `started` event) atomically. Anything beyond a plain success (failures, `Retry` return
+    values, callbacks, repeats, rate limits, jobs that gained dependents) goes through RQ's
+    own code with the execution STEP created, so its behaviour stays RQ's. Heartbeats, the
+    suspension check and registry maintenance run every `periodic_interval` seconds instead
+    of around every job. Jobs from `isolated_queues` run in a forked child; `threads` > 1
+    runs that many claim/run loops in one process, for jobs that mostly wait on I/O.
+    """
+
+    periodic_interval = 5.0
+    # Dates RQ's Job.restore parses with strptime (slow); the fast path does not need them.
+    lazy_date_fields = (b"created_at", b"enqueued_at", b"ended_at")
+    # Set from the claim's own clock instead of being parsed back.
+    skipped_fields = (b"started_at", b"last_heartbeat")
+
+    def __init__(
+        self,
+        *args,
+        app: Flask,
+        threads: int = 1,
+        isolated_queues: list[str] | tuple[str, ...] = (),
+        wake_timeout: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(*args, app=app, **kwargs)
+        self.threads = max(1, threads)
+        self.isolated_queues = frozenset(isolated_queues)
+        self.wake_timeout = wake_timeout
+        self._step_script = self.connection.register_script(fastpath.step_lua(self.names_by_path))
+        self._queue_keys = [queue.key for queue in self.queues]
+        self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
+        self._queues_by_name = {queue.name: queue for queue in self.queues}
+        self._next_periodic = 0.0
+        self._waiting = False
+
+    @classmethod
+    def from_app(cls, app: Flask, connection, queues) -> FastWorker:
+        """A worker configured from the app's settings (see webapp/config.py)."""
+        return cls(
+            queues,
+            connection=connection,
+            app=app,
+            default_result_ttl=app.config["RESULT_TTL"],
+            threads=app.config["WORKER_THREADS"],
+            isolated_queues=app.config["WORKER_ISOLATED_QUEUES"],
+            wake_timeout=app.config["WORKER_WAKE_TIMEOUT"],
+        )
+
+    # ----- the loop -------------------------------------------------------------------
+
+    def work(self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None, **_) -> bool:
+        """Register, then claim and run jobs until stopped (or, in burst mode, until idle)."""
+        self.bootstrap(logging_level or "INFO")
+        self._install_signal_handlers()
+        self._state = WorkerStatus.IDLE
+        completed = 0
+        try:
+            if self.threads > 1:
+                completed = self._work_threaded(burst)
+            else:
+                completed = self._work_loop(burst, max_jobs)
+        except StopRequested:
+            pass
+        finally:
+            self.teardown()
+        return bool(completed)
+
+    def _work_loop(self, burst: bool, max_jobs: int | None = None, periodic: bool = True) -> int:
+        completed = 0
+        backoff = 1.0
+        pending = None  # a plain success whose outcome the next STEP records
+        while True:
+            try:
+                if periodic:
+                    self._run_periodic(burst)
+                want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
+                self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
+                status, claimed = self._step(pending, claim=want_more)
+                handed_to_rq = pending is not None and self._hand_over(pending, status)
+                pending = None
+                backoff = 1.0
+                if claimed is None:
+                    self._state = WorkerStatus.IDLE
+                    if handed_to_rq and want_more:
+                        continue  # RQ's path may have enqueued dependents (without a wake token)
+                    if not want_more or burst:
+                        break
+                    self._wait_for_work()
+                    continue
+                pending = self._run_claimed(*claimed)
+                completed += 1
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                # A pending outcome is kept and sent again: STEP's finish is idempotent.
+                self._state = WorkerStatus.IDLE
+                if self._stop_requested and pending is None:
+                    break  # stopping, nothing in hand: no need to wait for Redis
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        return completed
+
+    def _work_threaded(self, burst: bool) -> int:
+        """`threads` claim/run loops; the main thread keeps the periodic duties and signals."""
+        counts: list[int] = []
+
+        def loop() -> None:
+            counts.append(self._work_loop(burst, periodic=False))
+
+        runners = [threading.Thread(target=loop, name=f"jobsvc-worker-{i}", daemon=True) for i in range(self.threads)]
+        for runner in runners:
+            runner.start()
+        while any(runner.is_alive() for runner in runners):
+            self._run_periodic(burst)
+            for runner in runners:
+                runner.join(timeout=0.2)
+        return sum(counts)
+
+    def _shutdown(self) -> None:
+        """Warm shutdown: an idle wait ends at once; a claim or a job in hand is finished first."""
+        if self._waiting:
+            raise StopRequested()
+        self._stop_requested = True
+
+    def _run_periodic(self, burst: bool) -> None:
+        """Heartbeat + suspension check in one round trip, and RQ's registry maintenance."""
+        moment = time.monotonic()
+        if moment < self._next_periodic:
+            return
+        self._next_periodic = moment + self.periodic_interval
+        if is_suspended(self.connection, self):
+            self.check_for_suspension(burst)
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+
+    def _wait_for_work(self) -> None:
+        """Block until an enqueuer's wake token arrives, or `wake_timeout` passes."""
+        self._waiting = self.threads == 1
+        try:
+            self.connection.blpop(self._wake_keys, timeout=self.wake_timeout)
+        finally:
+            self._waiting = False
+
+    # ----- STEP ---------------------------------------------------------------------------
+
+    def _step(self, pending: tuple | None, claim: bool) -> tuple[int | None, tuple | None]:
+        """Record `pending` (if any) and claim the next job (if `claim`): one round trip."""
+        execution_id = uuid4().hex
+        moment = now()
+        args = [
+            len(self._queue_keys),
+            self.name,
+            utcformat(moment),
+            repr(moment.timestamp()),
+            execution_id,
+            DEFAULT_WORKER_TTL,
+            self.events.channel,
+            self.events.maxlen,
+            self.events.default_ttl,
+            utcnow_iso(),
+            "1" if claim else "0",
+        ]
+        args.extend(pending[4] if pending is not None else [""])
+        args.append(self.events.job_maxlen)
+        reply = self._call_step(args)
+        status = reply[0]
+        if len(reply) == 1:
+            return status, None
+        index, job_id, flat = reply[1:]
+        job_id = job_id.decode()
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        lazy = {field: raw.pop(field) for field in self.lazy_date_fields if field in raw}
+        for field in self.skipped_fields:
+            raw.pop(field, None)
+        # serializer=None skips RQ's Protocol isinstance check (~20 µs); the real one is set next
+        job = self.job_class(job_id, connection=self.connection, serializer=None)
+        job.serializer = self.serializer
+        job.restore(raw)
+        job._lazy_dates = lazy
+        job.started_at = job.last_heartbeat = moment
+        queue = self._queues_by_name.get(job.origin) or self.queues[index - 1]
+        execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
+        execution.created_at = execution.last_heartbeat = moment
+        execution._job = job
+        # per-job lines are DEBUG: the events stream (`flask listen`) is the job-by-job record
+        self.log.debug("Worker %s: %s: %s", self.name, job.origin, job_id)
+        return status, (queue, job, execution)
+
+    def _call_step(self, args: list) -> list:
+        """EVALSHA straight on a pooled connection: redis-py's generic command path (retry
+        wrappers, option parsing) costs about a tenth of a job's CPU. Redis errors and a
+        flushed script cache (NOSCRIPT, after a Redis restart) go through redis-py itself."""
+        keys = [GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys]
+        pool = self.connection.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            pass
+        finally:
+            pool.release(connection)
+        return self._step_script(keys=keys, args=args)
+
+    @staticmethod
+    def _restore_dates(job: Job) -> Job:
+        """Give the job the dates the fast path skipped, before RQ's code saves it."""
+        lazy = getattr(job, "_lazy_dates", None)
+        if lazy:
+            job.created_at = str_to_date(lazy[b"created_at"]) if lazy.get(b"created_at") else job.created_at
+            job.enqueued_at = str_to_date(lazy[b"enqueued_at"]) if lazy.get(b"enqueued_at") else None
+            job._lazy_dates = None
+        return job
+
+    def _hand_over(self, pending: tuple, status: int | None) -> bool:
+        """`_after_finish`, keeping the loop (and the job STEP just claimed) alive when Redis
+        fails inside RQ's path: that job then stays in the started registry, where RQ's
+        registry cleanup finds it, as it would after a crash of RQ's own worker."""
+        try:
+            return self._after_finish(pending, status)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self.log.exception("Worker %s: could not record the outcome of job %s", self.name, pending[1].id)
+            return False
+
+    def _after_finish(self, pending: tuple, status: int | None) -> bool:
+        """Hand a job STEP did not finish to RQ's own success path; True if it did so."""
+        queue, job, execution, return_value, _ = pending
+        if status == 0:  # it has dependents: RQ's own path enqueues them
+            job._status = JobStatus.STARTED
+            self._finalize_success(self._restore_dates(job), queue, execution, return_value)
+            return True
+        if status == -1:
+            self.log.warning("Worker %s: job %s was deleted while it ran; its result is dropped", self.name, job.id)
+        return False
+
+    # ----- one job ----------------------------------------------------------------------
+
+    def _run_claimed(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
+        if job.origin in self.isolated_queues:
+            self._run_isolated(queue, job, execution)
+            return None
+        return self._perform(queue, job, execution)
+
+    def _perform(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
+        """Run the job in this process. Returns the STEP arguments of a plain success, or
+        None once RQ's own code has recorded any other outcome."""
+        job.progress_hook = self._record_progress
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        penalty = self.death_penalty_class if in_main_thread else TimerDeathPenalty  # SIGALRM: main thread only
+        with self.app.app_context():
+            try:
+                timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+                with penalty(timeout, JobTimeoutException, job_id=job.id):
+                    return_value = job.perform()
+            except Exception:
+                self._finalize_failure(self._restore_dates(job), queue, execution, sys.exc_info())
+                return None
+            job.ended_at = now()
+            finish = self._finish_args(job, execution, return_value)
+            if finish is not None:
+                return queue, job, execution, return_value, finish
+            # RQ's own success path (Retry, callbacks, repeats, rate limits, result_ttl=0 ...)
+            self._finalize_success(self._restore_dates(job), queue, execution, return_value)
+            return None
+
+    def _finish_args(self, job: Job, execution: Execution, return_value) -> list | None:
+        """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        if (
+            isinstance(return_value, Retry)
+            or job._success_callback_name
+            or job.repeats_left
+            or job.has_rate_limit
+            or result_ttl == 0
+        ):
+            return None
+        try:
+            value = "" if return_value is None else b64encode(job.serializer.dumps(return_value)).decode()
+        except Exception:
+            return None  # RQ's path records an unserializable value its own way
+        job._status = JobStatus.FINISHED
+        job._result = return_value
+        ended = job.ended_at
+        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
+        payload = {
+            "event": "finished",
+            "job_id": job.id,
+            "name": name,
+            "queue": job.origin,
+            "status": "finished",
+            "at": utcnow_iso(),
+        }
+        ended_ts = repr(ended.timestamp())
+        return [
+            job.id,
+            job.origin,
+            execution.id,
+            utcformat(ended),
+            result_ttl,
+            ended_ts,
+            value,
+            repr(execution.created_at.timestamp()),
+            repr((ended - job.started_at).total_seconds()),
+            result_ttl if result_ttl > 0 else self.events.default_ttl,
+            json.dumps(payload, separators=(",", ":"), default=str),
+        ]
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """A cold shutdown takes an isolated job's child down with the worker."""
+        if self._horse_pid:
+            try:
+                os.kill(self._horse_pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:
+        """Run the job in a forked child (RQ's work-horse isolation); fail it if the child dies."""
+        pid = os.fork()
+        if pid == 0:  # the child: run, record, leave without the parent's cleanup
+            code = 0
+            try:
+                self._is_horse = True
+                self.connection.connection_pool.reset()
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                pending = self._perform(queue, job, execution)
+                if pending is not None:
+                    status, _ = self._step(pending, claim=False)
+                    self._after_finish(pending, status)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        self._horse_pid = pid
+        _, status = os.waitpid(pid, 0)
+        self._horse_pid = 0
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return
+        job.refresh()
+        if job.get_status(refresh=False) != JobStatus.STARTED:
+            return  # the child recorded the outcome before it died
+        reason = (
+            f"the job's process was killed by signal {os.WTERMSIG(status)}"
+            if os.WIFSIGNALED(status)
+            else f"the job's process exited with status {os.WEXITSTATUS(status)}"
+        )
+        job.meta["error"] = {"type": "WorkHorseTerminated", "message": reason}
+        job.save_meta()
+        job.ended_at = now()
+        self.handle_job_failure(job, queue, exc_string=reason, execution=execution)
