@@ -42,6 +42,7 @@ from rq.utils import now, parse_composite_key, utcformat
 from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
 from webapp.events import EventLog
+from webapp.fastpath import wake_key
 from webapp.metrics import LIVE_INDEX_KEY, RECOVERY_KEY, RUN_STARTED_KEY
 
 log = logging.getLogger("webapp.recovery")
@@ -222,6 +223,8 @@ class Recovery:
                 pipe.srem(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker), composite)
                 if outcome:
                     pipe.hincrby(RECOVERY_KEY, outcome, 1)
+                if outcome in ("requeued_unstarted", "handed_back", "retried"):
+                    pipe.rpush(wake_key(queue.name), 1)  # wakes an idle FastWorker at once
                 pipe.execute()
             except WatchError:
                 return False
@@ -319,6 +322,7 @@ class Recovery:
                 checked.append(job_id)
                 if requeued:
                     self.connection.hincrby(RECOVERY_KEY, "orphan_requeued", 1)
+                    self.connection.rpush(wake_key(origin), 1)
                     log.warning("job %s was queued but in no queue nor registry; requeued on %s", job_id, origin)
         with self.connection.pipeline(transaction=False) as pipe:
             if done:
