@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium
+.PHONY: run test lint bench lock clean chromium faults
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -74,3 +74,7 @@ lock: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# The fault-injection suite alone, longer: more jobs, a longer kill phase (RELIABILITY.md).
+faults: $(VENV)/.dev-installed
+	FAULT_JOBS=$${FAULT_JOBS:-5000} FAULT_KILL_SECONDS=$${FAULT_KILL_SECONDS:-60} FAULT_ROUNDS=$${FAULT_ROUNDS:-3} $(BIN)/python -m pytest -p no:logging -s tests/faults tests/test_reliability_metrics.py

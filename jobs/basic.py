@@ -29,3 +29,7 @@ def sleep(seconds: Annotated[float, Ge(0), Le(3600)] = 5.0) -> dict:
 def fail(message: str = "this job fails on purpose") -> None:
     """Raise an error with the given message, to show how failures look."""
     raise RuntimeError(message)
+
+
+# A deliberate failure should fail once, crisply: no retry (see RELIABILITY.md, retries).
+fail.retries = 0

@@ -116,6 +116,18 @@ def test_siege_on_pubsub_publishes_50_messages(stack, redis_conn):
     assert len(received) == 50 and all(0 <= n <= 9 for n in received)
 
 
+def wait_subscribed(redis_server, channel="jobsvc:events", timeout=20.0):
+    """Wait until the listener has subscribed (a loaded machine may take seconds to start it)."""
+    client = redis_server.client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
+            client.close()
+            return
+        time.sleep(0.05)
+    raise AssertionError("the listener did not subscribe")
+
+
 def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server):
     import subprocess
     import sys

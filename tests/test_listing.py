@@ -8,6 +8,7 @@ import time
 
 import pytest
 from rq import Queue, Retry
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs.basic import sleep
@@ -318,11 +319,17 @@ def test_functions_show_schema_summary_and_default_options(client, app):
         "result_ttl": 86400,
         "failure_ttl": 604800,
         "ttl": None,
-        "retry": None,
+        "retry": {"max": 1, "intervals": []},  # DEFAULT_JOB_RETRIES
     }
     # sleep declares its own timeout in jobs.DEFAULT_OPTIONS; the rest comes from config.
     assert functions["sleep"]["options"]["timeout"] == 3660
     assert functions["sleep"]["options"]["result_ttl"] == 86400
+    # `fail` opts out of the default retry (fail.retries = 0), and submissions get what is shown.
+    assert functions["fail"]["options"]["retry"] is None
+    for name, args, retries in (("add", [1, 2], 1), ("fail", ["x"], None)):
+        job_id = client.post("/api/jobs", json={"name": name, "args": args}).get_json()["id"]
+        job = Job.fetch(job_id, connection=app.extensions["redis"], serializer=JSONSerializer)
+        assert job.retries_left == retries
 
 
 def test_default_options_follow_config_and_are_checked_at_start():

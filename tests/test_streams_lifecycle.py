@@ -33,11 +33,15 @@ def timeline(redis_conn, job_id: str) -> list[dict]:
 def test_a_job_whose_worker_died_is_recorded_as_abandoned(app, redis_server, redis_conn):
     worker = start_worker(redis_server.url)
     try:
+        app.config["DEFAULT_JOB_RETRIES"] = 0  # RQ's maintenance then fails the job outright
         with app.app_context():
             job = get_service().submit("sleep", [60])
         wait_for(lambda: any(e["event"] == "started" for e in timeline(redis_conn, job.id)), what="the job to start")
         (running,) = [w for w in Worker.all(connection=redis_conn) if w.get_current_job_id() == job.id]
-        os.kill(running.pid, signal.SIGKILL)  # the worker process worker.py started, mid-job
+        # The worker process and its supervisor at once, mid-job: no supervisor is left to
+        # recover the job itself (webapp.recovery), so RQ's own maintenance is what finds it.
+        os.kill(worker.pid, signal.SIGKILL)
+        os.kill(running.pid, signal.SIGKILL)
 
         # RQ's registry maintenance (any live worker, every maintenance interval) finds the job;
         # run it now, with the exception handlers a ServiceWorker registers.

@@ -18,7 +18,10 @@ from webapp import (
     docs,
     errors,
     hub,
+    logs,
+    metrics,
     pages,
+    redis_checks,
     redis_client,
     security,
     service,
@@ -36,7 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    logs.install(app.config)
     redis_client.init_app(app)
+    redis_checks.init_app(app)
     service.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
@@ -49,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(streams.bp)
+    metrics.init_app(app)
     if app.config["BENCH_ROUTES"]:
         from bench.routes import bp as bench_bp
 

@@ -114,14 +114,19 @@ def build_catalog(
 
 
 def effective_options(job_type: JobType, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The options a submission of this type gets when it sets none: config, then the type's own."""
+    """The options a submission of this type gets when it sets none: config, then the type's own.
+
+    Every job gets DEFAULT_JOB_RETRIES re-runs (after an exception or its worker's death)
+    unless its function says otherwise with a `retries` attribute (`fail.retries = 0`).
+    """
+    retries = int(getattr(job_type.func, "retries", config.get("DEFAULT_JOB_RETRIES", 0)))
     options: dict[str, Any] = {
         "queue": config["DEFAULT_QUEUE"],
         "timeout": config["JOB_TIMEOUT"],
         "result_ttl": config["RESULT_TTL"],
         "failure_ttl": config["FAILURE_TTL"],
         "ttl": None,
-        "retry": None,
+        "retry": {"max": retries, "intervals": []} if retries > 0 else None,
     }
     options.update(job_type.options)
     return options

@@ -75,6 +75,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("API_KEYS", "", str, "`name:key` or `name:sha256:<hex>` pairs, comma-separated; empty = open API."),
     Setting("ADMIN_API_KEYS", "", str, "Same form as API_KEYS; these keys see and manage every job."),
     Setting("SCHEDULER_INTERVAL", 0.5, float, "Seconds between checks for due scheduled jobs (in `worker.py`)."),
+    Setting("LOG_FORMAT", "text", str, "`text`, or `json` for one JSON object per log line (with job_id)."),
+    Setting("DEFAULT_JOB_RETRIES", 1, int, "Re-runs a job gets after its worker dies or it raises (0: none)."),
+    Setting("ABANDON_AFTER", 10.0, float, "Seconds without a worker's heartbeat before its jobs are recovered."),
+    Setting("RECOVERY_INTERVAL", 2.0, float, "Seconds between two passes of the reaper (in every worker.py)."),
+    Setting("JOB_KILL_GRACE", 10.0, float, "Seconds past its timeout before a job that ignores it is killed."),
+    Setting("WORKER_REDIS_PATIENCE", 120.0, float, "Seconds a worker retries saving a job's end while Redis is down."),
+    Setting("REQUIRE_DURABLE_REDIS", False, _bool, "Refuse to start on a Redis that may lose jobs (production)."),
+    Setting("REDIS_SENTINEL_HOSTS", [], _csv, "Sentinels `host:port,...`; when set, the master comes from them."),
+    Setting("REDIS_SENTINEL_MASTER", "mymaster", str, "Name of the master the sentinels watch."),
+    Setting("REDIS_SENTINEL_PASSWORD", None, str, "Password of the sentinels themselves, if any."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
 )
 

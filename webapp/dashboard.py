@@ -25,6 +25,7 @@ from rq.serializers import JSONSerializer
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized
 
+from webapp import redis_client
 from webapp.errors import APIError
 from webapp.security import SAFE_METHODS, CrossSiteRequest, is_same_origin, request_origin
 
@@ -159,7 +160,7 @@ def use_the_app_redis_client():
 
 
 def init_app(app: Flask) -> None:
-    app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
+    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_client.dashboard_url(app.config)
     if app.config.get("RQ_DASHBOARD_READ_ONLY"):
         app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     rq_dashboard.web.config.serializer = JSONSerializer

@@ -17,6 +17,7 @@ Writers outside this module record events with `EventLog.for_job(event, job, pip
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,8 @@ from redis import Redis
 from redis.client import Pipeline
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
+
+from webapp.metrics import METRICS_LUA
 
 GLOBAL_STREAM = "jobsvc:events"
 JOB_STREAM_PREFIX = "jobsvc:job-events:"
@@ -55,13 +58,20 @@ TERMINAL_STATUSES = frozenset({"finished", "failed", "canceled", "stopped"})
 # ARGV[1] channel, ARGV[2] global maxlen, ARGV[3] job stream ttl (s), ARGV[4] job id,
 # ARGV[5] payload: a JSON object; the published message is the payload with the id first.
 # ARGV[6] job stream maxlen (approximate: a job reporting progress forever stays bounded).
-_APPEND_EVENT = """
+# ARGV[7] event name, ARGV[8] now (Unix seconds): the metrics lines below (webapp.metrics)
+# count the event, keep the live-job index the reconciler scans and time each run.
+_APPEND_EVENT = (
+    """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'job_id', ARGV[4], 'data', ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], id, 'data', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('PUBLISH', ARGV[1], '{"id":"' .. id .. '",' .. string.sub(ARGV[5], 2))
+"""
+    + METRICS_LUA
+    + """
 return id
 """
+)
 
 
 def utcnow_iso() -> str:
@@ -120,7 +130,7 @@ class EventLog:
         keep = ttl if ttl is not None and ttl > 0 else self.default_ttl
         return self._script(
             keys=[GLOBAL_STREAM, job_stream_key(job_id)],
-            args=[self.channel, self.maxlen, keep, job_id, data, self.job_maxlen],
+            args=[self.channel, self.maxlen, keep, job_id, data, self.job_maxlen, event, f"{time.time():.6f}"],
             client=pipeline if pipeline is not None else self.connection,
         )
 

@@ -31,6 +31,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 
 from webapp.events import JOB_STREAM_PREFIX
+from webapp.metrics import METRICS_FUNCTION
 
 WAKE_PREFIX = "jobsvc:wake:"
 
@@ -67,8 +68,11 @@ def wake_key(queue_name: str) -> str:
 # Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status:
 # 1 finished, 0 the job has dependents (nothing written: the caller uses RQ's own path,
 # which enqueues them), -1 its hash vanished while it ran, false when nothing to finish.
-STEP_LUA = f"""
-local function append_event(job_id, payload, ttl)
+STEP_LUA = (
+    METRICS_FUNCTION
+    + f"""
+local function append_event(job_id, payload, ttl, event, at)
+  jobsvc_metrics(event, job_id, at)  -- webapp.metrics: counters, live-job index, durations
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[8], '*', 'job_id', job_id, 'data', payload)
   local job_stream = '{JOB_STREAM_PREFIX}' .. job_id
   redis.call('XADD', job_stream, 'MAXLEN', '~', ARGV[#ARGV], id, 'data', payload)
@@ -114,7 +118,7 @@ local function finish()
     redis.call('EXPIRE', dependents, ttl)
     redis.call('EXPIRE', '{DEPENDENCIES_KEY[0]}' .. job_id .. '{DEPENDENCIES_KEY[1]}', ttl)
   end
-  append_event(job_id, ARGV[22], ARGV[21])
+  append_event(job_id, ARGV[22], ARGV[21], 'finished', tonumber(ARGV[17]))
   return 1
 end
 
@@ -172,7 +176,7 @@ local function claim()
         local payload = '{{"event":"started","job_id":' .. cjson.encode(job_id) .. ',"name":'
           .. (name and cjson.encode(name) or 'null') .. ',"queue":' .. cjson.encode(origin)
           .. ',"status":"started","at":' .. cjson.encode(ARGV[10]) .. ',"worker":' .. cjson.encode(worker_name) .. '}}'
-        append_event(job_id, payload, ARGV[9])
+        append_event(job_id, payload, ARGV[9], 'started', now_ts)
         return {{i, job_id, redis.call('HGETALL', job_key)}}
       end
       -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does
@@ -191,6 +195,7 @@ if ARGV[11] == '1' then
 end
 return {{finished}}
 """
+)
 
 
 def step_lua(names_by_path: dict[str, str]) -> str:

@@ -3,6 +3,18 @@
 It forks `WORKER_PROCESSES` workers from one warm parent (no interpreter start per job or
 per worker), replaces any that die, and turns SIGTERM/SIGINT into one warm shutdown of
 every child: the current jobs may finish within `WORKER_SHUTDOWN_GRACE`, no new job is taken.
+
+It also keeps the jobs safe (see RELIABILITY.md):
+- each child has a name the supervisor chose and a liveness key it refreshes every second;
+- a child that dies mid-job has its job recovered at once (re-run if it has retries left,
+  else failed with "worker <name> died (killed by signal 9)");
+- a child whose job overran its timeout by JOB_KILL_GRACE (stuck in C code, ignoring
+  SIGALRM) is killed and its job recovered with a timeout reason;
+- when the grace of a shutdown is over (or on a second signal) the children are killed and
+  their jobs handed back to the front of their queues, retries untouched;
+- every RECOVERY_INTERVAL, under a Redis lock shared by all supervisors, the reaper
+  recovers the jobs of workers that vanished without a word (lost heartbeat) and the
+  reconciler requeues jobs lost between a pop and its registration.
 """
 
 from __future__ import annotations
@@ -11,15 +23,22 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing import get_context
 
 from redis.exceptions import RedisError
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from webapp import logs, redis_checks
+from webapp.recovery import LIVENESS_PREFIX, Recovery
 from webapp.redis_client import make_client
+from webapp.resilience import patient
 from webapp.scheduling import start_scheduler
 from webapp.workers import FastWorker
 
@@ -36,42 +55,120 @@ def _die_with_parent() -> None:
             pass
 
 
-def run_worker(create_app, burst: bool = False) -> None:
+def _keep_alive(config, name: str) -> None:
+    """Refresh this worker's liveness key from a thread: a worker whose supervisor died
+    (it got SIGTERM through PDEATHSIG and is finishing its job) is not taken for dead."""
+    client = make_client(config)
+    period = max(0.2, float(config["ABANDON_AFTER"]) / 5)
+    while True:
+        try:
+            client.set(LIVENESS_PREFIX + name, 1, px=int(float(config["ABANDON_AFTER"]) * 1000))
+        except RedisError:
+            pass
+        time.sleep(period)
+
+
+def run_worker(create_app, burst: bool = False, name: str | None = None) -> None:
     """Body of one worker process: build the app through the factory, then work."""
     os.setpgrp()  # the supervisor alone decides when a worker stops
     _die_with_parent()
     app = create_app()
+    logs.install(app.config, name or "-")
+    wait_for_redis(app.config)
+    if name:
+        threading.Thread(target=_keep_alive, args=(app.config, name), daemon=True).start()
     connection = make_client(app.config, socket_timeout=None)
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
-    worker = FastWorker.from_app(app, connection, queues)
+    # The worker class is the service's (FastWorker), with the patient end-of-job steps of
+    # webapp.resilience for what goes through RQ's own code, and the name this supervisor chose.
+    worker = patient(FastWorker).from_app(app, connection, queues)
+    if name:
+        worker.name = name
+    worker.redis_patience = float(app.config["WORKER_REDIS_PATIENCE"])
+    worker.max_connection_wait_time = 5.0  # back at work within 5 s of Redis returning
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"], with_scheduler=False)
+
+
+@dataclass
+class Child:
+    """One worker process and what the supervisor knows about it."""
+
+    process: object
+    name: str
+    killed_for: str | None = None  # why the supervisor killed it, if it did
+    hand_back: bool = False  # killed by a cold shutdown: its job goes back to its queue
+    started: float = field(default_factory=time.monotonic)
+
+
+def exit_reason(name: str, exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        signum = -exitcode
+        try:
+            label = signal.Signals(signum).name
+        except ValueError:
+            label = f"signal {signum}"
+        return f"worker {name} died (killed by signal {signum}, {label})"
+    return f"worker {name} died (exit status {exitcode})"
 
 
 class Supervisor:
     """Keeps `processes` worker processes alive and shuts them down warmly on a signal."""
 
     restart_delay = 1.0
+    beat_every = 1.0
 
-    def __init__(self, create_app, processes: int = 1, burst: bool = False, grace: float = 25.0):
+    def __init__(self, create_app, processes: int = 1, burst: bool = False, grace: float = 25.0, config=None):
         self.create_app = create_app
         self.processes = processes
         self.burst = burst
         self.grace = grace
-        self.children: dict[int, object] = {}
+        self.children: dict[int, Child] = {}
         self.stopping = 0
         self.cold_at: float | None = None
         self.context = get_context("fork")
+        self.config = config
+        self.recovery: Recovery | None = None
+        if config is not None:
+            self.recovery = Recovery(make_client(config), dict(config))
+        self.prefix = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+        self.sequence = 0
+        self.pending: dict[str, tuple[str, bool]] = {}  # dead worker -> (reason, hand back)
+        self.next_beat = 0.0
+        self.next_pass = 0.0
+        self.replace_at: list[float] = []
+        self.redis_ok_since: float | None = 0.0  # the start-up pass need not wait
 
     def _spawn(self) -> None:
-        process = self.context.Process(target=run_worker, args=(self.create_app, self.burst), daemon=False)
+        self.sequence += 1
+        name = f"{self.prefix}-{self.sequence}"
+        if self.recovery is not None:
+            try:
+                self.recovery.register_supervised([name])
+            except RedisError as exc:
+                log.warning("could not register worker %s (%s); starting it anyway", name, exc)
+        process = self.context.Process(target=run_worker, args=(self.create_app, self.burst, name), daemon=False)
         process.start()
-        self.children[process.pid] = process
-        log.info("worker process %d started", process.pid)
+        self.children[process.pid] = Child(process, name)
+        log.info("worker process %d (%s) started", process.pid, name)
 
-    def _signal_children(self) -> None:
+    def _signal_children(self, signum: int = signal.SIGTERM) -> None:
         for pid in list(self.children):
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def _kill(self, pid: int, reason: str | None, hand_back: bool = False) -> None:
+        child = self.children.get(pid)
+        if child is None:
+            return
+        child.killed_for = reason
+        child.hand_back = hand_back
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the child leads its own process group
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -87,29 +184,137 @@ class Supervisor:
             "warm" if self.stopping == 1 else "cold",
             len(self.children),
         )
-        if self.stopping <= 2:
+        if self.stopping == 1:
             self._signal_children()
+        elif self.stopping == 2:
+            self._go_cold()
+
+    def _go_cold(self) -> None:
+        """Stop the jobs still running and hand them back to their queues."""
+        for pid, child in list(self.children.items()):
+            self._kill(pid, f"worker {child.name} was stopped by a shutdown before its job ended", hand_back=True)
+
+    # -- the loop's duties --------------------------------------------------------------
+
+    def _collect_exits(self) -> None:
+        for pid, child in list(self.children.items()):
+            child.process.join(timeout=0)
+            exitcode = child.process.exitcode
+            if exitcode is None:
+                continue
+            del self.children[pid]
+            if exitcode == 0 and not child.killed_for:
+                # A clean exit leaves no job behind, unless the worker gave up on Redis mid-job.
+                self.pending[child.name] = (f"worker {child.name} exited before its job ended", False)
+            else:
+                reason = child.killed_for or exit_reason(child.name, exitcode)
+                self.pending[child.name] = (reason, child.hand_back)
+                log.warning("worker process %d (%s): %s", pid, child.name, reason)
+            if self.stopping or self.burst:
+                continue
+            log.warning("starting a replacement for worker process %d in %g s", pid, self.restart_delay)
+            # Not slept here: the dead worker's job is recovered first, in this same turn.
+            self.replace_at.append(time.monotonic() + self.restart_delay)
+
+    def _replace_dead(self) -> None:
+        due = [moment for moment in self.replace_at if moment <= time.monotonic()]
+        for moment in due:
+            self.replace_at.remove(moment)
+            if not self.stopping:
+                self._spawn()
+
+    def _recover_pending(self) -> None:
+        if not self.pending or self.recovery is None:
+            self.pending.clear()
+            return
+        try:
+            dead = {name: reason for name, (reason, _) in self.pending.items() if reason}
+            handed_back = {name for name, (_, hand_back) in self.pending.items() if hand_back}
+            if dead:
+                self.recovery.recover(dead, handed_back=handed_back)
+            with self.recovery.connection.pipeline() as pipe:
+                for name in self.pending:
+                    self.recovery.forget_worker(name, pipe)
+                pipe.execute()
+            self.pending.clear()
+        except RedisError as exc:
+            log.warning("cannot recover the jobs of dead workers yet (%s); will retry", exc)
+
+    def _watch_timeouts(self) -> None:
+        """Kill a child whose job ran past its timeout + JOB_KILL_GRACE (SIGALRM ignored).
+
+        The running jobs are read from the started registries (RQ's data model), so this
+        works whatever worker class the children run."""
+        if self.recovery is None or not self.children:
+            return
+        connection = self.recovery.connection
+        grace = float(self.config["JOB_KILL_GRACE"])
+        ours = {child.name: pid for pid, child in self.children.items() if not child.killed_for}
+        executions = self.recovery.running_executions()
+        running = [(job_id, ours[worker]) for _, job_id, _, worker in executions if worker in ours]
+        if not running:
+            return
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id, _ in running:
+                pipe.hmget(f"rq:job:{job_id}", "started_at", "timeout", "status")
+            replies = pipe.execute()
+        for (job_id, pid), (started_at, timeout, status) in zip(running, replies, strict=True):
+            if status != b"started" or not started_at or not timeout or float(timeout) < 0 or pid not in self.children:
+                continue
+            began = datetime.fromisoformat(started_at.decode().replace("Z", "+00:00")).timestamp()
+            overrun = time.time() - began
+            if overrun > float(timeout) + grace:
+                name = self.children[pid].name
+                reason = (
+                    f"job exceeded its timeout of {float(timeout):g} s and did not stop (stuck outside Python?); "
+                    f"worker {name} was killed after {overrun:.0f} s"
+                )
+                log.error("job %s: %s", job_id, reason)
+                self._kill(pid, reason)
+
+    def _duties(self) -> None:
+        """The Redis-side duties of one loop turn; a Redis outage only postpones them."""
+        if self.recovery is None:
+            return
+        moment = time.monotonic()
+        try:
+            if moment >= self.next_beat:
+                self.next_beat = moment + self.beat_every
+                self.recovery.beat([child.name for child in self.children.values() if not child.killed_for])
+                self._watch_timeouts()
+            self._recover_pending()
+            if self.redis_ok_since is None:
+                self.redis_ok_since = moment
+            # After an outage, give every live worker ABANDON_AFTER to refresh its liveness
+            # before judging anyone by it: their keys may have expired while Redis was away.
+            settled = moment - self.redis_ok_since >= float(self.config["ABANDON_AFTER"])
+            if moment >= self.next_pass and not self.burst and settled:
+                self.next_pass = moment + float(self.config["RECOVERY_INTERVAL"])
+                self.recovery.run_pass()
+        except RedisError as exc:
+            self.redis_ok_since = None
+            log.debug("Redis duties postponed: %s", exc)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         for _ in range(self.processes):
             self._spawn()
-        while self.children:
-            for pid, process in list(self.children.items()):
-                process.join(timeout=0)
-                if process.exitcode is None:
-                    continue
-                del self.children[pid]
-                if self.stopping or self.burst:
-                    continue
-                log.warning("worker process %d exited with %s; starting a replacement", pid, process.exitcode)
-                time.sleep(self.restart_delay)
-                self._spawn()
+        give_up_at = None
+        while self.children or self.pending or (self.replace_at and not self.stopping):
+            self._collect_exits()
             if self.cold_at is not None and time.monotonic() > self.cold_at and self.stopping < 2:
-                log.warning("shutdown grace of %g s is over; stopping the jobs still running", self.grace)
+                log.warning("shutdown grace of %g s is over; handing the jobs still running back", self.grace)
                 self.stopping = 2
-                self._signal_children()
+                self._go_cold()
+            self._duties()
+            self._replace_dead()
+            if not self.children and self.pending:
+                # Only bookkeeping is left: give Redis a few seconds, then leave it to the reaper.
+                give_up_at = give_up_at or time.monotonic() + 10
+                if time.monotonic() > give_up_at:
+                    log.error("Redis unreachable; the reaper of another worker.py will recover %s", list(self.pending))
+                    break
             time.sleep(0.1)
         log.info("all worker processes stopped")
         return 0
@@ -143,12 +348,17 @@ def main(create_app, argv: list[str] | None = None) -> int:
     app = create_app()
     processes = options.processes or app.config["WORKER_PROCESSES"]
     wait_for_redis(app.config)
+    try:
+        redis_checks.check_once(make_client(app.config), app.config, "worker")
+    except redis_checks.UnsafeRedis as exc:
+        log.error("%s", exc)
+        return 2
     log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
     grace = app.config["WORKER_SHUTDOWN_GRACE"]
     # Scheduled jobs (enqueue_in/at, retry intervals) are moved by a thread of this process.
     scheduler = None if options.burst else start_scheduler(app.config)
     try:
-        return Supervisor(create_app, processes, burst=options.burst, grace=grace).run()
+        return Supervisor(create_app, processes, burst=options.burst, grace=grace, config=app.config).run()
     finally:
         if scheduler is not None:
             scheduler.stop()

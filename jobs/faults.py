@@ -1,0 +1,37 @@
+"""Test-only jobs for the fault-injection suite (tests/faults). Not in the allow-list:
+the HTTP API cannot submit them; tests enqueue them with RQ directly."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import time
+
+from rq import get_current_job
+
+RUNS_PREFIX = "faults:runs:"
+
+
+def record(seconds: float = 0.0) -> int:
+    """Count this execution in `faults:runs:<job id>` (so duplicates show), then sleep."""
+    job = get_current_job()
+    runs = job.connection.incr(RUNS_PREFIX + job.id)
+    if seconds:
+        time.sleep(seconds)
+    return runs
+
+
+def quiet_sleep(seconds: float) -> float:
+    """Sleep without touching Redis (Redis may vanish meanwhile), then return the seconds."""
+    job = get_current_job()
+    job.connection.incr(RUNS_PREFIX + job.id)
+    time.sleep(seconds)
+    return seconds
+
+
+def stuck_in_c(seconds: int = 600) -> None:
+    """Block the signals RQ's timeout uses, then sleep inside libc: a job SIGALRM cannot stop."""
+    job = get_current_job()
+    job.connection.incr(RUNS_PREFIX + job.id)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM, signal.SIGINT})
+    ctypes.CDLL(None).sleep(int(seconds))

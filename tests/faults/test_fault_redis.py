@@ -1,0 +1,127 @@
+"""Redis faults with real processes: an outage spanning a job's end, the API during the
+outage (through gunicorn), workers resuming by themselves, a kill -9 restart with AOF,
+and the start-up checks of an unsafe Redis."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.faults.faultkit import attempts, enqueue, fault_env, report, runs, status, wait_status, wait_until
+from tests.faults.faultkit import worker_children as children
+from tests.servers import BIN, RedisServer, ServiceProcess, free_port, service_env, start_web, start_worker
+
+
+@pytest.fixture
+def aof_redis():
+    server = RedisServer(appendonly=True).start()
+    yield server
+    server.cleanup()
+
+
+def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
+    connection = aof_redis.client()
+    web, base = start_web(aof_redis.url)
+    worker = start_worker(aof_redis.url, **fault_env(WORKER_PROCESSES="1"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        job_id = enqueue(connection, "jobs.faults.quiet_sleep", 2.0)
+        wait_until(lambda: status(connection, job_id) == "started", 20)
+        aof_redis.kill()
+        outage_began = time.monotonic()
+
+        latencies = []
+        for _ in range(5):
+            began = time.monotonic()
+            response = httpx.get(f"{base}/api/jobs/{job_id}", timeout=5)
+            latencies.append(time.monotonic() - began)
+            assert response.status_code == 503
+            assert response.json()["error"]["code"] == "redis_unavailable"
+            assert response.headers["Retry-After"] == "1"
+        posted = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [1, 2]}, timeout=5)
+        assert posted.status_code == 503
+        assert max(latencies) < 1.0, latencies
+
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - outage_began)))  # the job ends meanwhile
+        aof_redis.start()  # same port, same data directory: the AOF is replayed
+        back_at = time.monotonic()
+        connection = aof_redis.client()
+        assert wait_status(connection, job_id, timeout=30) == "finished"
+        finish_recorded_after = time.monotonic() - back_at
+        assert runs(connection, job_id) == 1, worker.output()  # not run again
+        assert [kind for kind, _ in attempts(connection, job_id)] == ["SUCCESSFUL"]
+
+        api_back = wait_until(lambda: httpx.get(f"{base}/api/jobs/{job_id}", timeout=5).status_code == 200, 10)
+        assert api_back
+        follow_up = enqueue(connection, "jobs.faults.record")
+        assert wait_status(connection, follow_up, timeout=30) == "finished"
+        resumed_after = time.monotonic() - back_at
+        time.sleep(4.5)  # longer than ABANDON_AFTER: the reaper must not take the worker for dead
+        assert runs(connection, job_id) == 1 and runs(connection, follow_up) == 1
+        report(
+            "redis_outage_during_job_end",
+            runs=1,
+            jobs=2,
+            lost=0,
+            duplicated=0,
+            api_503_max_seconds=round(max(latencies), 3),
+            finish_recorded_seconds_after_restart=round(finish_recorded_after, 2),
+            worker_resumed_seconds_after_restart=round(resumed_after, 2),
+        )
+    finally:
+        worker.stop()
+        web.stop()
+
+
+def test_kill_9_and_restart_with_aof_keeps_every_queued_job(aof_redis):
+    connection = aof_redis.client()
+    job_ids = [enqueue(connection, "jobs.faults.record", queue=("high", "default", "low")[n % 3]) for n in range(100)]
+    aof_redis.kill()
+    aof_redis.start()
+    connection = aof_redis.client()
+    assert sum(connection.llen(f"rq:queue:{name}") for name in ("high", "default", "low")) == 100
+    worker = start_worker(aof_redis.url, **fault_env(WORKER_PROCESSES="2"))
+    try:
+        wait_until(
+            lambda: all(status(connection, job_id) == "finished" for job_id in job_ids), 60, 0.2, "all 100 finished"
+        )
+        report("redis_restart_aof", runs=1, jobs=100, lost=0, duplicated=0)
+    finally:
+        worker.stop()
+
+
+def test_unsafe_redis_is_reported_and_refused_in_production(redis_server, redis_conn):
+    # The suite's Redis runs with `--save "" --appendonly no`: no persistence.
+    web = ServiceProcess(
+        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "webapp:create_app()"],
+        service_env(redis_server.url, HOST="127.0.0.1", PORT=str(free_port()), REQUIRE_DURABLE_REDIS="1"),
+        "web",
+    )
+    try:
+        assert web.process.wait(30) != 0  # gunicorn gives up: its workers fail to boot
+        assert "refusing to start" in web.output() and "persistence is off" in web.output()
+    finally:
+        web.stop()
+    worker = start_worker(redis_server.url, REQUIRE_DURABLE_REDIS="1")
+    try:
+        assert worker.process.wait(30) != 0
+        assert "refusing to start" in worker.output() and "appendonly yes" in worker.output()
+    finally:
+        worker.stop()
+    warned = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1"))
+    try:
+        wait_until(lambda: "UNSAFE REDIS: persistence is off" in warned.output(), 20, message="warning")
+    finally:
+        warned.stop()
+
+
+def test_an_evicting_policy_is_reported(redis_conn):
+    from webapp.redis_checks import problems
+
+    redis_conn.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        assert any("allkeys-lru" in problem for problem in problems(redis_conn))
+    finally:
+        redis_conn.config_set("maxmemory-policy", "noeviction")

@@ -1,0 +1,68 @@
+"""Worker behaviour through a Redis outage: the finish bookkeeping waits for Redis.
+
+A job that ends while Redis is unreachable would otherwise lose its outcome: RQ logs the
+failed write and moves on, and the job would later be found abandoned and run again. The
+mixin retries the end-of-job bookkeeping (success, failure, exception record) with backoff
+for up to WORKER_REDIS_PATIENCE seconds, and skips a retry whose write did land (the job is
+already terminal). It wraps whichever worker class the supervisor runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("webapp.resilience")
+
+TERMINAL = {"finished", "failed", "stopped", "canceled"}
+
+
+class PatientFinishMixin:
+    """Retries the end-of-job steps (`handle_execution_ended`, `handle_exception`,
+    `handle_job_success`, `handle_job_failure`) while Redis is unreachable."""
+
+    redis_patience = 120.0
+
+    def _patiently(self, step: str, job, call, *args, **kwargs):
+        deadline = time.monotonic() + self.redis_patience
+        delay = 0.2
+        first = True
+        while True:
+            try:
+                if not first and step in ("success", "failure"):
+                    status = self.connection.hget(job.key, "status")
+                    if status is not None and status.decode() in TERMINAL:
+                        log.info("job %s: its %s was recorded before Redis went away", job.id, step)
+                        return None
+                first = False
+                return call(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    log.error("job %s: Redis unreachable for %g s; its %s is not recorded", job.id, self.redis_patience,
+                              step)  # fmt: skip
+                    raise
+                log.warning("job %s: cannot record its %s (%s); retrying in %.1f s", job.id, step, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        return self._patiently("end", job, super().handle_execution_ended, job, queue, heartbeat_ttl)
+
+    def handle_exception(self, job, *exc_info):
+        return self._patiently("exception", job, super().handle_exception, job, *exc_info)
+
+    def handle_job_success(self, job, queue, started_job_registry, execution):
+        return self._patiently("success", job, super().handle_job_success, job, queue, started_job_registry, execution)
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
+        return self._patiently(
+            "failure", job, super().handle_job_failure, job, queue, started_job_registry, exc_string, execution
+        )
+
+
+def patient(worker_class: type) -> type:
+    """`worker_class` with the patient finish bookkeeping mixed in."""
+    return type(f"Patient{worker_class.__name__}", (PatientFinishMixin, worker_class), {})
