@@ -33,26 +33,34 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def fetch(connection: Redis, job_id: str) -> tuple[Job, Result | None, str | None]:
-    """The job, its latest result and the id of its latest event, in one round trip."""
+def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, list[Result], str | None]:
+    """The job, its latest `results` results (None: all RQ keeps) and the id of its latest event.
+
+    One MULTI/EXEC (one round trip): no event can land between reading the job and reading its
+    last event id, so the snapshot reflects every event up to that id.
+    """
     check_job_id(job_id)
-    # MULTI/EXEC (same single round trip): no event can land between reading the job and
-    # reading its last event id, so the snapshot reflects every event up to that id.
     with connection.pipeline(transaction=True) as pipe:
         pipe.hgetall(Job.key_for(job_id))
-        pipe.xrevrange(Result.get_key(job_id), "+", "-", count=1)
+        pipe.xrevrange(Result.get_key(job_id), "+", "-", count=results)
         pipe.xrevrange(job_stream_key(job_id), "+", "-", count=1)
-        raw, results, events = pipe.execute()
+        raw, raw_results, events = pipe.execute()
     if not raw:
         raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
     job = Job(job_id, connection=connection, serializer=JSONSerializer)
     job.restore(raw)
-    result = None
-    if results:
-        result_id, payload = results[0]
-        result = Result.restore(job_id, result_id.decode(), payload, connection, JSONSerializer)
+    restored = [
+        Result.restore(job_id, result_id.decode(), payload, connection, JSONSerializer)
+        for result_id, payload in raw_results
+    ]
     last_event_id = events[0][0].decode() if events else None
-    return job, result, last_event_id
+    return job, restored, last_event_id
+
+
+def fetch(connection: Redis, job_id: str) -> tuple[Job, Result | None, str | None]:
+    """The job, its latest result and the id of its latest event, in one round trip."""
+    job, results, last_event_id = read(connection, job_id, results=1)
+    return job, (results[0] if results else None), last_event_id
 
 
 def error_of(job: Job, result: Result | None) -> dict | None:

@@ -37,7 +37,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from webapp import jobstore
-from webapp.errors import BadRequest, NotFound
+from webapp.errors import BadRequest
 from webapp.events import job_stream_key
 
 INDEX_KEY = "jobsvc:index"
@@ -303,21 +303,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def describe_job(connection: Redis, job_id: str, names: Mapping[str, str]) -> dict[str, Any]:
     """The detail view: the list view plus the job's description and attempts, one round trip."""
-    jobstore.check_job_id(job_id)
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hgetall(Job.key_for(job_id))
-        pipe.xrevrange(Result.get_key(job_id), "+", "-")
-        pipe.xrevrange(job_stream_key(job_id), "+", "-", count=1)
-        raw, raw_results, events = pipe.execute()
-    if not raw:
-        raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
-    job = Job(job_id, connection=connection, serializer=JSONSerializer)
-    job.restore(raw)
-    results = [
-        Result.restore(job_id, result_id.decode(), payload, connection, JSONSerializer)
-        for result_id, payload in raw_results
-    ]
-    last_event_id = events[0][0].decode() if events else None
+    job, results, last_event_id = jobstore.read(connection, job_id, results=None)
     view = jobstore.to_dict(job, results[0] if results else None, last_event_id, names)
     view["description"] = job.description
     view["attempts"] = attempts_of(results)

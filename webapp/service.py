@@ -379,13 +379,7 @@ class JobService:
             replies = pipe.execute()
         for index, job_id in enumerate(wanted):
             raw_meta, exists = replies[2 * index], replies[2 * index + 1]
-            owner = None
-            if raw_meta:
-                try:
-                    owner = json.loads(raw_meta).get("owner")
-                except (ValueError, AttributeError):
-                    owner = None
-            if not exists or not _owner_allows(owner, principal):
+            if not exists or not _owner_allows(_owner_in(raw_meta), principal):
                 raise ValidationFailed(
                     f"depends_on: no job with id {job_id!r} (it never existed or has expired)",
                     details=[{"argument": "depends_on", "message": f"unknown job {job_id}", "type": "unknown_job"}],
@@ -461,13 +455,7 @@ class JobService:
     def _check_owner(self, job_id: str, principal: Principal) -> None:
         jobstore.check_job_id(job_id)
         raw_meta = self.connection.hget(Job.key_for(job_id), "meta")
-        owner = None
-        if raw_meta:
-            try:
-                owner = json.loads(raw_meta).get("owner")
-            except (ValueError, AttributeError):
-                owner = None
-        if not _owner_allows(owner, principal):
+        if not _owner_allows(_owner_in(raw_meta), principal):
             raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
 
     @staticmethod
@@ -567,6 +555,16 @@ def _caller(principal):
     if principal is CURRENT:
         return auth.principal() if has_request_context() else None
     return principal
+
+
+def _owner_in(raw_meta: bytes | None) -> str | None:
+    """The owner recorded in a job's raw (JSON) meta field, if any."""
+    if not raw_meta:
+        return None
+    try:
+        return json.loads(raw_meta).get("owner")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _owner_allows(owner: str | None, principal: Principal | None) -> bool:
