@@ -111,12 +111,13 @@ def submit_job():
         raise validation_error(exc) from None
     service = get_service()
     planned = service.plan(submission)
+    key = _idempotency_key()
     result = service.enqueue(
         [planned],
         auth.principal(),
         client=request.remote_addr or "",
-        idempotency_key=_idempotency_key(),
-        fingerprint=fingerprint_of(submission.model_dump(mode="json"), "jobs"),
+        idempotency_key=key,
+        fingerprint=fingerprint_of(submission.model_dump(mode="json"), "jobs") if key is not None else "",
     )
     body = _submitted(result.jobs[0])
     response = jsonify(body)
@@ -154,12 +155,13 @@ def submit_batch():
     if problems:
         summary = "; ".join(f"{p['argument']}: {p['message']}" for p in problems)
         raise ValidationFailed(f"nothing was enqueued: {summary}", details=problems)
+    key = _idempotency_key()
     result = service.enqueue(
         planned,
         auth.principal(),
         client=request.remote_addr or "",
-        idempotency_key=_idempotency_key(),
-        fingerprint=fingerprint_of(batch.model_dump(mode="json"), "jobs/batch"),
+        idempotency_key=key,
+        fingerprint=fingerprint_of(batch.model_dump(mode="json"), "jobs/batch") if key is not None else "",
     )
     response = jsonify({"jobs": [_submitted(entry) for entry in result.jobs]})
     response.status_code = 200 if result.replayed else 202

@@ -91,7 +91,7 @@ class EventLog:
         self.maxlen = maxlen
         self.default_ttl = default_ttl
         self.job_maxlen = job_maxlen
-        self._script = connection.register_script(_APPEND_EVENT)
+        self.script = connection.register_script(_APPEND_EVENT)
 
     @classmethod
     def from_config(cls, connection: Redis, config: dict) -> EventLog:
@@ -117,6 +117,26 @@ class EventLog:
         **extra: Any,
     ):
         """Record one event; returns its id, or queues the write on `pipeline` if given."""
+        _evalsha, _sha, _numkeys, *keys_and_args = self.command(
+            event, job_id=job_id, name=name, queue=queue, status=status, ttl=ttl, **extra
+        )
+        return self.script(
+            keys=keys_and_args[:2], args=keys_and_args[2:], client=pipeline if pipeline is not None else self.connection
+        )
+
+    def command(
+        self,
+        event: str,
+        *,
+        job_id: str,
+        name: str | None,
+        queue: str | None,
+        status: str,
+        ttl: int | None = None,
+        **extra,
+    ) -> tuple:
+        """The event write as one EVALSHA command, for callers that send commands themselves
+        (the guarded submit inlines the script by its sha: webapp.guarded)."""
         payload = {
             "event": event,
             "job_id": job_id,
@@ -128,10 +148,20 @@ class EventLog:
         }
         data = json.dumps(payload, separators=(",", ":"), default=str)
         keep = ttl if ttl is not None and ttl > 0 else self.default_ttl
-        return self._script(
-            keys=[GLOBAL_STREAM, job_stream_key(job_id)],
-            args=[self.channel, self.maxlen, keep, job_id, data, self.job_maxlen, event, f"{time.time():.6f}"],
-            client=pipeline if pipeline is not None else self.connection,
+        return (
+            "EVALSHA",
+            self.script.sha,
+            2,
+            GLOBAL_STREAM,
+            job_stream_key(job_id),
+            self.channel,
+            self.maxlen,
+            keep,
+            job_id,
+            data,
+            self.job_maxlen,
+            event,
+            f"{time.time():.6f}",
         )
 
     def for_job(

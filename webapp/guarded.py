@@ -1,10 +1,11 @@
 """Admission checks and writes in one round trip: one EVALSHA per submission.
 
-RQ and the event log write a job onto a redis-py pipeline as usual; that pipeline is only a
-recorder and is never executed. Its commands are handed to one Lua script that first runs the
-admission checks (rate limit, idempotency key, queue depth) and then, only if all pass, runs
-the recorded commands: the job hash, the queue push or schedule, the event. So a submission
-costs one round trip, is all-or-nothing, and a refused one leaves nothing behind.
+The caller builds a submission's writes as a list of commands (a queued job's are built
+directly, see webapp.jobrecord; RQ's own code records a scheduled job's on a redis-py
+pipeline that is never executed, see `recorded`). They are handed to one Lua script that
+first runs the admission checks (rate limit, idempotency key, queue depth) and then, only if
+all pass, runs the commands: the job hash, the queue push or schedule, the event. So a
+submission costs one round trip, is all-or-nothing, and a refused one leaves nothing behind.
 
 Sub-scripts recorded as EVALSHA (the event log's) are inlined as Lua functions, since a script
 cannot call EVALSHA itself. The script is sent by EVALSHA, with EVAL as the fallback when the
@@ -112,10 +113,17 @@ class GuardedWriter:
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def recorder(self) -> Pipeline:
-        """A pipeline to write onto; pass it to `run`, never execute it."""
+        """A pipeline for RQ's code to record writes on; pass it to `recorded`, never execute it."""
         return self.connection.pipeline(transaction=False)
 
-    def run(self, recorder: Pipeline, admission: Admission) -> Outcome:
+    @staticmethod
+    def recorded(recorder: Pipeline) -> list[tuple]:
+        """The commands recorded on `recorder`, which is emptied."""
+        commands = [args for args, _options in recorder.command_stack]
+        recorder.reset()
+        return commands
+
+    def run(self, commands: list[tuple], admission: Admission) -> Outcome:
         argv: list = [
             admission.rate_key,
             admission.rate_limit,
@@ -129,8 +137,6 @@ class GuardedWriter:
         ]
         for queue_key, added in admission.added_per_queue.items():
             argv += [queue_key, added]
-        commands = [args for args, _options in recorder.command_stack]
-        recorder.reset()
         argv.append(len(commands))
         for args in commands:
             argv.append(len(args))

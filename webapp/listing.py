@@ -110,23 +110,38 @@ def index_keys(queue: str | None, name: str | None, owner: str | None = None) ->
 
 
 def index_job(pipe: Pipeline, job: Job) -> None:
-    """Add a job to the listing index, in the caller's (enqueue) pipeline.
+    """Add an RQ job to the listing index, in the caller's (enqueue) pipeline."""
+    for command in index_commands(job.id, score_of(job), job.origin, job.meta.get("name"), owner_of(job)):
+        if command[0] == "EVALSHA":
+            numkeys = command[2]
+            _index_and_sweep(keys=command[3 : 3 + numkeys], args=command[3 + numkeys :], client=pipe)
+        else:
+            pipe.execute_command(*command)
+
+
+def index_commands(job_id: str, score: int, queue: str | None, name: str | None, owner: str | None) -> list[tuple]:
+    """The commands that add a job to the listing index (sent with the enqueue's writes).
 
     Every SWEEP_EVERY-th call in a process also sweeps SWEEP_BATCH entries of each set: on
     average 3 entries per set per enqueue, which keeps a set within about 1.5 times the number
     of live jobs, at a fraction of the cost of a sweep on every enqueue.
     """
-    keys = index_keys(job.origin, job.meta.get("name"), owner_of(job))
-    score = score_of(job)
+    keys = index_keys(queue, name, owner)
     if next(_enqueues) % SWEEP_EVERY:
-        for key in keys:
-            pipe.zadd(key, {job.id: score})
-        return
-    _index_and_sweep(
-        keys=[*keys, SWEEP_KEY],
-        args=[job.id, score, Job.redis_job_namespace_prefix, SWEEP_BATCH],
-        client=pipe,
-    )
+        return [("ZADD", key, score, job_id) for key in keys]
+    return [
+        (
+            "EVALSHA",
+            _index_and_sweep.sha,
+            len(keys) + 1,
+            *keys,
+            SWEEP_KEY,
+            job_id,
+            score,
+            Job.redis_job_namespace_prefix,
+            SWEEP_BATCH,
+        )
+    ]
 
 
 def encode_cursor(score: int, job_id: str) -> str:

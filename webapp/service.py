@@ -30,7 +30,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import get_version
 
 import jobs
-from webapp import auth, jobstore, listing
+from webapp import auth, jobrecord, jobstore, listing
 from webapp.auth import Principal
 from webapp.catalog import JobType, build_catalog, effective_options
 from webapp.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests, Unavailable, ValidationFailed
@@ -71,7 +71,6 @@ class Submission:
 
     jobs: list[dict[str, str]]
     replayed: bool = False
-    job_objects: list[Job] = field(default_factory=list)  # RQ's jobs, when this request created them
 
 
 class JobService:
@@ -92,7 +91,7 @@ class JobService:
         }
         self.events = EventLog.from_config(connection, dict(config))
         self.names_by_path = {job_type.import_path: job_type.name for job_type in catalog.values()}
-        self.writer = GuardedWriter(connection, [self.events._script, listing._index_and_sweep])
+        self.writer = GuardedWriter(connection, [self.events.script, listing._index_and_sweep])
         self.rate_limit = RateLimit.parse(config["SUBMIT_RATE_LIMIT"])
 
     # -- validation (no Redis) -------------------------------------------------------------
@@ -217,7 +216,7 @@ class JobService:
             )
             raise ValidationFailed(f"invalid submission: {summary}") from None
         submission = self.enqueue([self.plan(request)])
-        return submission.job_objects[0]
+        return Job.fetch(submission.jobs[0]["id"], connection=self.connection, serializer=JSONSerializer)
 
     def enqueue(
         self,
@@ -233,15 +232,14 @@ class JobService:
         admission = self._admission(planned, principal, client, idempotency_key, fingerprint)
         if any(plan.dependency is not None for plan in planned):
             return self._submit_with_dependencies(planned, principal, owner, admission, fingerprint)
-        self._prime_server_version()
-        recorder = self.writer.recorder()
-        written = [self._write(plan, owner, recorder) for plan in planned]
-        created = [entry for entry, _job in written]
-        admission.idempotency_value = self._idempotency_value(fingerprint, created)
-        outcome = self.writer.run(recorder, admission)
+        commands: list[tuple] = []
+        created = [self._write(plan, owner, commands) for plan in planned]
+        if admission.idempotency_key:
+            admission.idempotency_value = self._idempotency_value(fingerprint, created)
+        outcome = self.writer.run(commands, admission)
         if outcome.status != "ok":
             return self._refused(outcome, fingerprint)
-        return Submission(created, job_objects=[job for _entry, job in written])
+        return Submission(created)
 
     def _admission(self, planned, principal, client, idempotency_key, fingerprint) -> Admission:
         admission = Admission(cost=len(planned), depth_cap=self.config["MAX_QUEUE_DEPTH"])
@@ -277,13 +275,17 @@ class JobService:
             for queue in self.queues.values():
                 queue.redis_server_version = self._server_version
 
-    def _write(self, plan: PlannedJob, owner: str | None, pipe) -> tuple[dict[str, str], Job]:
-        """Put one job's writes (job hash, queue or schedule, event) on `pipe`."""
+    def _write(self, plan: PlannedJob, owner: str | None, commands: list[tuple]) -> dict[str, str]:
+        """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`."""
         meta: dict[str, Any] = {"name": plan.job_type.name}
         if owner is not None:
             meta["owner"] = owner
         queue = plan.queue
+        name = plan.job_type.name
         if plan.run_at is not None:
+            # Rare enough to take RQ's own code, recorded rather than executed (webapp.guarded).
+            self._prime_server_version()
+            recorder = self.writer.recorder()
             job = queue.create_job(
                 plan.job_type.import_path,
                 kwargs=plan.call_kwargs,
@@ -291,27 +293,37 @@ class JobService:
                 status=JobStatus.SCHEDULED,
                 **plan.options,
             )
-            queue.schedule_job(job, plan.run_at, pipeline=pipe)
-            self.events.append(
-                "scheduled",
-                job_id=job.id,
-                name=plan.job_type.name,
-                queue=queue.name,
-                status="scheduled",
-                pipeline=pipe,
-                run_at=jobstore.isoformat(plan.run_at),
+            queue.schedule_job(job, plan.run_at, pipeline=recorder)
+            listing.index_job(recorder, job)
+            commands += self.writer.recorded(recorder)
+            job_id = job.id
+            commands.append(
+                self.events.command(
+                    "scheduled",
+                    job_id=job_id,
+                    name=name,
+                    queue=queue.name,
+                    status="scheduled",
+                    run_at=jobstore.isoformat(plan.run_at),
+                )
             )
         else:
-            job = queue.enqueue_call(
-                func=plan.job_type.import_path, kwargs=plan.call_kwargs, meta=meta, pipeline=pipe, **plan.options
+            job_id = str(uuid.uuid4())
+            now = datetime.now(UTC)
+            commands += jobrecord.queued_job_commands(
+                job_id,
+                plan.job_type.import_path,
+                plan.call_kwargs,
+                meta,
+                queue.name,
+                plan.options,
+                self.config["JOB_TIMEOUT"],
+                now,
             )
-            self.events.append(
-                "queued", job_id=job.id, name=plan.job_type.name, queue=queue.name, status="queued", pipeline=pipe
-            )
-        listing.index_job(pipe, job)
-        if plan.run_at is None:
-            pipe.rpush(wake_key(queue.name), 1)  # wakes an idle worker at once
-        return {"id": job.id, "name": plan.job_type.name, "queue": queue.name, "status": plan.initial_status}, job
+            commands.append(self.events.command("queued", job_id=job_id, name=name, queue=queue.name, status="queued"))
+            commands += listing.index_commands(job_id, int(now.timestamp() * 1_000_000), queue.name, name, owner)
+            commands.append(("RPUSH", wake_key(queue.name), 1))  # wakes an idle worker at once
+        return {"id": job_id, "name": name, "queue": queue.name, "status": plan.initial_status}
 
     def _submit_with_dependencies(self, planned, principal, owner, admission, fingerprint) -> Submission:
         """RQ's own path: it reads the dependencies under WATCH to decide queued or deferred."""
@@ -325,10 +337,9 @@ class JobService:
             for job_id, plan in zip(ids, planned, strict=True)
         ]
         admission.idempotency_value = self._idempotency_value(fingerprint, created)
-        outcome = self.writer.run(self.writer.recorder(), admission)
+        outcome = self.writer.run([], admission)
         if outcome.status != "ok":
             return self._refused(outcome, fingerprint)
-        job_objects: list[Job] = []
         try:
             for entry, plan in zip(created, planned, strict=True):
                 meta: dict[str, Any] = {"name": plan.job_type.name}
@@ -358,7 +369,6 @@ class JobService:
                     if entry["status"] == "queued":
                         pipe.rpush(wake_key(plan.queue.name), 1)
                     pipe.execute()
-                job_objects.append(job)
         except Exception:
             if admission.idempotency_key:
                 self.connection.delete(admission.idempotency_key)
@@ -367,7 +377,7 @@ class JobService:
             self.connection.set(
                 admission.idempotency_key, self._idempotency_value(fingerprint, created), keepttl=True, xx=True
             )
-        return Submission(created, job_objects=job_objects)
+        return Submission(created)
 
     def _check_dependencies(self, planned, principal) -> None:
         """Every job named in depends_on must exist and be visible to the caller."""

@@ -1,0 +1,95 @@
+"""The submit path writes RQ's job hash itself (webapp.jobrecord): it must be RQ's, field for field.
+
+Each case enqueues the same call twice on the pinned RQ, once through `Queue.enqueue_call` and
+once through `queued_job_commands`, and compares every key written, every field and every TTL.
+An RQ upgrade that adds, renames or reformats a field fails here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from rq import Queue, Retry, SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from webapp import jobrecord
+
+STAMPED = {b"created_at", b"enqueued_at"}
+CASES = {
+    "defaults": {},
+    "every option": {
+        "timeout": 30,
+        "result_ttl": 60,
+        "failure_ttl": 120,
+        "ttl": 600,
+        "description": "two plus three",
+        "retry": Retry(max=3, interval=[1, 5]),
+    },
+    "retry at front, no TTLs": {"retry": Retry(max=1, enqueue_at_front=True), "result_ttl": None},
+    "timeout unset": {"timeout": None},
+}
+
+
+def _written(redis_conn, job_id: str) -> tuple[dict, dict]:
+    keys = {
+        key.decode().replace(job_id, "<id>"): (redis_conn.type(key), redis_conn.ttl(key) > 0)
+        for key in redis_conn.keys("*")
+    }
+    fields = redis_conn.hgetall(Job.key_for(job_id))
+    return keys, fields
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("meta", [{"name": "add"}, {"name": "add", "owner": "alice"}])
+def test_job_hash_is_rqs_own(redis_conn, case, meta):
+    options = {"timeout": 180, "result_ttl": 86400, "failure_ttl": 604800, "ttl": None, "description": None}
+    options.update(CASES[case])
+    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer, default_timeout=77)
+
+    rq_job = queue.enqueue_call(func="jobs.basic.add", kwargs={"a": 2, "b": 3}, meta=dict(meta), **options)
+    rq_keys, rq_fields = _written(redis_conn, rq_job.id)
+    redis_conn.flushall()
+
+    job_id = "0d2c4f1e-6a4b-4d1f-9e53-0a9c3b1f2e77"
+    now = datetime.now(UTC)
+    with redis_conn.pipeline(transaction=False) as pipe:
+        for command in jobrecord.queued_job_commands(
+            job_id, "jobs.basic.add", {"a": 2, "b": 3}, meta, "default", options, 77, now
+        ):
+            pipe.execute_command(*command)
+        pipe.execute()
+    our_keys, our_fields = _written(redis_conn, job_id)
+
+    assert our_keys == rq_keys
+    assert sorted(our_fields) == sorted(rq_fields)
+    for field in rq_fields:
+        if field in STAMPED:
+            assert our_fields[field] == now.strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+        else:
+            assert our_fields[field] == rq_fields[field], field
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+
+
+def test_rq_reads_and_runs_the_job(redis_conn):
+    """RQ's own API and worker take a directly written job as one of theirs."""
+    options = {"timeout": 30, "result_ttl": 60, "failure_ttl": 60, "ttl": None, "description": None}
+    job_id = "5b0f8a1c-3c1d-4f7a-8f0e-2d6b9a4c1e00"
+    with redis_conn.pipeline(transaction=False) as pipe:
+        for command in jobrecord.queued_job_commands(
+            job_id, "jobs.basic.add", {"a": 40, "b": 2}, {"name": "add"}, "default", options, 180
+        ):
+            pipe.execute_command(*command)
+        pipe.execute()
+    job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
+    assert (job.func_name, job.kwargs, job.meta, job.get_status()) == (
+        "jobs.basic.add",
+        {"a": 40, "b": 2},
+        {"name": "add"},
+        "queued",
+    )
+    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+    assert queue.job_ids == [job_id]
+    SimpleWorker([queue], connection=redis_conn, serializer=JSONSerializer).work(burst=True)
+    assert job.return_value(refresh=True) == 42
