@@ -1,4 +1,4 @@
-"""Reading jobs back: id checks, one pipelined fetch, and the JSON shape of a job."""
+"""Reading jobs back: id checks, one atomic fetch, and the JSON shape of a job."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -33,24 +34,44 @@ def isoformat(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# KEYS: the job hash, its results stream, its events stream. ARGV[1]: results to read ('' = all).
+# One script, so no event can land between reading the job and reading its last event id:
+# the snapshot reflects every event up to that id (as MULTI/EXEC would, in one command).
+_READ_JOB = """
+local job = redis.call('HGETALL', KEYS[1])
+if #job == 0 then return {} end
+local results
+if ARGV[1] == '' then
+  results = redis.call('XREVRANGE', KEYS[2], '+', '-')
+else
+  results = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+end
+return {job, results, redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)}
+"""
+_read_job = Script(None, _READ_JOB.encode())
+
+
+def _pairs(flat: list) -> dict:
+    items = iter(flat)
+    return dict(zip(items, items, strict=True))
+
+
 def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, list[Result], str | None]:
     """The job, its latest `results` results (None: all RQ keeps) and the id of its latest event.
 
-    One MULTI/EXEC (one round trip): no event can land between reading the job and reading its
-    last event id, so the snapshot reflects every event up to that id.
+    One script call (one round trip, atomic): the snapshot reflects every event up to the
+    returned event id, so a client can resume the job's event stream from it without a gap.
     """
     check_job_id(job_id)
-    with connection.pipeline(transaction=True) as pipe:
-        pipe.hgetall(Job.key_for(job_id))
-        pipe.xrevrange(Result.get_key(job_id), "+", "-", count=results)
-        pipe.xrevrange(job_stream_key(job_id), "+", "-", count=1)
-        raw, raw_results, events = pipe.execute()
-    if not raw:
+    keys = [Job.key_for(job_id), Result.get_key(job_id), job_stream_key(job_id)]
+    reply = _read_job(keys=keys, args=["" if results is None else results], client=connection)
+    if not reply:
         raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
+    raw, raw_results, events = reply
     job = Job(job_id, connection=connection, serializer=JSONSerializer)
-    job.restore(raw)
+    job.restore(_pairs(raw))
     restored = [
-        Result.restore(job_id, result_id.decode(), payload, connection, JSONSerializer)
+        Result.restore(job_id, result_id.decode(), _pairs(payload), connection, JSONSerializer)
         for result_id, payload in raw_results
     ]
     last_event_id = events[0][0].decode() if events else None
