@@ -41,8 +41,8 @@ log = logging.getLogger("webapp.workers")
 # --- Stopping a running job on request (`DELETE /api/jobs/<id>`) ------------------------------
 # RQ's stop-job command (rq.command) marks the job as stopped on purpose and calls kill_horse(),
 # which is a no-op for SimpleWorker: the job runs in this very process, there is no horse.
-# Here kill_horse() sends STOP_SIGNAL to this process; its handler, installed only while a
-# job's body runs (inside the death penalty, like RQ's timeout alarm), raises JobStopped in the
+# Here kill_horse() sends STOP_SIGNAL to this process; its handler acts only while a job's
+# body runs (inside the death penalty, like RQ's timeout alarm) and raises JobStopped in the
 # main thread. RQ then records the job as `stopped` (not failed, never retried).
 STOP_SIGNAL = signal.SIGUSR1
 
@@ -51,26 +51,50 @@ class JobStopped(Exception):
     """The job was stopped on request (DELETE /api/jobs/<id> or RQ's send_stop_job_command)."""
 
 
-def _raise_stopped(signum, frame):
-    raise JobStopped("stopped on request")
-
-
 class StoppableDeathPenalty(UnixSignalDeathPenalty):
-    """RQ's timeout alarm, plus the stop handler for the duration of a job's body only."""
+    """RQ's timeout alarm, plus stop-on-request for the duration of a job's body only.
+
+    RQ installs its SIGALRM handler around every job and removes it after; with the stop
+    handler that was four sigaction calls per job, a tenth of a trivial job's CPU
+    (bench/profile.py). Here both handlers are installed once per process and act only
+    while a penalty is armed; between jobs an alarm or a stop request does nothing.
+    """
+
+    armed: StoppableDeathPenalty | None = None  # main thread only, like SIGALRM itself
+    _installed_in: int | None = None  # the process the handlers were installed in
 
     def __init__(self, timeout, exception=JobTimeoutException, **kwargs):
         super().__init__(timeout, exception, **kwargs)
         self._job_body = kwargs.get("job_id") is not None  # callbacks get no job_id
 
+    @staticmethod
+    def on_alarm(signum, frame):
+        penalty = StoppableDeathPenalty.armed
+        if penalty is not None:
+            penalty.handle_death_penalty(signum, frame)
+
+    @staticmethod
+    def on_stop(signum, frame):
+        penalty = StoppableDeathPenalty.armed
+        if penalty is not None and penalty._job_body:
+            raise JobStopped("stopped on request")
+
+    @classmethod
+    def install(cls) -> None:
+        """Install both handlers, once per process (signal.getsignal alone costs microseconds)."""
+        if cls._installed_in != os.getpid():
+            signal.signal(signal.SIGALRM, cls.on_alarm)
+            signal.signal(STOP_SIGNAL, cls.on_stop)
+            cls._installed_in = os.getpid()
+
     def setup_death_penalty(self):
-        super().setup_death_penalty()
-        if self._job_body:
-            signal.signal(STOP_SIGNAL, _raise_stopped)
+        self.install()
+        StoppableDeathPenalty.armed = self
+        signal.alarm(self._timeout)
 
     def cancel_death_penalty(self):
-        if self._job_body:
-            signal.signal(STOP_SIGNAL, signal.SIG_IGN)
-        super().cancel_death_penalty()
+        signal.alarm(0)
+        StoppableDeathPenalty.armed = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -83,7 +107,7 @@ class ServiceWorker(SimpleWorker):
 
     def _install_signal_handlers(self):
         super()._install_signal_handlers()
-        signal.signal(STOP_SIGNAL, signal.SIG_IGN)  # a late stop request must not kill the worker
+        StoppableDeathPenalty.install()  # a late stop request must not kill the worker
 
     def kill_horse(self, sig=None):
         """Called by RQ's stop-job command handler (pub/sub thread) for the job running here."""
@@ -190,6 +214,7 @@ class FastWorker(ServiceWorker):
         self.isolated_queues = frozenset(isolated_queues)
         self.wake_timeout = wake_timeout
         self._step_script = self.connection.register_script(fastpath.step_lua(self.names_by_path))
+        self._step_connections = threading.local()  # one connection per job-running thread
         self._queue_keys = [queue.key for queue in self.queues]
         self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
         self._queues_by_name = {queue.name: queue for queue in self.queues}
@@ -349,19 +374,23 @@ class FastWorker(ServiceWorker):
         return status, (queue, job, execution)
 
     def _call_step(self, args: list) -> list:
-        """EVALSHA straight on a pooled connection: redis-py's generic command path (retry
-        wrappers, option parsing) costs about a tenth of a job's CPU. Redis errors and a
-        flushed script cache (NOSCRIPT, after a Redis restart) go through redis-py itself."""
+        """EVALSHA straight on this thread's own connection: redis-py's generic command path
+        (pool checkout and release with their fork checks, retry wrappers, option parsing)
+        cost about a quarter of a trivial job's CPU. Redis errors and a flushed script cache
+        (NOSCRIPT, after a Redis restart) go through redis-py itself."""
         keys = [GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys]
-        pool = self.connection.connection_pool
-        connection = pool.get_connection()
+        connection = getattr(self._step_connections, "connection", None)
+        if connection is None:
+            pool = self.connection.connection_pool
+            connection = self._step_connections.connection = pool.connection_class(**pool.connection_kwargs)
         try:
             connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
             return connection.read_response()
         except redis.exceptions.NoScriptError:
             pass
-        finally:
-            pool.release(connection)
+        except BaseException:
+            connection.disconnect()  # a reply may be in flight: never reuse the connection
+            raise
         return self._step_script(keys=keys, args=args)
 
     @staticmethod
@@ -485,6 +514,7 @@ class FastWorker(ServiceWorker):
             try:
                 self._is_horse = True
                 self.connection.connection_pool.reset()
+                self._step_connections = threading.local()  # never the parent's socket
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 pending = self._perform(queue, job, execution)
