@@ -25,6 +25,7 @@ from bench.drain import start_worker, wait_idle
 from bench.util import percentile
 from tests.servers import start_web
 from webapp import create_app
+from webapp.models import SubmitRequest
 
 
 def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_seconds: float) -> dict:
@@ -36,8 +37,9 @@ def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_second
         if kind == "service":
             service = create_app({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}).extensions["jobsvc"]
 
-            def enqueue(i):
-                return Result.get_key(service.submit("add", [i, 1]).id)
+            def enqueue(i):  # what POST /api/jobs runs: validate and plan, then one EVALSHA
+                planned = service.plan(SubmitRequest(name="add", args=[i, 1]))
+                return Result.get_key(service.enqueue([planned]).jobs[0]["id"])
         elif kind == "handwritten":
 
             def enqueue(i):

@@ -257,10 +257,12 @@ class FastWorker(ServiceWorker):
         completed = 0
         backoff = 1.0
         pending = None  # a plain success whose outcome the next STEP records
+        woken = False
         while True:
             try:
-                if periodic:
+                if periodic and not woken:  # after a wake-up the job comes first
                     self._run_periodic(burst)
+                woken = False
                 want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
                 self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
                 status, claimed = self._step(pending, claim=want_more)
@@ -273,7 +275,9 @@ class FastWorker(ServiceWorker):
                         continue  # RQ's path may have enqueued dependents (without a wake token)
                     if not want_more or burst:
                         break
-                    self._wait_for_work()
+                    if periodic:
+                        self._run_periodic(burst)  # due duties run while idle, not after a wake-up
+                    woken = self._wait_for_work()
                     continue
                 pending = self._run_claimed(*claimed)
                 completed += 1
@@ -320,11 +324,11 @@ class FastWorker(ServiceWorker):
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
 
-    def _wait_for_work(self) -> None:
-        """Block until an enqueuer's wake token arrives, or `wake_timeout` passes."""
+    def _wait_for_work(self) -> bool:
+        """Block until an enqueuer's wake token arrives (True), or `wake_timeout` passes."""
         self._waiting = self.threads == 1
         try:
-            self.connection.blpop(self._wake_keys, timeout=self.wake_timeout)
+            return self.connection.blpop(self._wake_keys, timeout=self.wake_timeout) is not None
         finally:
             self._waiting = False
 
