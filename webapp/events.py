@@ -104,24 +104,14 @@ class EventLog:
             config.get("JOB_EVENTS_MAXLEN", 1000),
         )
 
-    def append(
-        self,
-        event: str,
-        *,
-        job_id: str,
-        name: str | None,
-        queue: str | None,
-        status: str,
-        ttl: int | None = None,
-        pipeline: Pipeline | None = None,
-        **extra: Any,
-    ):
-        """Record one event; returns its id, or queues the write on `pipeline` if given."""
-        _evalsha, _sha, _numkeys, *keys_and_args = self.command(
-            event, job_id=job_id, name=name, queue=queue, status=status, ttl=ttl, **extra
-        )
+    def append(self, event: str, *, pipeline: Pipeline | None = None, **fields: Any):
+        """Record one event; returns its id, or queues the write on `pipeline` if given.
+        `fields` are `command`'s: job_id, name, queue, status, ttl and any extra ones."""
+        _evalsha, _sha, numkeys, *keys_and_args = self.command(event, **fields)
         return self.script(
-            keys=keys_and_args[:2], args=keys_and_args[2:], client=pipeline if pipeline is not None else self.connection
+            keys=keys_and_args[:numkeys],
+            args=keys_and_args[numkeys:],
+            client=pipeline if pipeline is not None else self.connection,
         )
 
     def command(
