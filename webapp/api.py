@@ -9,7 +9,7 @@ CSRF defence, since a cross-site HTML form or a "simple" cross-origin request ca
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp import auth, models
@@ -90,6 +90,19 @@ def _idempotency_key() -> str | None:
     return key
 
 
+def _enqueue(planned: list, body: BaseModel, route: str):
+    """Enqueue for the caller, under its Idempotency-Key if it sent one (the body's
+    fingerprint is only computed then)."""
+    key = _idempotency_key()
+    return get_service().enqueue(
+        planned,
+        auth.principal(),
+        client=request.remote_addr or "",
+        idempotency_key=key,
+        fingerprint=fingerprint_of(body.model_dump(mode="json"), route) if key is not None else "",
+    )
+
+
 def _submitted(entry: dict) -> dict:
     return {**entry, "url": url_for("api.get_job", job_id=entry["id"])}
 
@@ -109,16 +122,7 @@ def submit_job():
         submission = SubmitRequest.model_validate_json(_body())
     except ValidationError as exc:
         raise validation_error(exc) from None
-    service = get_service()
-    planned = service.plan(submission)
-    key = _idempotency_key()
-    result = service.enqueue(
-        [planned],
-        auth.principal(),
-        client=request.remote_addr or "",
-        idempotency_key=key,
-        fingerprint=fingerprint_of(submission.model_dump(mode="json"), "jobs") if key is not None else "",
-    )
+    result = _enqueue([get_service().plan(submission)], submission, "jobs")
     body = _submitted(result.jobs[0])
     response = jsonify(body)
     response.status_code = 200 if result.replayed else 202
@@ -155,14 +159,7 @@ def submit_batch():
     if problems:
         summary = "; ".join(f"{p['argument']}: {p['message']}" for p in problems)
         raise ValidationFailed(f"nothing was enqueued: {summary}", details=problems)
-    key = _idempotency_key()
-    result = service.enqueue(
-        planned,
-        auth.principal(),
-        client=request.remote_addr or "",
-        idempotency_key=key,
-        fingerprint=fingerprint_of(batch.model_dump(mode="json"), "jobs/batch") if key is not None else "",
-    )
+    result = _enqueue(planned, batch, "jobs/batch")
     response = jsonify({"jobs": [_submitted(entry) for entry in result.jobs]})
     response.status_code = 200 if result.replayed else 202
     return response
