@@ -32,7 +32,7 @@ def post_worker_init(worker):
     """
     import signal
 
-    from webapp.hub import end_all_streams
+    from webapp.web.sse.hub import end_all_streams
 
     previous = signal.getsignal(signal.SIGTERM)
 

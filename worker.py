@@ -3,7 +3,7 @@
 import sys
 
 from webapp import create_app
-from webapp.supervisor import main
+from webapp.worker.main import main
 
 if __name__ == "__main__":
     sys.exit(main(create_app))

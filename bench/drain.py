@@ -22,7 +22,7 @@ from rq.serializers import JSONSerializer
 from bench import handwritten
 from bench.util import RedisCounters, tree_cpu, wait_until
 from tests.servers import ServiceProcess, service_env
-from webapp.fastpath import wake_key
+from webapp.store import keys
 
 STAGING = "bench:staging"
 KINDS = {
@@ -147,7 +147,7 @@ def drain(
         with connection.pipeline() as pipe:
             pipe.rename(STAGING, target)
             if kind == "service":
-                pipe.rpush(wake_key("default"), 1)
+                pipe.rpush(keys.wake("default"), 1)
             pipe.execute()
         polls = 0
         deadline = time.monotonic() + max(120.0, n / 20)

@@ -20,6 +20,8 @@ from redis import Redis
 from bench.util import memory_kb, process_tree, tree_cpu
 from tests.servers import start_web, start_worker
 
+BENCH_APP = "bench.app:create_bench_app()"  # the service plus the baseline routes
+
 ENQUEUE_BODY = json.dumps({"name": "add", "args": [1, 2]})
 QUEUE_KEY = "rq:queue:default"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -69,7 +71,7 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk")
     connection = Redis.from_url(redis_url)
     connection.flushall()
-    web, base = start_web(redis_url, BENCH_ROUTES="1", SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING")
+    web, base = start_web(redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING")
     try:
         # one finished job to read back, and the value the GET baseline reads
         job_id = httpx.post(f"{base}/api/jobs", content=ENQUEUE_BODY, headers={"Content-Type": "application/json"})
@@ -108,7 +110,7 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
     # the same two routes under gunicorn's sync workers, to choose the worker class by measurement
     sync_results: dict[str, list[dict]] = {"plain": [], "enqueue": []}
     web, base = start_web(
-        redis_url, BENCH_ROUTES="1", SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync"
+        redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync"
     )
     try:
         run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)

@@ -11,7 +11,8 @@ import statistics
 import time
 
 from tests.servers import RedisServer
-from webapp import create_app, listing
+from webapp import create_app
+from webapp.store import listing
 
 
 def main() -> None:

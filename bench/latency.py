@@ -25,7 +25,7 @@ from bench.drain import start_worker, wait_idle
 from bench.util import percentile
 from tests.servers import start_web
 from webapp import create_app
-from webapp.models import SubmitRequest
+from webapp.service.submission import SubmitRequest
 
 
 def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_seconds: float) -> dict:

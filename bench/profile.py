@@ -20,7 +20,7 @@ from redis import Redis
 from bench.drain import STAGING, enqueue_rq_jobs, start_worker, wait_idle
 from bench.util import process_tree
 from tests.servers import RedisServer
-from webapp.fastpath import wake_key
+from webapp.store import keys
 
 
 def summarize(raw: Path, top: int) -> str:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
             with connection.pipeline() as pipe:
                 pipe.rename(STAGING, "rq:queue:default")
-                pipe.rpush(wake_key("default"), 1)
+                pipe.rpush(keys.wake("default"), 1)
                 pipe.execute()
             spy.wait()
         finally:

@@ -13,7 +13,7 @@ import time
 
 from tests.servers import RedisServer, start_worker
 from webapp import create_app
-from webapp.models import SubmitRequest
+from webapp.service.submission import SubmitRequest
 
 
 def main() -> None:

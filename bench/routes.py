@@ -1,4 +1,4 @@
-"""Baseline routes for the HTTP benchmark, served only when BENCH_ROUTES is set.
+"""Baseline routes for the HTTP benchmark, served only by the bench app (bench/app.py).
 
 They run on the same gunicorn server as the API, so `POST /api/jobs` is compared with
 what a plain JSON route and a route doing one Redis command cost on that very server.

@@ -32,7 +32,7 @@ from rq.serializers import JSONSerializer  # noqa: E402
 
 from tests.servers import RedisServer, start_web, start_worker  # noqa: E402
 from tests.sse import StreamCrowd  # noqa: E402
-from webapp.events import EventLog  # noqa: E402
+from webapp.store.events import EventLog  # noqa: E402
 
 
 def child_pid(master_pid: int) -> int:

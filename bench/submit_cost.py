@@ -16,8 +16,9 @@ import statistics
 import time
 
 from tests.servers import RedisServer
-from webapp import create_app, listing
-from webapp.models import SubmitRequest
+from webapp import create_app
+from webapp.service.submission import SubmitRequest
+from webapp.store import listing
 
 
 def pipelined_submit(service, number: int) -> None:

@@ -11,7 +11,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from webapp import listing
+from webapp.store import listing
 
 # KEYS: the index sets, then the finished registry. ARGV[1] job key prefix, ARGV[2] id prefix,
 # ARGV[3] first number, ARGV[4] count, ARGV[5] first score, ARGV[6] registry score, ARGV[7..] fields.

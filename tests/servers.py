@@ -151,10 +151,11 @@ class ServiceProcess:
         return self.process.returncode
 
 
-def start_web(redis_url: str, **env: str) -> tuple[ServiceProcess, str]:
+def start_web(redis_url: str, app: str = "webapp:create_app()", **env: str) -> tuple[ServiceProcess, str]:
+    """gunicorn serving `app` (the Procfile's, by default) on a free port, once /healthz answers."""
     port = free_port()
     web = ServiceProcess(
-        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "webapp:create_app()"],
+        [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app],
         service_env(
             redis_url,
             **{"WEB_CONCURRENCY": "2", "WEB_GRACEFUL_TIMEOUT": "2", **env, "HOST": "127.0.0.1", "PORT": str(port)},

@@ -10,7 +10,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from webapp import create_app
-from webapp.auth import KeyRing, parse_keys
+from webapp.service.access import OWNER, KeyRing, parse_keys
 
 ALICE, BOB, ADMIN = "alice-key-1", "bob-key-2", "root-key-3"
 
@@ -100,12 +100,12 @@ def test_without_keys_the_api_is_open_and_jobs_have_no_owner(app, redis_conn):
 
 
 def test_keys_are_kept_as_hashes_and_bad_entries_refused():
-    ring = KeyRing(parse_keys("a:plain-secret", admin=False))
+    ring = KeyRing(parse_keys("a:plain-secret", role=OWNER))
     assert all(len(digest) == 32 and b"plain-secret" not in digest for digest, _ in ring.entries)
     assert ring.lookup("plain-secret").name == "a" and ring.lookup("plain-secre") is None
     for bad in ("nokey", "a:sha256:abc", ":x"):
         with pytest.raises(ValueError):
-            parse_keys(bad, admin=False)
+            parse_keys(bad, role=OWNER)
 
 
 def test_listing_shows_a_client_only_its_own_jobs(client):

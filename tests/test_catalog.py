@@ -8,8 +8,8 @@ import pytest
 from annotated_types import Ge
 
 import jobs
-from webapp.catalog import build_catalog, job_type_for
-from webapp.errors import ValidationFailed
+from webapp.infra.errors import ValidationFailed
+from webapp.service.catalog import build_catalog, job_type_for
 
 
 @pytest.fixture(scope="module")

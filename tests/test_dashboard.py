@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from webapp import create_app
-from webapp.dashboard import CSRF_COOKIE
+from webapp.web.dashboard import CSRF_COOKIE
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -137,7 +137,7 @@ def test_read_only_mode_refuses_every_action(redis_server, redis_conn, failed_jo
 
 
 def test_read_only_comes_from_the_environment():
-    from webapp.config import from_environ
+    from webapp.infra.config import from_environ
 
     assert from_environ({"RQ_DASHBOARD_READ_ONLY": "1"})["RQ_DASHBOARD_READ_ONLY"] is True
     assert from_environ({})["RQ_DASHBOARD_READ_ONLY"] is False

@@ -15,9 +15,8 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from tests.servers import start_worker
-from webapp.events import job_stream_key
-from webapp.fastpath import wake_key
-from webapp.workers import FastWorker
+from webapp.store import keys
+from webapp.worker.fastworker import FastWorker
 
 HERE = "tests.test_fastworker"
 
@@ -47,8 +46,13 @@ def queues(app, redis_conn):
     }
 
 
+# This module's own job functions, enqueued with plain RQ: admitted as a plain-RQ producer's are.
+TEST_FUNCTIONS = f"{HERE}."
+
+
 @pytest.fixture
 def worker(app, redis_conn, queues):
+    app.config["WORKER_ALLOWED_PREFIXES"] = [TEST_FUNCTIONS]
     return FastWorker(list(queues.values()), connection=redis_conn, app=app, default_result_ttl=600)
 
 
@@ -63,7 +67,7 @@ def fetch(job: Job) -> Job:
 def events_of(redis_conn, job_id: str) -> list[str]:
     import json
 
-    return [json.loads(fields[b"data"])["event"] for _, fields in redis_conn.xrange(job_stream_key(job_id))]
+    return [json.loads(fields[b"data"])["event"] for _, fields in redis_conn.xrange(keys.job_events(job_id))]
 
 
 def test_claim_takes_the_highest_priority_queue_and_registers_the_execution(worker, queues, redis_conn):
@@ -125,15 +129,15 @@ def test_claim_skips_ids_whose_job_is_gone(worker, queues, redis_conn):
 def test_wake_tokens_stay_bounded_by_the_queue(worker, queues, redis_conn):
     for _ in range(3):
         enqueue(queues["default"])
-    redis_conn.rpush(wake_key("default"), *["1"] * 10)
+    redis_conn.rpush(keys.wake("default"), *["1"] * 10)
     worker._step(None, claim=True)
-    assert 1 <= redis_conn.llen(wake_key("default")) <= 2
+    assert 1 <= redis_conn.llen(keys.wake("default")) <= 2
     worker._step(None, claim=True)
     worker._step(None, claim=True)
-    assert redis_conn.llen(wake_key("default")) == 0
-    redis_conn.rpush(wake_key("low"), "1")
+    assert redis_conn.llen(keys.wake("default")) == 0
+    redis_conn.rpush(keys.wake("low"), "1")
     assert worker._step(None, claim=True) == (None, None)
-    assert not redis_conn.exists(wake_key("low"))  # an empty claim clears stale tokens
+    assert not redis_conn.exists(keys.wake("low"))  # an empty claim clears stale tokens
 
 
 def test_dependents_added_while_running_are_enqueued_by_rqs_path(worker, queues, redis_conn):
@@ -200,7 +204,7 @@ def wait_status(job: Job, statuses: tuple[str, ...], timeout: float = 20.0) -> J
 def test_worker_processes_are_listed_by_rq(redis_server, redis_conn, queues):
     from rq import Worker
 
-    process = start_worker(redis_server.url, "--processes", "2")
+    process = start_worker(redis_server.url, "--processes", "2", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
     try:
         job = enqueue(queues["default"])
         assert wait_status(job, ("finished",)).return_value() == 3
@@ -228,7 +232,7 @@ def test_worker_processes_are_listed_by_rq(redis_server, redis_conn, queues):
 
 
 def test_isolated_queue_runs_jobs_in_a_child_and_fails_a_killed_one(redis_server, redis_conn, queues):
-    process = start_worker(redis_server.url, WORKER_ISOLATED_QUEUES="low")
+    process = start_worker(redis_server.url, WORKER_ISOLATED_QUEUES="low", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
     try:
         isolated = enqueue(queues["low"], func=f"{HERE}.current_pid", args=())
         inline = enqueue(queues["default"], func=f"{HERE}.current_pid", args=())
@@ -263,7 +267,7 @@ def test_the_worker_carries_on_after_redis_restarts(app):
     from tests.servers import RedisServer
 
     server = RedisServer(appendonly=True).start()
-    process = start_worker(server.url, WORKER_WAKE_TIMEOUT="0.5")
+    process = start_worker(server.url, WORKER_WAKE_TIMEOUT="0.5", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
     try:
         connection = Redis.from_url(server.url)
         queue = Queue("default", connection=connection, serializer=JSONSerializer)

@@ -16,29 +16,33 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from webapp import fastpath
-from webapp.workers import FastWorker
+from webapp.store import keys
+from webapp.worker.fastworker import FastWorker
 
 UUID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def test_rq_key_formats_are_the_ones_the_scripts_build(redis_conn):
-    assert fastpath.JOB_PREFIX == "rq:job:" and Job.key_for("j") == "rq:job:j"
+    assert keys.JOB_PREFIX == "rq:job:" and Job.key_for("j") == keys.job("j") == "rq:job:j"
     job = Job.create(func="jobs.basic.add", args=(1, 2), id="j", connection=redis_conn, serializer=JSONSerializer)
-    assert job.dependents_key == fastpath.DEPENDENTS_KEY[0] + "j" + fastpath.DEPENDENTS_KEY[1] == "rq:job:j:dependents"
+    assert job.dependents_key == keys.dependents("j") == "rq:job:j:dependents"
+    assert job.dependents_key == keys.LUA_NAMES["JOB_PREFIX"] + "j" + keys.LUA_NAMES["DEPENDENTS_SUFFIX"]
     # RQ 3.0 doubles the colon here; STEP uses whatever RQ uses
-    assert job.dependencies_key == fastpath.DEPENDENCIES_KEY[0] + "j" + fastpath.DEPENDENCIES_KEY[1]
-    assert Result.get_key("j") == fastpath.RESULT_PREFIX + "j" == "rq:results:j"
-    assert StartedJobRegistry("q", connection=redis_conn).key == fastpath.STARTED_PREFIX + "q" == "rq:wip:q"
-    assert FinishedJobRegistry("q", connection=redis_conn).key == fastpath.FINISHED_PREFIX + "q"
-    assert ExecutionRegistry("j", connection=redis_conn).key == fastpath.EXECUTIONS_PREFIX + "j"
+    assert job.dependencies_key == keys.dependencies("j")
+    assert job.dependencies_key == keys.LUA_NAMES["DEPENDENCIES_PREFIX"] + "j:dependencies"
+    assert Result.get_key("j") == keys.results("j") == keys.LUA_NAMES["RESULTS_PREFIX"] + "j" == "rq:results:j"
+    assert StartedJobRegistry("q", connection=redis_conn).key == keys.LUA_NAMES["STARTED_PREFIX"] + "q" == "rq:wip:q"
+    assert FinishedJobRegistry("q", connection=redis_conn).key == keys.LUA_NAMES["FINISHED_PREFIX"] + "q"
+    assert ExecutionRegistry("j", connection=redis_conn).key == keys.executions("j")
     execution = Execution("e", "j", connection=redis_conn, worker_name="w")
-    assert execution.key == fastpath.EXECUTION_PREFIX + "j:e" == "rq:execution:j:e"
+    assert execution.key == keys.execution("j", "e") == "rq:execution:j:e"
     assert execution.composite_key == "j:e"
-    assert execution.worker_executions_key == "rq:worker:w:executions"
+    assert execution.worker_executions_key == keys.worker_executions("w") == "rq:worker:w:executions"
     assert set(execution.serialize()) == {"id", "job_id", "created_at", "last_heartbeat", "worker_name"}
     assert StartedJobRegistry.parse_job_id("j:e") == "j"
     assert Result.Type.SUCCESSFUL.value == 1
+    for state, registry in keys.REGISTRIES.items():
+        assert keys.registry(state, "q") == registry("q", connection=redis_conn).key
 
 
 def nothing() -> None:
@@ -47,18 +51,18 @@ def nothing() -> None:
 
 def snapshot(redis_conn, job: Job, queue: str) -> dict:
     """What a run left in Redis, with ids replaced so two runs compare."""
-    keys = {UUID.sub("<id>", key.decode()) for key in redis_conn.keys("rq:*")}
-    keys = {key for key in keys if not key.startswith("rq:worker")}
+    written = {UUID.sub("<id>", key.decode()) for key in redis_conn.keys("rq:*")}
+    written = {key for key in written if not key.startswith("rq:worker")}
     (entry,) = [fields for _, fields in redis_conn.xrange(Result.get_key(job.id))]
     return {
-        "keys": keys,
+        "keys": written,
         "job_fields": set(redis_conn.hkeys(job.key)),
         "result_fields": set(entry),
         "status": redis_conn.hget(job.key, "status"),
         "job_ttl_set": redis_conn.ttl(job.key) > 0,
         "result_ttl_set": redis_conn.ttl(Result.get_key(job.id)) > 0,
         "finished_registry": redis_conn.zrange(FinishedJobRegistry(queue, connection=redis_conn).key, 0, -1),
-        "started_registry": redis_conn.zrange(f"rq:wip:{queue}", 0, -1),
+        "started_registry": redis_conn.zrange(keys.registry("started", queue), 0, -1),
     }
 
 
@@ -67,6 +71,7 @@ def test_a_job_run_by_fastworker_looks_like_one_run_by_rqs_simpleworker(app, red
     func, args = ("jobs.basic.add", (2, 3)) if with_return_value else ("tests.test_fastworker_compat.nothing", ())
     # a queue of its own: no other worker on this Redis can take the job
     queue = Queue("compat", connection=redis_conn, serializer=JSONSerializer)
+    app.config["WORKER_ALLOWED_PREFIXES"] = ["tests.test_fastworker_compat."]  # `nothing`, enqueued by plain RQ
     views = []
     for worker_class in (SimpleWorker, FastWorker):
         redis_conn.flushall()

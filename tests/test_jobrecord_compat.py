@@ -14,7 +14,7 @@ from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from webapp import jobrecord
+from webapp.store import jobrecord
 
 STAMPED = {b"created_at", b"enqueued_at"}
 CASES = {

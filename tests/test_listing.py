@@ -14,9 +14,10 @@ from rq.serializers import JSONSerializer
 from jobs.basic import sleep
 from tests.bulk import write_finished_jobs
 from tests.servers import free_port, start_worker
-from webapp import create_app, listing
-from webapp.catalog import build_catalog, effective_options
-from webapp.workers import ServiceWorker
+from webapp import create_app
+from webapp.service.catalog import build_catalog, effective_options
+from webapp.store import keys, listing
+from webapp.worker.rqworker import ServiceWorker
 
 
 def submit(client, name, *args, queue=None):
@@ -131,10 +132,10 @@ def test_expired_jobs_are_skipped_and_dropped_from_the_index(client, redis_conn)
         redis_conn.delete(f"rq:job:{job_id}")
     page = client.get("/api/jobs?limit=3").get_json()
     assert [job["id"] for job in page["jobs"]] == [ids[7], ids[6], ids[1]]
-    remaining = {member.decode() for member in redis_conn.zrange(listing.INDEX_KEY, 0, -1)}
+    remaining = {member.decode() for member in redis_conn.zrange(keys.INDEX, 0, -1)}
     assert remaining == {ids[0], ids[1], ids[6], ids[7]}
-    assert redis_conn.zcard(listing.QUEUE_INDEX_PREFIX + "default") == 4
-    assert redis_conn.zcard(listing.NAME_INDEX_PREFIX + "add") == 4
+    assert redis_conn.zcard(keys.index_by_queue("default")) == 4
+    assert redis_conn.zcard(keys.index_by_name("add")) == 4
 
 
 def test_enqueueing_sweeps_gone_ids_out_of_the_index(client, redis_conn, monkeypatch):
@@ -146,9 +147,9 @@ def test_enqueueing_sweeps_gone_ids_out_of_the_index(client, redis_conn, monkeyp
         redis_conn.delete(f"rq:job:{job_id}")
     live = [submit(client, "add", n, 2) for n in range(64)]
     # Enqueues check 3 entries per index set on average, so the gone ids go without any listing.
-    members = {member.decode() for member in redis_conn.zrange(listing.INDEX_KEY, 0, -1)}
+    members = {member.decode() for member in redis_conn.zrange(keys.INDEX, 0, -1)}
     assert members == set(live)
-    assert redis_conn.zcard(listing.NAME_INDEX_PREFIX + "add") == len(live)
+    assert redis_conn.zcard(keys.index_by_name("add")) == len(live)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ from schemathesis import checks
 from schemathesis.core.failures import FailureGroup
 from werkzeug.serving import make_server
 
-from webapp import create_app, models, openapi
-from webapp.openapi import REF_TEMPLATE, spec
+from webapp import create_app
+from webapp.web import openapi, schemas
+from webapp.web.openapi import REF_TEMPLATE, spec
 
 
 @pytest.fixture
@@ -47,25 +48,25 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
 
 
 def test_schemas_are_the_models_own(document):
-    schemas = document["components"]["schemas"]
-    for model in (models.JobPage, models.QueueList, models.WorkerList, models.FunctionList, models.ErrorBody):
+    components = document["components"]["schemas"]
+    for model in (schemas.JobPage, schemas.QueueList, schemas.WorkerList, schemas.FunctionList, schemas.ErrorBody):
         own = model.model_json_schema(ref_template=REF_TEMPLATE, mode="serialization")
         own.pop("$defs", None)
-        assert schemas[model.__name__] == own, model.__name__
+        assert components[model.__name__] == own, model.__name__
     submit = document["paths"]["/api/jobs"]["post"]
     body_ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     name = body_ref.rsplit("/", 1)[-1]
     assert name.startswith("SubmitRequest")
-    assert schemas[name]["additionalProperties"] is False
-    assert "timeout" in schemas[name]["properties"] and "name" in schemas[name]["required"]
+    assert components[name]["additionalProperties"] is False
+    assert "timeout" in components[name]["properties"] and "name" in components[name]["required"]
     assert [p["name"] for p in submit["parameters"]] == ["Idempotency-Key"]
 
 
 def test_list_query_parameters_come_from_the_query_model(document):
     parameters = {p["name"]: p for p in document["paths"]["/api/jobs"]["get"]["parameters"]}
-    assert set(parameters) == set(models.JobListQuery.model_fields)
+    assert set(parameters) == set(schemas.JobListQuery.model_fields)
     assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
-    assert parameters["status"]["schema"]["enum"] == list(models.JobStatus.__args__)
+    assert parameters["status"]["schema"]["enum"] == list(schemas.JobStatus.__args__)
     assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
 
 
@@ -83,23 +84,6 @@ def test_every_operation_documents_its_errors(document):
                     assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
 
-def test_contract_routes_appear_once_their_views_exist(redis_server):
-    """Batch, cancel and retry are described by the contract table as soon as the routes exist."""
-    app = create_app({"REDIS_URL": redis_server.url})
-    stubs = Blueprint("stubs", __name__, url_prefix="/api")
-    stubs.add_url_rule("/jobs/batch", "batch", lambda: "", methods=["POST"])
-    stubs.add_url_rule("/jobs/<job_id>", "cancel", lambda job_id: "", methods=["DELETE"])
-    stubs.add_url_rule("/jobs/<job_id>/retry", "retry", lambda job_id: "", methods=["POST"])
-    app.register_blueprint(stubs)
-    document = openapi.build_document(app)
-    assert document["paths"]["/api/jobs/batch"]["post"]["operationId"] == "submitBatch"
-    assert document["paths"]["/api/jobs/{job_id}"]["delete"]["operationId"] == "cancelJob"
-    assert "409" in document["paths"]["/api/jobs/{job_id}"]["delete"]["responses"]
-    assert document["paths"]["/api/jobs/{job_id}/retry"]["post"]["operationId"] == "retryJob"
-    assert "BatchRequest" in document["components"]["schemas"]
-    assert openapi.undocumented_routes(app) == []
-
-
 def test_a_route_without_a_spec_is_reported(redis_server):
     app = create_app({"REDIS_URL": redis_server.url})
     extra = Blueprint("extra", __name__, url_prefix="/api")
@@ -113,7 +97,7 @@ def test_schemathesis_catches_a_response_that_breaks_the_document(redis_server):
     app = create_app({"REDIS_URL": redis_server.url})
     broken = Blueprint("broken", __name__, url_prefix="/api")
 
-    @spec("broken", responses={200: models.QueueList})
+    @spec("broken", responses={200: schemas.QueueList})
     def off_schema():
         return jsonify({"queues": "not a list"})
 

@@ -46,7 +46,7 @@ def test_pubsub_publishes_a_random_number_on_the_demo_channel(client, redis_conn
 
 
 def test_form_fields_follow_the_parameter_schema():
-    from webapp.pages import form_fields
+    from webapp.web.pages import form_fields
 
     schema = {
         "properties": {

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.faultkit import enqueue, fault_env, fetch, status, wait_status, wait_until, worker_children
 from tests.servers import start_worker
-from webapp.logs import JobContextFilter, JSONFormatter
+from webapp.infra.logs import JobContextFilter, JSONFormatter
 
 
 def samples(client) -> dict:

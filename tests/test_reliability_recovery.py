@@ -7,7 +7,8 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from tests.faults.faultkit import enqueue, fetch, service_config, status
-from webapp.recovery import SUPERVISED_KEY, Recovery
+from webapp.store import keys
+from webapp.worker.recovery import Recovery
 
 
 def recovery(redis_server, redis_conn) -> Recovery:
@@ -22,7 +23,7 @@ def start_on_ghost(redis_conn, job_id: str) -> None:
     assert job.id == job_id
     worker.prepare_execution(job)
     worker.prepare_job_execution(job)
-    redis_conn.sadd(SUPERVISED_KEY, "ghost")  # a supervised worker with no liveness key: dead
+    redis_conn.sadd(keys.SUPERVISED, "ghost")  # a supervised worker with no liveness key: dead
 
 
 def test_a_dead_workers_job_is_recovered_once_even_with_two_reapers(redis_server, redis_conn):

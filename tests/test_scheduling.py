@@ -10,7 +10,7 @@ import pytest
 
 from tests.servers import RedisServer
 from webapp import create_app
-from webapp.scheduling import SchedulerThread
+from webapp.worker.scheduler import SchedulerThread
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_due_jobs_are_queued_with_their_event_and_a_redis_restart_is_survived(pr
     app = create_app({"REDIS_URL": private_redis.url, "TESTING": True, "SCHEDULER_INTERVAL": 0.1})
     client = app.test_client()
     redis = private_redis.client()
-    thread = SchedulerThread(app.config)
+    thread = SchedulerThread(app.config, app.extensions["redis_factory"])
     thread.start()
     try:
         first = schedule(client)

@@ -17,7 +17,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
-from webapp import create_app, openapi
+from webapp import create_app
+from webapp.web import openapi
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "30"))
 CHECKS = [

@@ -15,7 +15,8 @@ from rq.serializers import JSONSerializer
 
 from tests.servers import start_web, start_worker
 from tests.sse import events_only, parse_frames
-from webapp.events import GLOBAL_STREAM, EventLog, decode_entry, job_stream_key
+from webapp.store import keys
+from webapp.store.events import EventLog, decode_entry
 
 TIMEOUT = httpx.Timeout(10.0, read=30.0)
 
@@ -52,7 +53,7 @@ def read_stream(url: str, headers: dict | None = None, until=None, deadline: flo
 
 
 def timeline(redis_conn, job_id: str) -> list[dict]:
-    return [decode_entry(*entry) for entry in redis_conn.xrange(job_stream_key(job_id))]
+    return [decode_entry(*entry) for entry in redis_conn.xrange(keys.job_events(job_id))]
 
 
 def as_events(frames: list[dict]) -> list[dict]:
@@ -211,7 +212,7 @@ def test_a_client_behind_the_retained_window_is_told_of_the_gap(stack, redis_con
     ids = [
         log.append("queued", job_id=f"j{i}", name="add", queue="default", status="queued").decode() for i in range(600)
     ]
-    retained = [entry[0].decode() for entry in redis_conn.xrange(GLOBAL_STREAM)]
+    retained = [entry[0].decode() for entry in redis_conn.xrange(keys.EVENTS_STREAM)]
     assert ids[0] not in retained and len(retained) < 600  # the oldest were trimmed
 
     frames, _ = read_stream(
@@ -251,5 +252,5 @@ def test_terminal_events_keep_the_timeline_as_long_as_the_job(stack, redis_conn)
     failed = submit(stack, "fail", ["boom"])
     for job_id in (finished, failed):
         read_stream(f"{stack}/api/jobs/{job_id}/events")
-    assert 86000 < redis_conn.ttl(job_stream_key(finished)) <= 86400  # RESULT_TTL
-    assert 604000 < redis_conn.ttl(job_stream_key(failed)) <= 604800  # FAILURE_TTL
+    assert 86000 < redis_conn.ttl(keys.job_events(finished)) <= 86400  # RESULT_TTL
+    assert 604000 < redis_conn.ttl(keys.job_events(failed)) <= 604800  # FAILURE_TTL

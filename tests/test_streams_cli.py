@@ -8,7 +8,8 @@ import sys
 import time
 
 from tests.servers import ROOT, service_env
-from webapp.events import EventLog, decode_entry, job_stream_key
+from webapp.store import keys
+from webapp.store.events import EventLog, decode_entry
 
 
 def event_log(app, redis_conn) -> EventLog:
@@ -35,7 +36,7 @@ def test_listen_job_replays_a_finished_job_and_stops(app, runner, redis_conn):
     result = runner.invoke(args=["listen", "--job", "j1", "--json"])
     assert result.exit_code == 0, result.output
     printed = [json.loads(line) for line in result.stdout.splitlines()]
-    assert printed == [decode_entry(*entry) for entry in redis_conn.xrange(job_stream_key("j1"))]
+    assert printed == [decode_entry(*entry) for entry in redis_conn.xrange(keys.job_events("j1"))]
 
     readable = runner.invoke(args=["listen", "--job", "j1"]).stdout.splitlines()
     assert len(readable) == 3 and "finished" in readable[-1] and "j1 add [default]" in readable[-1]

@@ -11,9 +11,11 @@ import httpx
 
 from tests.servers import RedisServer, start_web
 from tests.sse import parse_frames
-from webapp.events import GLOBAL_STREAM, EventLog, parse_event_id
-from webapp.hub import Hub
-from webapp.tails import StreamTail
+from webapp.infra.redis import RedisFactory
+from webapp.store import keys
+from webapp.store.events import EventLog, parse_event_id
+from webapp.web.sse.hub import Hub
+from webapp.web.sse.tails import StreamTail
 
 
 def hub_config(url: str) -> dict:
@@ -24,6 +26,7 @@ def hub_config(url: str) -> dict:
         "EVENTS_CHANNEL": "jobsvc:events",
         "DEMO_CHANNEL": "task:pubsub:channel",
         "SSE_REDIS_CONNECTIONS": 2,
+        "REDIS_MAX_CONNECTIONS": 10,
     }
 
 
@@ -37,7 +40,8 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
 
 
 def test_wakeups_reach_the_job_s_subscribers_and_the_all_jobs_ones_only(redis_server, redis_conn):
-    hub = Hub(hub_config(redis_server.url))
+    config = hub_config(redis_server.url)
+    hub = Hub(config, RedisFactory(config))
     mine, other, everything, demo = hub.subscribe("j1"), hub.subscribe("j2"), hub.subscribe(None), hub.subscribe_demo()
     assert hub.connected.wait(10)
     for subscription in (mine, other, everything):
@@ -60,7 +64,8 @@ def test_wakeups_reach_the_job_s_subscribers_and_the_all_jobs_ones_only(redis_se
 def test_the_hub_resubscribes_after_a_redis_restart_and_wakes_everyone_to_re_read():
     server = RedisServer().start()
     try:
-        hub = Hub(hub_config(server.url))
+        config = hub_config(server.url)
+        hub = Hub(config, RedisFactory(config))
         subscription = hub.subscribe("j1")
         assert hub.connected.wait(10)
         server.kill()
@@ -150,7 +155,7 @@ def xrange_calls(redis_conn) -> int:
 def test_live_clients_of_a_stream_share_one_read_per_notification(redis_conn):
     log = EventLog(redis_conn, "test:events", maxlen=1000, default_ttl=60)
     first = log.append("queued", job_id="j1", name="add", queue="default", status="queued").decode()
-    tail = StreamTail(GLOBAL_STREAM)
+    tail = StreamTail(keys.EVENTS_STREAM)
     position = parse_event_id(first)
     assert tail.after(redis_conn, position, seq=1, max_age=60) == ([], False)
     second = log.append("started", job_id="j1", name="add", queue="default", status="started").decode()
@@ -164,7 +169,7 @@ def test_live_clients_of_a_stream_share_one_read_per_notification(redis_conn):
 def test_a_tail_that_fell_behind_the_trimming_starts_over_instead_of_skipping(redis_conn):
     log = EventLog(redis_conn, "test:events", maxlen=50, default_ttl=60)
     first = parse_event_id(log.append("queued", job_id="j1", name="add", queue="default", status="queued").decode())
-    tail = StreamTail(GLOBAL_STREAM)
+    tail = StreamTail(keys.EVENTS_STREAM)
     assert tail.after(redis_conn, first, seq=1, max_age=60) == ([], False)
     for i in range(600):  # the tail's last entry is trimmed before it reads again
         log.append("queued", job_id=f"k{i}", name="add", queue="default", status="queued")

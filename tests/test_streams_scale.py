@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from tests.servers import start_web
 from tests.sse import StreamCrowd
-from webapp.events import EventLog
+from webapp.store.events import EventLog
 
 STREAMS = 100
 READ_CONNECTIONS = 4

@@ -7,7 +7,6 @@ port with append-only persistence under `var/redis/`, and stopped again on the w
 
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import signal
@@ -17,8 +16,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from redis import Redis
-from redis.exceptions import RedisError
+from webapp.infra.process import die_with_parent
+from webapp.infra.redis import answers
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("JOBSVC_VAR_DIR") or ROOT / "var")
@@ -30,18 +29,7 @@ def say(message: str) -> None:
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return bool(Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout).ping())
-    except (RedisError, OSError):
-        return False
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-        except OSError:
-            pass
+    return answers(url, timeout)
 
 
 def embedded_server_binary() -> str:
@@ -70,7 +58,7 @@ def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
         "--logfile",
         str(data_dir / "server.log"),
     ]
-    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
     return process
 
 

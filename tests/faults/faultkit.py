@@ -15,8 +15,9 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from tests.servers import ROOT
-from webapp import config as settings
-from webapp.events import EventLog, job_stream_key
+from webapp.infra import config as settings
+from webapp.store import keys
+from webapp.store.events import EventLog
 
 RESULTS_DIR = ROOT / "var" / "faults"
 TERMINAL = {"finished", "failed", "stopped", "canceled"}
@@ -88,7 +89,7 @@ def attempts(connection: Redis, job_id: str) -> list[tuple[str, str]]:
 
 
 def events(connection: Redis, job_id: str) -> list[dict]:
-    return [json.loads(fields[b"data"]) for _, fields in connection.xrange(job_stream_key(job_id))]
+    return [json.loads(fields[b"data"]) for _, fields in connection.xrange(keys.job_events(job_id))]
 
 
 def worker_children(connection: Redis) -> dict[str, int]:
@@ -129,6 +130,8 @@ def fault_env(**extra: str) -> dict[str, str]:
     """Worker settings the suite uses: quick recovery so the tests stay short
     (FAULT_DEFAULT_TIMINGS=1 keeps the shipped ABANDON_AFTER and RECOVERY_INTERVAL)."""
     env = {"ABANDON_AFTER": "4", "RECOVERY_INTERVAL": "1", "JOB_KILL_GRACE": "2", "WORKER_SHUTDOWN_GRACE": "5"}
+    # The suite's jobs (jobs/faults.py) are enqueued with plain RQ, outside the allow-list.
+    env["WORKER_ALLOWED_PREFIXES"] = "jobs.faults."
     if os.environ.get("FAULT_DEFAULT_TIMINGS"):
         del env["ABANDON_AFTER"], env["RECOVERY_INTERVAL"]
     env.update(extra)

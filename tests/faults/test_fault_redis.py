@@ -118,7 +118,7 @@ def test_unsafe_redis_is_reported_and_refused_in_production(redis_server, redis_
 
 
 def test_an_evicting_policy_is_reported(redis_conn):
-    from webapp.redis_checks import problems
+    from webapp.infra.checks import problems
 
     redis_conn.config_set("maxmemory-policy", "allkeys-lru")
     try:

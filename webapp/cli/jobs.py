@@ -11,16 +11,20 @@ import sys
 import time
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
-from pydantic import ValidationError
 
-from webapp.errors import APIError
-from webapp.models import SubmitRequest
-from webapp.service import get_service
+from webapp.infra.errors import APIError
+from webapp.service.jobservice import JobService
+from webapp.store.states import TERMINAL
 
 jobs_group = AppGroup("jobs", help="Submit, inspect, cancel and retry jobs.")
 
-ENDED = ("finished", "failed", "stopped", "canceled")
+OPERATOR = None  # the CLI talks to Redis directly, with operator rights: it sees every job
+
+
+def get_service() -> JobService:
+    return current_app.extensions["jobsvc"]
 
 
 def _value(text: str):
@@ -52,15 +56,10 @@ def submit_command(name, args, kwargs, queue, wait, wait_timeout):
         keyword[key] = _value(value)
     service = get_service()
     try:
-        request = SubmitRequest.model_validate(
-            {"name": name, "args": [_value(arg) for arg in args], "kwargs": keyword, "queue": queue}
-        )
-        submission = service.enqueue([service.plan(request)])
-    except ValidationError as exc:
-        raise click.ClickException(str(exc)) from None
+        job = service.submit(OPERATOR, name, [_value(arg) for arg in args], keyword, queue)
     except APIError as exc:
         _fail(exc)
-    job_id = submission.jobs[0]["id"]
+    job_id = job["id"]
     click.echo(job_id)
     if wait:
         view = _wait(service, job_id, wait_timeout)
@@ -87,12 +86,12 @@ def _poll(service, job_id: str, timeout: float, show) -> dict:
     deadline = time.monotonic() + timeout
     last = None
     while True:
-        view = service.describe(job_id)
+        view = service.describe(job_id, OPERATOR)
         percent = 100 if view["status"] == "finished" else int((view.get("progress") or {}).get("percent") or 0)
         if (percent, view["status"]) != last:
             show(percent, view)
             last = (percent, view["status"])
-        if view["status"] in ENDED:
+        if view["status"] in TERMINAL:
             return view
         if time.monotonic() > deadline:
             raise click.ClickException(f"job {job_id} is still {view['status']} after {timeout:g} s")
@@ -112,7 +111,7 @@ def _print_outcome(view: dict) -> None:
 def status_command(job_id):
     """Print the job's JSON view (status, result, error, progress, times)."""
     try:
-        click.echo(json.dumps(get_service().describe(job_id), indent=2))
+        click.echo(json.dumps(get_service().describe(job_id, OPERATOR), indent=2))
     except APIError as exc:
         _fail(exc)
 
@@ -130,7 +129,7 @@ def list_command(limit):
 def cancel_command(job_id):
     """Cancel a waiting job, or stop a running one."""
     try:
-        view, stopping = get_service().cancel(job_id)
+        view, stopping = get_service().cancel(job_id, OPERATOR)
     except APIError as exc:
         _fail(exc)
     click.echo(f"{job_id} {'stop requested' if stopping else view['status']}")
@@ -141,7 +140,7 @@ def cancel_command(job_id):
 def retry_command(job_id):
     """Requeue a failed, stopped or canceled job."""
     try:
-        view = get_service().retry(job_id)
+        view = get_service().retry(job_id, OPERATOR)
     except APIError as exc:
         _fail(exc)
     click.echo(f"{job_id} {view['status']}")

@@ -18,7 +18,7 @@ import os
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
-log = logging.getLogger("webapp.redis_checks")
+log = logging.getLogger("webapp.infra.checks")
 
 # Set once this process (or the parent it was forked from) has checked: forked workers and
 # every app a process builds do not repeat the warnings.

@@ -1,12 +1,13 @@
 """Service settings: one table of names, defaults and parsers, read from the environment.
 
-Every setting can be given as an environment variable of the same name. The table is
-also what `flask settings` prints and what the README documents.
+Every setting can be given as an environment variable of the same name; the README's
+configuration table lists them all. `configure(app)` loads them into `app.config`.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "redis://127.0.0.1:6379/0", str, "Redis the web and workers share."),
-    Setting("REDIS_CONNECT_TIMEOUT", 1.0, float, "Seconds to wait for a Redis connection."),
-    Setting("REDIS_SOCKET_TIMEOUT", 2.0, float, "Seconds the web waits for a Redis reply."),
+    Setting("REDIS_CONNECT_TIMEOUT", 0.5, float, "Seconds to wait for a new Redis connection."),
+    Setting("REDIS_SOCKET_TIMEOUT", 0.5, float, "Seconds the web waits for a Redis reply before answering 503."),
     Setting("REDIS_MAX_CONNECTIONS", 500, int, "Connection pool size per process."),
     Setting("SECRET_KEY", None, str, "Flask secret; a random one per process when unset."),
     Setting("QUEUES", ["high", "default", "low"], _csv, "Queues, highest priority first."),
@@ -40,7 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESULT_TTL", 86400, int, "Seconds a finished job and its result are kept."),
     Setting("FAILURE_TTL", 604800, int, "Seconds a failed job is kept."),
     Setting("MAX_CONTENT_LENGTH", 65536, int, "Largest request body accepted, in bytes."),
-    Setting("EVENTS_CHANNEL", "jobsvc:events", str, "Pub/sub channel of job notifications."),
+    Setting("EVENTS_CHANNEL", None, str, "Pub/sub channel of job notifications (unset: `jobsvc:events`)."),
     Setting("EVENTS_STREAM_MAXLEN", 10000, int, "Events kept in the global event stream."),
     Setting("JOB_EVENTS_MAXLEN", 1000, int, "Events kept per job (about; the oldest go first)."),
     Setting("HEARTBEAT_INTERVAL", 15.0, float, "Seconds between keep-alive comments on an idle event stream."),
@@ -51,12 +52,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RQ_DASHBOARD_USERNAME", "admin", str, "User name for the dashboard at /rq."),
     Setting("RQ_DASHBOARD_PASSWORD", None, str, "Dashboard password; /rq refuses all when unset."),
     Setting("RQ_DASHBOARD_READ_ONLY", False, _bool, "When true, /rq refuses every state-changing request."),
+    Setting("TRUSTED_PROXIES", 0, int, "Reverse proxies in front of the web (X-Forwarded-For/-Proto/-Host hops)."),
     Setting("WORKER_PROCESSES", 1, int, "Job-running processes each `worker.py` supervises."),
     Setting("WORKER_SHUTDOWN_GRACE", 25.0, float, "Seconds a stopping worker lets its job finish."),
     Setting("WORKER_THREADS", 1, int, "Jobs each worker process runs at once, in threads (for I/O-bound jobs)."),
     Setting("WORKER_ISOLATED_QUEUES", [], _csv, "Queues whose jobs each run in a forked child process."),
     Setting("WORKER_WAKE_TIMEOUT", 1.0, float, "Longest an idle worker waits before looking at its queues."),
-    Setting("BENCH_ROUTES", False, _bool, "Serve the benchmark's baseline routes under /bench (never in production)."),
+    Setting(
+        "WORKER_ALLOWED_PREFIXES",
+        [],
+        _csv,
+        "Dotted-path prefixes of functions workers run besides the allow-list (plain-RQ producers); risky.",
+    ),
     Setting("LOG_LEVEL", "INFO", str, "Log level of the web and worker processes."),
     # Per-job options: what a client may ask for is capped by these maxima.
     Setting("MAX_JOB_TIMEOUT", 7200, int, "Largest `timeout` a submission may ask for, in seconds."),
@@ -103,3 +110,12 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         except ValueError as exc:
             raise ValueError(f"environment variable {setting.name}={raw!r} is invalid: {exc}") from exc
     return values
+
+
+def configure(app, test_config: Mapping[str, Any] | None = None) -> None:
+    """Settings from the environment, then the test's overrides; a random SECRET_KEY if none."""
+    app.config.update(from_environ())
+    if test_config:
+        app.config.update(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = secrets.token_hex(32)

@@ -1,15 +1,11 @@
-"""One error boundary: every failure leaves the app as `{"error": {"code", "message"}}`."""
+"""The errors a client can act on, with their HTTP status and code.
+
+Every layer raises these (the store for an unknown job id or a bad cursor, the service for a
+refused submission); the web's error boundary (webapp/web/errors.py) turns each into
+`{"error": {"code", "message"}}` with its status, and the CLI prints its message.
+"""
 
 from __future__ import annotations
-
-import logging
-
-from flask import Flask, jsonify
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
@@ -29,25 +25,25 @@ class BadRequest(APIError):
     """The request body is not what the API reads (malformed JSON, wrong shape)."""
 
 
-class NotFound(APIError):
-    """No such job, or it has expired."""
-
-    status = 404
-    code = "not_found"
-
-
-class ValidationFailed(APIError):
-    """The request is well-formed but its content is refused."""
-
-    status = 422
-    code = "validation_error"
-
-
 class Unauthorized(APIError):
     """No API key, or one the server does not know."""
 
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(APIError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(APIError):
+    """No such job, or it has expired."""
+
+    status = 404
+    code = "not_found"
 
 
 class Conflict(APIError):
@@ -71,6 +67,13 @@ class UnsupportedMediaType(APIError):
     code = "unsupported_media_type"
 
 
+class ValidationFailed(APIError):
+    """The request is well-formed but its content is refused."""
+
+    status = 422
+    code = "validation_error"
+
+
 class TooManyRequests(APIError):
     """The client is over its submission rate limit."""
 
@@ -79,50 +82,7 @@ class TooManyRequests(APIError):
 
 
 class Unavailable(APIError):
-    """A service the request needs (Redis) does not answer."""
+    """A service the request needs (Redis) does not answer, or a queue is full."""
 
     status = 503
     code = "unavailable"
-
-
-def error_response(status: int, code: str, message: str, details: list | None = None, headers=None):
-    body: dict = {"error": {"code": code, "message": message}}
-    if details:
-        body["error"]["details"] = details
-    response = jsonify(body)
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def _http_code(exc: HTTPException) -> str:
-    return (exc.name or "error").lower().replace(" ", "_")
-
-
-def init_app(app: Flask) -> None:
-    @app.errorhandler(APIError)
-    def handle_api_error(exc: APIError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_error(exc: HTTPException):
-        # Keep the headers the exception carries (Allow, WWW-Authenticate, Retry-After).
-        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
-        return error_response(exc.code or 500, _http_code(exc), exc.description or exc.name, headers=headers)
-
-    @app.errorhandler(RedisConnectionError)
-    @app.errorhandler(RedisTimeoutError)
-    def handle_redis_down(exc: Exception):
-        log.warning("Redis unreachable: %s", exc)
-        return error_response(
-            503,
-            "redis_unavailable",
-            "Redis is not answering; the request was not processed. Retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-
-    @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "Unexpected server error; it has been logged.")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 
 from rq import get_current_job
+
+from webapp.infra.clock import iso_from_timestamp
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [job=%(job_id)s]: %(message)s"
 
@@ -40,7 +41,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "at": iso_from_timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

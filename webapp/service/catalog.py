@@ -1,20 +1,24 @@
 """The catalog of submittable job types, built from the allow-list in `jobs`.
 
 Each function's signature and type hints become a strict pydantic model: the same model
-validates submissions and gives the JSON Schema shown in the catalog.
+validates submissions and gives the JSON Schema shown in the catalog. The catalog is also
+what workers run: a job whose function is not in it is refused (`refusal`), whoever
+enqueued it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from webapp.errors import ValidationFailed
+from webapp.infra.errors import ValidationFailed
+from webapp.service.validation import failed
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,7 @@ class JobType:
         try:
             model = self.params.model_validate(merged)
         except ValidationError as exc:
-            details = [
-                {
-                    "argument": ".".join(str(part) for part in err["loc"]),
-                    "message": err["msg"],
-                    "type": err["type"],
-                }
-                for err in exc.errors(include_url=False, include_context=False, include_input=False)
-            ]
-            summary = "; ".join(f"{d['argument']}: {d['message']}" for d in details)
-            raise ValidationFailed(f"invalid arguments for {self.name}: {summary}", details=details) from None
+            raise failed(exc, f"invalid arguments for {self.name}: ", default="arguments") from None
         return {field: getattr(model, field) for field in type(model).model_fields}
 
 
@@ -97,9 +92,32 @@ def job_type_for(name: str, func: Callable) -> JobType:
 OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry")
 
 
-def build_catalog(
-    allowed: Mapping[str, Callable], defaults: Mapping[str, Mapping[str, Any]] | None = None
-) -> dict[str, JobType]:
+class Catalog(dict[str, JobType]):
+    """The job types by public name, and what workers may run."""
+
+    @cached_property
+    def names_by_path(self) -> dict[str, str]:
+        """Public name by the function's dotted path (how RQ records a job's function)."""
+        return {job_type.import_path: job_type.name for job_type in self.values()}
+
+    def refusal(self, func_name: str | None, extra_prefixes: Iterable[str] = ()) -> str | None:
+        """Why a worker must not run a job calling `func_name`; None when it may.
+
+        Only the catalog's functions run, plus those under a prefix an operator admitted for
+        plain-RQ producers (WORKER_ALLOWED_PREFIXES). Nothing else is imported or called.
+        """
+        if func_name and func_name in self.names_by_path:
+            return None
+        if func_name and any(prefix and func_name.startswith(prefix) for prefix in extra_prefixes):
+            return None
+        return (
+            f"{func_name or 'this job'!s} is not in the allow-list of job functions (jobs.ALLOWED: "
+            f"{', '.join(sorted(self.names_by_path)) or 'none'}); it was not run. "
+            "To run functions of plain-RQ producers, add their module prefix to WORKER_ALLOWED_PREFIXES."
+        )
+
+
+def build_catalog(allowed: Mapping[str, Callable], defaults: Mapping[str, Mapping[str, Any]] | None = None) -> Catalog:
     defaults = defaults or {}
     for name, options in defaults.items():
         if name not in allowed:
@@ -107,7 +125,7 @@ def build_catalog(
         unknown = sorted(set(options) - set(OPTION_NAMES))
         if unknown:
             raise TypeError(f"job {name}: unknown default option(s) {unknown}; known: {', '.join(OPTION_NAMES)}")
-    catalog = {name: job_type_for(name, func) for name, func in allowed.items()}
+    catalog = Catalog((name, job_type_for(name, func)) for name, func in allowed.items())
     for name, options in defaults.items():
         catalog[name] = dataclasses.replace(catalog[name], options=dict(options))
     return catalog

@@ -2,7 +2,7 @@
 
 `SUBMIT_RATE_LIMIT` is `N/second`, `N/minute`, `N/hour`, `N/day` or `N/<seconds>s`
 (e.g. `100/second`, `500/10s`); empty switches the limit off. The counter is incremented in
-the same Lua script that writes the job (`webapp.guarded`), so the limit costs no extra round
+the same Lua script that writes the job (lua/submit.lua), so the limit costs no extra round
 trip; a refused request gets 429 with `Retry-After` = the seconds left in the window.
 """
 

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
-from redis.commands.core import Script
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from webapp.errors import NotFound
-from webapp.events import job_stream_key
+from webapp.infra.clock import iso
+from webapp.infra.errors import NotFound
+from webapp.store import keys, scripts
 
 # RQ's own job ids are 32 hex characters; ids given by callers of RQ may use this wider set.
 # Anything else (":" in particular, which would address other keys) never reaches Redis.
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-
-STATUSES = ("queued", "started", "deferred", "scheduled", "finished", "failed", "stopped", "canceled")
 
 
 def check_job_id(job_id: str) -> str:
@@ -28,68 +27,56 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def isoformat(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def not_found(job_id: str) -> NotFound:
+    return NotFound(f"no job with id {job_id!r}: it never existed or has expired")
 
 
-# KEYS: the job hash, its results stream, its events stream. ARGV[1]: results to read ('' = all).
-# One script, so no event can land between reading the job and reading its last event id:
-# the snapshot reflects every event up to that id (as MULTI/EXEC would, in one command).
-_READ_JOB = """
-local job = redis.call('HGETALL', KEYS[1])
-if #job == 0 then return {} end
-local results
-if ARGV[1] == '' then
-  results = redis.call('XREVRANGE', KEYS[2], '+', '-')
-else
-  results = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
-end
-return {job, results, redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)}
-"""
-_read_job = Script(None, _READ_JOB.encode())
+def job_name(job: Job, names_by_path: Mapping[str, str]) -> str | None:
+    """The job's public name: the one recorded at submission, else its function's catalog name
+    (a job enqueued by plain RQ code), else the function's dotted path."""
+    return job.meta.get("name") or names_by_path.get(job.func_name or "", job.func_name)
 
 
-def _pairs(flat: list) -> dict:
+def pairs(flat: list) -> dict:
+    """A flat [field, value, ...] reply as a dict."""
     items = iter(flat)
     return dict(zip(items, items, strict=True))
+
+
+def restore(job_id: str, raw: dict, connection: Redis) -> Job:
+    """An RQ Job from its hash as read (no round trip)."""
+    job = Job(job_id, connection=connection, serializer=JSONSerializer)
+    job.restore(raw)
+    return job
 
 
 def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, list[Result], str | None]:
     """The job, its latest `results` results (None: all RQ keeps) and the id of its latest event.
 
-    One script call (one round trip, atomic): the snapshot reflects every event up to the
-    returned event id, so a client can resume the job's event stream from it without a gap.
+    One script call (lua/read_job.lua: one round trip, atomic): the snapshot reflects every
+    event up to the returned event id, so a client can resume the job's event stream from it
+    without a gap.
     """
     check_job_id(job_id)
-    keys = [Job.key_for(job_id), Result.get_key(job_id), job_stream_key(job_id)]
-    reply = _read_job(keys=keys, args=["" if results is None else results], client=connection)
+    reply = scripts.script("read_job")(
+        keys=[keys.job(job_id), keys.results(job_id), keys.job_events(job_id)],
+        args=["" if results is None else results],
+        client=connection,
+    )
     if not reply:
-        raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
+        raise not_found(job_id)
     raw, raw_results, events = reply
-    job = Job(job_id, connection=connection, serializer=JSONSerializer)
-    job.restore(_pairs(raw))
+    job = restore(job_id, pairs(raw), connection)
     restored = [
-        Result.restore(job_id, result_id.decode(), _pairs(payload), connection, JSONSerializer)
+        Result.restore(job_id, result_id.decode(), pairs(payload), connection, JSONSerializer)
         for result_id, payload in raw_results
     ]
     last_event_id = events[0][0].decode() if events else None
     return job, restored, last_event_id
 
 
-def fetch(connection: Redis, job_id: str) -> tuple[Job, Result | None, str | None]:
-    """The job, its latest result and the id of its latest event, in one round trip."""
-    job, results, last_event_id = read(connection, job_id, results=1)
-    return job, (results[0] if results else None), last_event_id
-
-
-def error_of(job: Job, result: Result | None) -> dict | None:
-    """The failure as {type, message}: the worker's own record first, else RQ's traceback."""
-    recorded = job.meta.get("error")
-    if recorded:
-        return recorded
-    exc_string = (result.exc_string if result is not None else None) or job._exc_info
+def error_text(exc_string: str | None) -> dict | None:
+    """A traceback's last line as {type, message}."""
     if not exc_string:
         return None
     last = exc_string.strip().splitlines()[-1]
@@ -97,27 +84,78 @@ def error_of(job: Job, result: Result | None) -> dict | None:
     return {"type": kind.rsplit(".", 1)[-1], "message": message or kind}
 
 
-def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: dict[str, str]) -> dict[str, Any]:
-    """The public JSON view of a job."""
+def error_of(job: Job, result: Result | None) -> dict | None:
+    """The failure as {type, message}: the worker's own record first, else RQ's traceback."""
+    recorded = job.meta.get("error")
+    if recorded:
+        return recorded
+    return error_text((result.exc_string if result is not None else None) or job._exc_info)
+
+
+def status_of(job: Job) -> str | None:
+    """The job's status as clients see it (RQ's brief `ready_to_enqueue` is still `deferred`)."""
     status = job.get_status(refresh=False)
     status = status.value if status is not None else None
-    if status == "ready_to_enqueue":
-        # RQ's brief step between a met dependency and the queue: still waiting, to a client.
-        status = "deferred"
+    return "deferred" if status == "ready_to_enqueue" else status
+
+
+def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: Mapping[str, str]) -> dict[str, Any]:
+    """The public JSON view of a job (the list view; the detail view adds attempts)."""
+    status = status_of(job)
     value: Any = None
     if result is not None and result.type == Result.Type.SUCCESSFUL:
         value = result.return_value
     failed = status in ("failed", "stopped") or (result is not None and result.type == Result.Type.FAILED)
     return {
         "id": job.id,
-        "name": job.meta.get("name") or names.get(job.func_name or "", job.func_name),
+        "name": job_name(job, names),
         "queue": job.origin,
         "status": status,
         "result": value,
         "error": error_of(job, result) if failed else None,
         "progress": job.meta.get("progress"),
-        "enqueued_at": isoformat(job.enqueued_at),
-        "started_at": isoformat(job.started_at),
-        "ended_at": isoformat(job.ended_at),
+        "enqueued_at": iso(job.enqueued_at),
+        "started_at": iso(job.started_at),
+        "ended_at": iso(job.ended_at),
         "last_event_id": last_event_id,
+        "description": job.description,
     }
+
+
+def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
+    """Each try of a job, oldest first, from RQ's result history (RQ keeps the last 10)."""
+    outcomes = {
+        Result.Type.SUCCESSFUL: "finished",
+        Result.Type.FAILED: "failed",
+        Result.Type.STOPPED: "stopped",
+        Result.Type.RETRIED: "retried",
+        Result.Type.MAX_RETRIES_EXCEEDED: "failed",
+    }
+    return [
+        {
+            "outcome": outcomes.get(result.type, "failed"),
+            "worker": result.worker_name or None,
+            "started_at": iso(result.execution_started_at),
+            "ended_at": iso(result.execution_ended_at or result.created_at),
+            "error": error_text(result.exc_string),
+        }
+        for result in reversed(results)
+    ]
+
+
+def describe(connection: Redis, job_id: str, names: Mapping[str, str]) -> dict[str, Any]:
+    """The detail view: the list view plus the job's attempts, in one round trip."""
+    job, results, last_event_id = read(connection, job_id, results=None)
+    view = to_dict(job, results[0] if results else None, last_event_id, names)
+    view["attempts"] = attempts_of(results)
+    return view
+
+
+def owner_in(raw_meta: bytes | None) -> str | None:
+    """The owner recorded in a job's raw (JSON) meta field, if any."""
+    if not raw_meta:
+        return None
+    try:
+        return json.loads(raw_meta).get("owner")
+    except (ValueError, AttributeError):
+        return None

@@ -7,9 +7,9 @@ dependencies is just a few commands: register the queue, write the job hash, pus
 names, same text formats, the job data compressed as RQ compresses it), so RQ's workers,
 `Job.fetch`, rq-dashboard and our own workers read these jobs like any other.
 
-tests/test_jobrecord_compat.py writes jobs both ways against the pinned RQ and compares the
+tests/test_rq_compat.py writes jobs both ways against the pinned RQ and compares the
 hashes, so an RQ upgrade that changes the format fails there, loudly, before it reaches a
-worker. Scheduled jobs and jobs with dependencies still take RQ's own code (webapp.service).
+worker. Scheduled jobs and jobs with dependencies still take RQ's own code (webapp/service/submit.py).
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq.job import Retry
-from rq.queue import Queue
 from rq.utils import get_call_string
 
-from webapp.fastpath import DEPENDENCIES_KEY, DEPENDENTS_KEY, JOB_PREFIX
+from webapp.store import keys
 
-QUEUES_SET = Queue.redis_queues_keys
-QUEUE_PREFIX = Queue.redis_queue_namespace_prefix
 # RQ's timestamp text (rq.utils.utcformat), microseconds and a literal Z.
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Fields RQ writes as empty strings on a job that has not run yet.
@@ -59,7 +56,7 @@ def queued_job_commands(
     (None = unset) and an optional `retry` (rq.Retry).
     """
     stamp = (now or datetime.now(UTC)).strftime(TIMESTAMP_FORMAT)
-    key = JOB_PREFIX + job_id
+    key = keys.job(job_id)
     data = json.dumps([func_path, None, [], dict(kwargs)]).encode()
     fields: list[Any] = ["created_at", stamp, "data", zlib.compress(data)]
     for name in _NOT_YET:
@@ -90,14 +87,14 @@ def queued_job_commands(
     ttl = options.get("ttl")
     if ttl:
         fields += ["ttl", ttl]
-    queue_key = QUEUE_PREFIX + queue_name
-    commands: list[tuple] = [("SADD", QUEUES_SET, queue_key), ("HSET", key, *fields)]
+    queue_key = keys.queue(queue_name)
+    commands: list[tuple] = [("SADD", keys.QUEUES, queue_key), ("HSET", key, *fields)]
     if ttl:
         # As RQ's Job.cleanup(ttl): the job and its dependency sets expire together.
         commands += [
             ("EXPIRE", key, ttl),
-            ("EXPIRE", DEPENDENTS_KEY[0] + job_id + DEPENDENTS_KEY[1], ttl),
-            ("EXPIRE", DEPENDENCIES_KEY[0] + job_id + DEPENDENCIES_KEY[1], ttl),
+            ("EXPIRE", keys.dependents(job_id), ttl),
+            ("EXPIRE", keys.dependencies(job_id), ttl),
         ]
     commands.append(("RPUSH", queue_key, job_id))
     return commands

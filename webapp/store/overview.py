@@ -7,32 +7,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
-from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
-from rq.queue import Queue
-from rq.registry import (
-    CanceledJobRegistry,
-    DeferredJobRegistry,
-    FailedJobRegistry,
-    FinishedJobRegistry,
-    ScheduledJobRegistry,
-    StartedJobRegistry,
-)
 from rq.utils import utcparse
-from rq.worker import Worker
-from rq.worker_registration import REDIS_WORKER_KEYS
 
-from webapp.jobstore import isoformat
+from webapp.infra.clock import iso
+from webapp.store import keys
 
 # Registries scored by expiry time: entries below "now" are expired but not yet cleaned up by a
 # worker's maintenance, so only the ones above "now" count. Scheduled and deferred jobs are
 # scored by when they run or were deferred, so all of them count.
-EXPIRING = {
-    "started": StartedJobRegistry,
-    "finished": FinishedJobRegistry,
-    "failed": FailedJobRegistry,
-    "canceled": CanceledJobRegistry,
-}
-PENDING = {"scheduled": ScheduledJobRegistry, "deferred": DeferredJobRegistry}
+EXPIRING = ("started", "finished", "failed", "canceled")
+PENDING = ("scheduled", "deferred")
 STATES = ("queued", *EXPIRING, *PENDING)
 
 
@@ -42,11 +26,11 @@ def queue_counts(connection: Redis, queues: Iterable[str]) -> list[dict[str, Any
     now = time.time()
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.llen(Queue.redis_queue_namespace_prefix + name)
-            for registry in EXPIRING.values():
-                pipe.zcount(registry.key_template.format(name), now, "+inf")
-            for registry in PENDING.values():
-                pipe.zcard(registry.key_template.format(name))
+            pipe.llen(keys.queue(name))
+            for state in EXPIRING:
+                pipe.zcount(keys.registry(state, name), now, "+inf")
+            for state in PENDING:
+                pipe.zcard(keys.registry(state, name))
         replies = pipe.execute()
     width = len(STATES)
     return [
@@ -80,7 +64,7 @@ def _worker_view(name: str, raw: dict, executions: set[bytes]) -> dict[str, Any]
         "current_job": running[0] if running else None,
         "successful_jobs": _int(raw, b"successful_job_count"),
         "failed_jobs": _int(raw, b"failed_job_count"),
-        "last_heartbeat": isoformat(utcparse(heartbeat)) if heartbeat else None,
+        "last_heartbeat": iso(utcparse(heartbeat)) if heartbeat else None,
         "pid": pid or None,
         "hostname": _text(raw, b"hostname"),
     }
@@ -88,14 +72,14 @@ def _worker_view(name: str, raw: dict, executions: set[bytes]) -> dict[str, Any]
 
 def workers(connection: Redis) -> list[dict[str, Any]]:
     """Every registered worker, by name; workers whose record expired are left out."""
-    keys = sorted(member.decode() for member in connection.smembers(REDIS_WORKER_KEYS))
-    names = [key.removeprefix(Worker.redis_worker_namespace_prefix) for key in keys]
-    if not keys:
+    worker_keys = sorted(member.decode() for member in connection.smembers(keys.WORKERS))
+    names = [key.removeprefix(keys.WORKER_PREFIX) for key in worker_keys]
+    if not worker_keys:
         return []
     with connection.pipeline(transaction=False) as pipe:
-        for key, name in zip(keys, names, strict=True):
+        for key, name in zip(worker_keys, names, strict=True):
             pipe.hgetall(key)
-            pipe.smembers(WORKER_EXECUTIONS_KEY_TEMPLATE.format(name))
+            pipe.smembers(keys.worker_executions(name))
         replies = pipe.execute()
     views = []
     for index, name in enumerate(names):

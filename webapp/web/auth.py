@@ -1,89 +1,56 @@
-"""Opt-in API keys: `Authorization: Bearer <key>`, keys kept only as SHA-256 hashes.
+"""One authentication gate for the whole API, by construction.
 
-With neither `API_KEYS` nor `ADMIN_API_KEYS` set, the API is open and every request acts as
-no one in particular (`principal() is None`). With keys set, every `/api` request needs one:
-a client key sees and manages only the jobs it submitted, an admin key sees all of them.
+Every request whose path is under `/api` passes `gate` (an app-wide `before_request`), whatever
+blueprint serves it: the JSON API, the event streams, and any route added later. With API keys
+configured, a request without a valid `Authorization: Bearer <key>` is a 401 before any view
+runs. Only what is marked `public` is exempt (the docs blueprint: the OpenAPI document and its
+docs page), and tests/test_auth_gate.py walks the URL map to prove it for every rule.
 
-Each entry is `name:key` (a plain key, hashed when the app starts) or `name:sha256:<hex>`
-(the hash only, so the key itself never sits in the environment). The name is what a job
-records as its owner.
+The caller the gate found is `caller()`: views pass it to the service explicitly, which
+applies the ownership rule (webapp/service/access.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
+from typing import TypeVar
 
 from flask import Flask, current_app, g, request
 
-from webapp.errors import Unauthorized
+from webapp.infra.errors import Unauthorized
+from webapp.service.access import Caller, KeyRing
+
+API_PREFIX = "/api"
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the key's name, and whether it may see every job."""
-
-    name: str
-    admin: bool = False
+def public(target: T) -> T:
+    """Mark a view, or a whole blueprint, under /api as readable without a key (documentation only)."""
+    target.public = True
+    return target
 
 
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
-def parse_keys(spec: str, *, admin: bool) -> list[tuple[bytes, Principal]]:
-    """Turn `name:key,name:sha256:<hex>` into (hash, principal) pairs; plain keys are hashed here."""
-    entries = []
-    for raw in (part.strip() for part in spec.split(",")):
-        if not raw:
-            continue
-        name, sep, secret = raw.partition(":")
-        if not sep or not name or not secret:
-            raise ValueError(f"API key entry {raw[:12]!r}...: use name:key or name:sha256:<64 hex digits>")
-        if secret.startswith("sha256:"):
-            hexdigest = secret.removeprefix("sha256:")
-            try:
-                digest = bytes.fromhex(hexdigest)
-            except ValueError:
-                digest = b""
-            if len(digest) != 32:
-                raise ValueError(f"API key entry for {name!r}: sha256: must be followed by 64 hex digits")
-        else:
-            digest = _digest(secret)
-        entries.append((digest, Principal(name, admin)))
-    return entries
+def keyring() -> KeyRing:
+    return current_app.extensions["jobsvc_keys"]
 
 
-class KeyRing:
-    """The configured keys. Lookups hash the presented key and compare against every entry in
-    constant time, so neither timing nor an early exit tells which entry came close."""
-
-    def __init__(self, entries: list[tuple[bytes, Principal]]):
-        self.entries = entries
-
-    @classmethod
-    def from_config(cls, config) -> KeyRing:
-        return cls(parse_keys(config["API_KEYS"], admin=False) + parse_keys(config["ADMIN_API_KEYS"], admin=True))
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.entries)
-
-    def lookup(self, key: str) -> Principal | None:
-        presented = _digest(key)
-        found = None
-        for digest, principal in self.entries:
-            if hmac.compare_digest(presented, digest) and found is None:
-                found = principal
-        return found
+def is_public(endpoint: str | None) -> bool:
+    """Whether the view of `endpoint`, or its blueprint, is marked `public`."""
+    if not endpoint:
+        return False
+    view = current_app.view_functions.get(endpoint)
+    blueprint = current_app.blueprints.get(endpoint.rpartition(".")[0]) if "." in endpoint else None
+    return bool(getattr(view, "public", False) or getattr(blueprint, "public", False))
 
 
-def authenticate() -> None:
-    """`before_request` of the API: sets the caller's principal, or refuses with 401."""
-    ring: KeyRing = current_app.extensions["jobsvc_keys"]
-    g.principal = None
-    if not ring.enabled:
+def gate() -> None:
+    """Find the caller of every /api request; refuse it (401) if keys are set and it has none."""
+    g.caller = None
+    ring = keyring()
+    if not ring.enabled or not is_api_path(request.path) or is_public(request.endpoint):
         return
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
@@ -97,13 +64,14 @@ def authenticate() -> None:
         raise Unauthorized(
             "unknown API key", headers={"WWW-Authenticate": 'Bearer realm="jobsvc", error="invalid_token"'}
         )
-    g.principal = principal
+    g.caller = principal
 
 
-def principal() -> Principal | None:
+def caller() -> Caller:
     """The caller of the current request; None when the API is open (no keys configured)."""
-    return g.get("principal")
+    return g.get("caller")
 
 
 def init_app(app: Flask) -> None:
     app.extensions["jobsvc_keys"] = KeyRing.from_config(app.config)
+    app.before_request(gate)

@@ -25,9 +25,8 @@ from rq.serializers import JSONSerializer
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized
 
-from webapp import redis_client
-from webapp.errors import APIError
-from webapp.security import DEFAULT_CSP, SAFE_METHODS, CrossSiteRequest, is_same_origin, request_origin
+from webapp.infra.errors import APIError
+from webapp.web.security import DEFAULT_CSP, SAFE_METHODS, CrossSiteRequest, is_same_origin, request_origin
 
 PREFIX = "/rq"
 CSRF_COOKIE = "_csrf_token"  # the name rq-dashboard's dashboard.js reads
@@ -141,21 +140,21 @@ def secure_dashboard_response(response: Response) -> Response:
 
 
 def use_the_app_redis_client():
-    """Point the dashboard at the app's own Redis client (one pool, explicit timeouts).
+    """Point the dashboard at the app's own Redis client (one pool, explicit timeouts, Sentinel).
 
-    rq-dashboard 0.9 builds a new client, with a new pool, on every request that names an
-    instance; each dropped pool leaks its sockets until garbage collection. Its fresh client
-    has not connected yet when this runs, so replacing it costs nothing.
+    rq-dashboard 0.9 builds a client of its own from its configured URL on every request that
+    names an instance; it is never used for a command, because this hook replaces it first,
+    so the dashboard's Redis traffic goes through the app's client.
     """
     current_app.redis_conn = current_app.extensions["redis"]
 
 
 def init_app(app: Flask) -> None:
-    app.config["RQ_DASHBOARD_REDIS_URL"] = redis_client.dashboard_url(app.config)
+    # The URL is only shown by the dashboard (its instance list); connections are the app's.
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (app.extensions["redis_factory"].dashboard_url(),)
     if app.config.get("RQ_DASHBOARD_READ_ONLY"):
         app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     rq_dashboard.web.config.serializer = JSONSerializer
-    rq_dashboard.web.setup_rq_connection(app)
     app.before_request(require_credentials)
     app.before_request(guard_actions)
     app.after_request(secure_dashboard_response)

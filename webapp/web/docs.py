@@ -12,9 +12,11 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
 
-from webapp import openapi
+from webapp.web import openapi
+from webapp.web.auth import public
 
-bp = Blueprint("docs", __name__, url_prefix="/api", static_folder="docs_static", static_url_path="/docs/static")
+# Documentation only: readable without an API key (the one public part of /api).
+bp = public(Blueprint("docs", __name__, url_prefix="/api", static_folder="docs_static", static_url_path="/docs/static"))
 
 SWAGGER_FILES = {
     "swagger-ui.css": "css",

@@ -1,13 +1,11 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models in `webapp.models`.
+"""The OpenAPI 3.1 document, generated from the pydantic models of the API.
 
 Each API view carries its operation next to it (`@spec(...)`: query model, body model,
-responses by status); `build_document` walks the app's URL map, so a route without a spec
-is noticed (`undocumented_routes`) instead of silently missing. The schemas come from the
-same models that validate requests (`parse_query`) and shape responses (`respond`), so the
-document cannot drift from what the code does.
-
-Why not flask-openapi3: it would restructure every route around its own view classes; the
-few dozen lines here do what this API needs over models it already has.
+responses by status); `build_document` walks the app's URL map, so a route without a spec is
+noticed (`undocumented_routes`, a failing test) instead of silently missing. The schemas come
+from the same models that validate requests (`webapp.service.submission`, `parse_query`) and
+shape responses (`webapp.web.schemas`, `respond`), so the document cannot drift from what
+the code does.
 """
 
 from __future__ import annotations
@@ -23,9 +21,10 @@ from flask import Flask, current_app, request
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from webapp import models
-from webapp.errors import ValidationFailed
-from webapp.jobstore import JOB_ID_PATTERN
+from webapp.infra.errors import ValidationFailed
+from webapp.service.validation import failed
+from webapp.store.jobreads import JOB_ID_PATTERN
+from webapp.web import schemas
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -84,40 +83,6 @@ IDEMPOTENCY_KEY = {
     }
 }
 
-# ---------------------------------------------------------------------------------------------
-# Contract operations whose views are not in this module's branch of the code yet. An entry is
-# used only while the route exists in the app and its view has no `@spec` of its own: moving
-# an entry onto the view as a decorator is the intended end state.
-CONTRACT_OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("POST", "/api/jobs"): Operation(
-        "submitJob",
-        summary="Enqueue an allow-listed job: 202 with its id and a Location to poll.",
-        body=models.SubmitRequest,
-        headers=IDEMPOTENCY_KEY,
-        responses={200: models.Submitted, 202: models.Submitted, 400: None, 409: None, 413: None, 422: None, 429: None},
-        response_headers={202: LOCATION, 200: LOCATION},
-    ),
-    ("POST", "/api/jobs/batch"): Operation(
-        "submitBatch",
-        summary="Enqueue several jobs in one pipeline, validated all-or-nothing.",
-        body=models.BatchRequest,
-        responses={202: models.BatchSubmitted, 400: None, 413: None, 422: None, 429: None},
-    ),
-    ("DELETE", "/api/jobs/{job_id}"): Operation(
-        "cancelJob",
-        summary="Cancel a queued, scheduled or deferred job; stop a running one.",
-        responses={200: models.JobView, 404: None, 409: None},
-    ),
-    ("POST", "/api/jobs/{job_id}/retry"): Operation(
-        "retryJob",
-        summary="Requeue a failed, stopped or canceled job.",
-        responses={202: models.Submitted, 404: None, 409: None},
-        response_headers={202: LOCATION},
-    ),
-}
-# ---------------------------------------------------------------------------------------------
-
-
 def openapi_path(rule: str) -> str:
     """Flask's `/api/jobs/<job_id>` (or `<string:job_id>`) as OpenAPI's `/api/jobs/{job_id}`."""
     return re.sub(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule)
@@ -135,7 +100,7 @@ def api_operations(app: Flask) -> tuple[dict[str, dict[str, Operation]], list[st
         path = openapi_path(rule.rule)
         view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            operation = getattr(view, "openapi", None) or CONTRACT_OPERATIONS.get((method, path))
+            operation = getattr(view, "openapi", None)
             if operation is None:
                 missing.append(f"{method} {path}")
             else:
@@ -149,7 +114,7 @@ def undocumented_routes(app: Flask) -> list[str]:
 
 def _schemas(operations: list[Operation]) -> tuple[dict, dict]:
     """Component schemas for every model used, and how to refer to each (by model and mode)."""
-    used: list[tuple[type[BaseModel], str]] = [(models.ErrorBody, "serialization")]
+    used: list[tuple[type[BaseModel], str]] = [(schemas.ErrorBody, "serialization")]
     for operation in operations:
         if operation.body is not None:
             used.append((operation.body, "validation"))
@@ -210,7 +175,7 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
     for status in sorted(statuses):
         model = statuses[status]
         if model is None:
-            schema = refs[(models.ErrorBody, "serialization")]
+            schema = refs[(schemas.ErrorBody, "serialization")]
             entry = {"description": ERRORS.get(status, "Error."), "content": {"application/json": {"schema": schema}}}
         else:
             schema = refs[(model, "serialization")]
@@ -290,16 +255,7 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate({name: given[0] for name, given in values.items()})
     except ValidationError as exc:
-        details = [
-            {
-                "argument": ".".join(str(part) for part in err["loc"]) or "query",
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        summary = "; ".join(f"{d['argument']}: {d['message']}" for d in details)
-        raise ValidationFailed(f"invalid query: {summary}", details=details) from None
+        raise failed(exc, "invalid query: ", default="query") from None
 
 
 def respond(model: type[BaseModel], data: Any, status: int = 200, **dump: Any):

@@ -1,4 +1,4 @@
-"""The web UI (catalog with forms, job page, job list), the health check and the two demos.
+"""The web UI (catalog with forms, job page, job list) and the tutorial's two demos.
 
 Pages are rendered on the server; small static scripts (webapp/static) submit the forms to
 the JSON API and follow jobs over its server-sent event streams. No page carries inline
@@ -11,13 +11,12 @@ import random
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
-from redis.exceptions import RedisError
 
-from webapp.errors import NotFound
-from webapp.jobstore import STATUSES
-from webapp.redis_client import get_redis
-from webapp.security import require_same_origin
-from webapp.service import get_service
+from webapp.infra.errors import NotFound
+from webapp.store.states import STATUSES
+from webapp.web.auth import caller, keyring
+from webapp.web.extensions import get_redis, get_service
+from webapp.web.security import require_same_origin
 
 bp = Blueprint("pages", __name__)
 
@@ -75,13 +74,13 @@ def index():
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str):
     """One job, followed live over its event stream."""
-    if current_app.extensions["jobsvc_keys"].enabled:
+    if keyring().enabled:
         # The page has no key to show a caller only their own jobs: with keys set, jobs are
         # read through the API (Authorization: Bearer), never from an open page.
         message = "Job pages are off while API keys are set (API_KEYS/ADMIN_API_KEYS): read jobs through the API."
         return render_template("not_found.html", message=message), 403
     try:
-        job = get_service().describe(job_id)
+        job = get_service().describe(job_id, caller())
     except NotFound as exc:
         return render_template("not_found.html", message=exc.message), 404
     return render_template("job.html", job=job)
@@ -101,24 +100,14 @@ def jobs_page():
     )
 
 
-@bp.get("/healthz")
-def healthz():
-    """200 when Redis answers, 503 when it does not."""
-    try:
-        get_redis().ping()
-    except RedisError as exc:
-        response = jsonify({"status": "failing", "redis": "unreachable", "message": str(exc)})
-        response.status_code = 503
-        return response
-    return jsonify({"status": "ok", "redis": "ok"})
-
-
 def _wants_json() -> bool:
     return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
-def _enqueue_demo_job():
-    return get_service().submit("task_get", [random.randint(0, 9)])
+def _enqueue_demo_job() -> tuple[dict, int]:
+    """The demo's job, carrying a random number 0-9, and the number."""
+    number = random.randint(0, 9)
+    return get_service().submit(caller(), "task_get", [number]), number
 
 
 def _publish_demo_number() -> int:
@@ -145,10 +134,10 @@ def pubsub():
 def prodcons_post():
     """The home page's button: same as GET, from this site only; JSON for its script."""
     require_same_origin()
-    job = _enqueue_demo_job()
+    job, number = _enqueue_demo_job()
     if _wants_json():
-        url = url_for("pages.job_page", job_id=job.id)
-        response = jsonify({"id": job.id, "number": job.kwargs["number"], "url": url})
+        url = url_for("pages.job_page", job_id=job["id"])
+        response = jsonify({"id": job["id"], "number": number, "url": url})
         response.status_code = 202
         return response
     return redirect(url_for("pages.index"), 303)

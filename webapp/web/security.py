@@ -7,6 +7,11 @@ policy sets its own `Content-Security-Policy` header; it is then left as it is.
 Browsers send `Origin` on every cross-site POST/PUT/PATCH/DELETE, form posts included, so a
 request that names another origin is refused before any view runs. Clients that are not
 browsers (curl, SDKs) send no Origin and are not affected.
+
+Behind reverse proxies (TRUSTED_PROXIES = how many), Werkzeug's ProxyFix takes the client's
+address, scheme and host from their X-Forwarded-* headers, so the per-client rate limit, the
+Origin checks and the secure-cookie decisions see the real client; without it those headers
+are ignored (anyone could send them).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.errors import APIError
+from webapp.infra.errors import APIError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -115,5 +121,8 @@ def add_security_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     app.before_request(refuse_cross_site)
     app.after_request(add_security_headers)

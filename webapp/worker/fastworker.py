@@ -1,14 +1,14 @@
-"""The service's RQ worker.
+"""`FastWorker`, the service's default worker: RQ-compatible, one Redis round trip per plain job.
 
-`ServiceWorker` is RQ's in-process `SimpleWorker` plus the service's duties: it runs each
-job inside the Flask app context, records lifecycle events (started, progress, finished,
-failed, retrying) and keeps a failure's type and message in the job's meta.
+One STEP script per job (webapp/store/step.py, lua/step.lua) records the outcome of the job
+just run (result, registries, worker counters, `finished` event) and claims the next (dequeue,
+started bookkeeping, `started` event) atomically. Anything beyond a plain success (failures,
+`Retry` return values, callbacks, repeats, rate limits, jobs that gained dependents) goes
+through RQ's own code with the execution STEP created, so its behaviour stays RQ's.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import signal
 import sys
@@ -18,180 +18,31 @@ from base64 import b64encode
 from uuid import uuid4
 
 import redis
-from flask import Flask
-from rq import Retry, SimpleWorker
+from rq import Retry
 from rq.defaults import DEFAULT_WORKER_TTL
 from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.results import Result
-from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.timeouts import JobTimeoutException, TimerDeathPenalty, UnixSignalDeathPenalty
+from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
-from webapp import fastpath
-from webapp.events import GLOBAL_STREAM, EventLog, abandoned_handler, utcnow_iso
-
-log = logging.getLogger("webapp.workers")
-
-
-# --- Stopping a running job on request (`DELETE /api/jobs/<id>`) ------------------------------
-# RQ's stop-job command (rq.command) marks the job as stopped on purpose and calls kill_horse(),
-# which is a no-op for SimpleWorker: the job runs in this very process, there is no horse.
-# Here kill_horse() sends STOP_SIGNAL to this process; its handler acts only while a job's
-# body runs (inside the death penalty, like RQ's timeout alarm) and raises JobStopped in the
-# main thread. RQ then records the job as `stopped` (not failed, never retried).
-STOP_SIGNAL = signal.SIGUSR1
-
-
-class JobStopped(Exception):
-    """The job was stopped on request (DELETE /api/jobs/<id> or RQ's send_stop_job_command)."""
-
-
-class StoppableDeathPenalty(UnixSignalDeathPenalty):
-    """RQ's timeout alarm, plus stop-on-request for the duration of a job's body only.
-
-    RQ installs its SIGALRM handler around every job and removes it after; with the stop
-    handler that was four sigaction calls per job, a tenth of a trivial job's CPU
-    (bench/profile.py). Here both handlers are installed once per process and act only
-    while a penalty is armed; between jobs an alarm or a stop request does nothing.
-    """
-
-    armed: StoppableDeathPenalty | None = None  # main thread only, like SIGALRM itself
-    _installed_in: int | None = None  # the process the handlers were installed in
-
-    def __init__(self, timeout, exception=JobTimeoutException, **kwargs):
-        super().__init__(timeout, exception, **kwargs)
-        self._job_body = kwargs.get("job_id") is not None  # callbacks get no job_id
-
-    @staticmethod
-    def on_alarm(signum, frame):
-        penalty = StoppableDeathPenalty.armed
-        if penalty is not None:
-            penalty.handle_death_penalty(signum, frame)
-
-    @staticmethod
-    def on_stop(signum, frame):
-        penalty = StoppableDeathPenalty.armed
-        if penalty is not None and penalty._job_body:
-            raise JobStopped("stopped on request")
-
-    @classmethod
-    def install(cls) -> None:
-        """Install both handlers, once per process (signal.getsignal alone costs microseconds)."""
-        if cls._installed_in != os.getpid():
-            signal.signal(signal.SIGALRM, cls.on_alarm)
-            signal.signal(STOP_SIGNAL, cls.on_stop)
-            cls._installed_in = os.getpid()
-
-    def setup_death_penalty(self):
-        self.install()
-        StoppableDeathPenalty.armed = self
-        signal.alarm(self._timeout)
-
-    def cancel_death_penalty(self):
-        signal.alarm(0)
-        StoppableDeathPenalty.armed = None
-
-
-# ------------------------------------------------------------------------------------------------
-
-
-class ServiceWorker(SimpleWorker):
-    """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
-
-    death_penalty_class = StoppableDeathPenalty  # stop-on-request support, see above
-
-    def _install_signal_handlers(self):
-        super()._install_signal_handlers()
-        StoppableDeathPenalty.install()  # a late stop request must not kill the worker
-
-    def kill_horse(self, sig=None):
-        """Called by RQ's stop-job command handler (pub/sub thread) for the job running here."""
-        if self._stopped_job_id:
-            os.kill(os.getpid(), STOP_SIGNAL)
-
-    def __init__(self, *args, app: Flask, **kwargs):
-        kwargs.setdefault("serializer", JSONSerializer)
-        super().__init__(*args, **kwargs)
-        self.app = app
-        self.events = EventLog.from_config(self.connection, app.config)
-        self.names_by_path = app.extensions["jobsvc"].names_by_path
-        # Live events: RQ's registry maintenance reports jobs of dead workers to the exception
-        # handlers; this one records them as `abandoned` (other exceptions pass through).
-        self.push_exc_handler(abandoned_handler(self.events, self.names_by_path))
-
-    def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
-        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
-        self.events.append(event, job_id=job.id, name=name, queue=job.origin, status=status, pipeline=pipeline, **extra)
-
-    def _record_progress(self, job: Job, progress: dict) -> None:
-        with self.connection.pipeline() as pipe:
-            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-            self._event("progress", job, "started", pipeline=pipe, progress=progress)
-            pipe.execute()
-
-    def perform_job(self, job: Job, queue: Queue, execution) -> bool:
-        job.progress_hook = self._record_progress
-        with self.app.app_context():
-            return super().perform_job(job, queue, execution)
-
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        super().prepare_job_execution(job, remove_from_intermediate_queue)
-        self._event("started", job, "started", worker=self.name)
-
-    def handle_exception(self, job: Job, *exc_info) -> None:
-        exc_type, exc_value, _ = exc_info
-        if exc_type is not None:
-            job.meta["error"] = {
-                "type": exc_type.__name__,
-                "message": str(exc_value) if exc_value is not None else "",
-            }
-            job.save_meta()
-        super().handle_exception(job, *exc_info)
-
-    def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
-        super().handle_job_success(job, queue, started_job_registry, execution)
-        self._event("finished", job, "finished", ttl=job.get_result_ttl(self.default_result_ttl))
-
-    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string="", execution=None):
-        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
-        status = job.get_status(refresh=False)
-        status = status.value if status is not None else "failed"
-        if status in ("failed", "stopped"):
-            self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
-        else:
-            self._record_retried_try(job, exc_string, execution)
-            self._event("retrying", job, status, error=job.meta.get("error"))
-
-    def _record_retried_try(self, job: Job, exc_string: str, execution) -> None:
-        """Keep a failed try that will be retried in RQ's result history (RQ records only the last)."""
-        Result.create(
-            job,
-            Result.Type.RETRIED,
-            job.failure_ttl,
-            exc_string=exc_string,
-            worker_name=self.name,
-            execution_id=execution.id if execution else None,
-            execution_started_at=execution.created_at if execution else None,
-            execution_ended_at=job.ended_at,
-        )
+from webapp.infra.clock import now_iso
+from webapp.infra.redis import RedisFactory
+from webapp.store import keys, step
+from webapp.store.jobreads import job_name
+from webapp.worker.rqworker import ServiceWorker
 
 
 class FastWorker(ServiceWorker):
-    """The service's default worker: RQ-compatible, one Redis round trip per plain job.
+    """The service's worker: STEP per job, RQ's own code for anything but a plain success.
 
-    One STEP script per job records the outcome of the job just run (result, registries,
-    worker counters, `finished` event) and claims the next (dequeue, started bookkeeping,
-    `started` event) atomically. Anything beyond a plain success (failures, `Retry` return
-    values, callbacks, repeats, rate limits, jobs that gained dependents) goes through RQ's
-    own code with the execution STEP created, so its behaviour stays RQ's. Heartbeats, the
-    suspension check and registry maintenance run every `periodic_interval` seconds instead
-    of around every job. Jobs from `isolated_queues` run in a forked child; `threads` > 1
-    runs that many claim/run loops in one process, for jobs that mostly wait on I/O.
+    Heartbeats, the suspension check and registry maintenance run every `periodic_interval`
+    seconds instead of around every job. Jobs from `isolated_queues` run in a forked child;
+    `threads` > 1 runs that many claim/run loops in one process, for jobs that mostly wait on
+    I/O. Only the catalog's functions run (ServiceWorker.refusal).
     """
 
     periodic_interval = 5.0
@@ -203,7 +54,7 @@ class FastWorker(ServiceWorker):
     def __init__(
         self,
         *args,
-        app: Flask,
+        app,
         threads: int = 1,
         isolated_queues: list[str] | tuple[str, ...] = (),
         wake_timeout: float = 1.0,
@@ -213,17 +64,17 @@ class FastWorker(ServiceWorker):
         self.threads = max(1, threads)
         self.isolated_queues = frozenset(isolated_queues)
         self.wake_timeout = wake_timeout
-        self._step_script = self.connection.register_script(fastpath.step_lua(self.names_by_path))
+        self._step_script = step.step_script(self.names_by_path)
         self._step_connections = threading.local()  # one connection per job-running thread
-        self._queue_keys = [queue.key for queue in self.queues]
-        self._wake_keys = [fastpath.wake_key(queue.name) for queue in self.queues]
+        self._queue_names = [queue.name for queue in self.queues]
+        self._wake_keys = [keys.wake(name) for name in self._queue_names]
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._next_periodic = 0.0
         self._waiting = False
 
     @classmethod
-    def from_app(cls, app: Flask, connection, queues) -> FastWorker:
-        """A worker configured from the app's settings (see webapp/config.py)."""
+    def from_app(cls, app, connection, queues) -> FastWorker:
+        """A worker configured from the app's settings (webapp/infra/config.py)."""
         return cls(
             queues,
             connection=connection,
@@ -338,22 +189,21 @@ class FastWorker(ServiceWorker):
         """Record `pending` (if any) and claim the next job (if `claim`): one round trip."""
         execution_id = uuid4().hex
         moment = now()
-        args = [
-            len(self._queue_keys),
-            self.name,
-            utcformat(moment),
-            repr(moment.timestamp()),
-            execution_id,
-            DEFAULT_WORKER_TTL,
-            self.events.channel,
-            self.events.maxlen,
-            self.events.default_ttl,
-            utcnow_iso(),
-            "1" if claim else "0",
-        ]
-        args.extend(pending[4] if pending is not None else [""])
-        args.append(self.events.job_maxlen)
-        reply = self._call_step(args)
+        claim_args = step.Claim(
+            queue_count=len(self._queue_names),
+            worker_name=self.name,
+            now_text=utcformat(moment),
+            now=repr(moment.timestamp()),
+            execution_id=execution_id,
+            heartbeat_ttl=DEFAULT_WORKER_TTL,
+            channel=self.events.channel,
+            events_maxlen=self.events.maxlen,
+            events_ttl=self.events.default_ttl,
+            job_events_maxlen=self.events.job_maxlen,
+            event_at=now_iso(),
+            claim="1" if claim else "0",
+        )
+        reply = self._call_step(step.argv(claim_args, pending[4] if pending is not None else None))
         status = reply[0]
         if len(reply) == 1:
             return status, None
@@ -380,13 +230,13 @@ class FastWorker(ServiceWorker):
     def _call_step(self, args: list) -> list:
         """EVALSHA straight on this thread's own connection: redis-py's generic command path
         (pool checkout and release with their fork checks, retry wrappers, option parsing)
-        cost about a quarter of a trivial job's CPU. Redis errors and a flushed script cache
-        (NOSCRIPT, after a Redis restart) go through redis-py itself."""
-        keys = [GLOBAL_STREAM, self.key, self.executions_key, *self._queue_keys, *self._wake_keys]
+        cost about a quarter of a trivial job's CPU. The connection is made by the factory
+        (same settings, Sentinel-aware); Redis errors and a flushed script cache (NOSCRIPT,
+        after a Redis restart) go through redis-py itself."""
+        keys = step.step_keys(self.key, self.executions_key, self._queue_names)
         connection = getattr(self._step_connections, "connection", None)
         if connection is None:
-            pool = self.connection.connection_pool
-            connection = self._step_connections.connection = pool.connection_class(**pool.connection_kwargs)
+            connection = self._step_connections.connection = RedisFactory.dedicated_connection(self.connection)
         try:
             connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
             return connection.read_response()
@@ -395,7 +245,7 @@ class FastWorker(ServiceWorker):
         except BaseException:
             connection.disconnect()  # a reply may be in flight: never reuse the connection
             raise
-        return self._step_script(keys=keys, args=args)
+        return self._step_script(keys=keys, args=args, client=self.connection)
 
     @staticmethod
     def _restore_dates(job: Job) -> Job:
@@ -438,7 +288,11 @@ class FastWorker(ServiceWorker):
 
     def _perform(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
         """Run the job in this process. Returns the STEP arguments of a plain success, or
-        None once RQ's own code has recorded any other outcome."""
+        None once RQ's own code has recorded any other outcome (a refusal included)."""
+        reason = self.refusal(job)
+        if reason is not None:
+            self.refuse(self._restore_dates(job), queue, execution, reason)
+            return None
         job.progress_hook = self._record_progress
         in_main_thread = threading.current_thread() is threading.main_thread()
         penalty = self.death_penalty_class if in_main_thread else TimerDeathPenalty  # SIGALRM: main thread only
@@ -458,7 +312,7 @@ class FastWorker(ServiceWorker):
             self._finalize_success(self._restore_dates(job), queue, execution, return_value)
             return None
 
-    def _finish_args(self, job: Job, execution: Execution, return_value) -> list | None:
+    def _finish_args(self, job: Job, execution: Execution, return_value) -> step.Finish | None:
         """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (
@@ -476,39 +330,23 @@ class FastWorker(ServiceWorker):
         job._status = JobStatus.FINISHED
         job._result = return_value
         ended = job.ended_at
-        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
-        payload = {
-            "event": "finished",
-            "job_id": job.id,
-            "name": name,
-            "queue": job.origin,
-            "status": "finished",
-            "at": utcnow_iso(),
-        }
-        ended_ts = repr(ended.timestamp())
-        return [
-            job.id,
-            job.origin,
-            execution.id,
-            utcformat(ended),
-            result_ttl,
-            ended_ts,
-            value,
-            repr(execution.created_at.timestamp()),
-            repr((ended - job.started_at).total_seconds()),
-            result_ttl if result_ttl > 0 else self.events.default_ttl,
-            json.dumps(payload, separators=(",", ":"), default=str),
-        ]
-
-    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """A cold shutdown takes an isolated job's child down with the worker."""
-        if self._horse_pid:
-            try:
-                os.kill(self._horse_pid, sig)
-            except ProcessLookupError:
-                pass
-        else:
-            super().kill_horse(sig)  # a stop request for the job running in this process
+        event = self.events.payload(
+            "finished", job_id=job.id, name=job_name(job, self.names_by_path), queue=job.origin, status="finished",
+            owner=job.meta.get("owner"),
+        )  # fmt: skip
+        return step.Finish(
+            done_job_id=job.id,
+            done_queue=job.origin,
+            done_execution_id=execution.id,
+            done_ended_text=utcformat(ended),
+            done_result_ttl=result_ttl,
+            done_ended=repr(ended.timestamp()),
+            done_return_value=value,
+            done_started=repr(execution.created_at.timestamp()),
+            done_working_time=repr((ended - job.started_at).total_seconds()),
+            done_event_ttl=result_ttl if result_ttl > 0 else self.events.default_ttl,
+            done_event=event,
+        )
 
     def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:
         """Run the job in a forked child (RQ's work-horse isolation); fail it if the child dies."""

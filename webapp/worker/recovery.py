@@ -3,9 +3,9 @@
 Everything here works from RQ's own data model, so it works with any worker class:
 - each queue's StartedJobRegistry (`rq:wip:<queue>`) lists running executions as
   `<job id>:<execution id>`; the execution hash names its worker (the job hash too);
-- a supervised worker is alive while its supervisor refreshes `jobsvc:liveness:<name>`
-  (every second, expiring after ABANDON_AFTER); a worker not started by a supervisor is
-  alive while RQ's own `rq:worker:<name>` key exists.
+- a supervised worker is alive while its supervisor refreshes its liveness key (every
+  second, expiring after ABANDON_AFTER); a worker not started by a supervisor is alive while
+  RQ's own worker key exists (webapp/store/keys.py names both).
 
 `Recovery.recover(dead)` hands every execution of a dead worker to `_recover_one`, which
 claims it (ZREM from the started registry: whoever removes the entry owns the job, so two
@@ -18,8 +18,8 @@ Events `abandoned` then `retrying` / `failed` are written in the same transactio
 
 `Recovery.reconcile()` closes RQ's multi-queue dequeue window (BLPOP, then register the
 execution: a worker killed in between leaves a `queued` job in no list and no registry).
-It walks the live-job index `jobsvc:live` (kept by the event script) a bounded batch at a
-time and requeues a queued job found nowhere twice, a few seconds apart.
+It walks the live-job index (kept by the event script) a bounded batch at a time and
+requeues a queued job found nowhere twice, a few seconds apart.
 """
 
 from __future__ import annotations
@@ -31,42 +31,18 @@ import uuid
 from redis import Redis
 from redis.exceptions import RedisError, WatchError
 from rq.exceptions import NoSuchJobError
-from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, ExecutionRegistry
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import now, parse_composite_key, utcformat
-from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
-from webapp.events import EventLog
-from webapp.fastpath import wake_key
-from webapp.metrics import LIVE_INDEX_KEY, RECOVERY_KEY, RUN_STARTED_KEY
+from webapp.store import keys, scripts, states
+from webapp.store.events import EventLog
+from webapp.store.jobreads import job_name
 
-log = logging.getLogger("webapp.recovery")
-
-LIVENESS_PREFIX = "jobsvc:liveness:"
-SUPERVISED_KEY = "jobsvc:supervised"
-REAPER_LOCK_KEY = "jobsvc:reaper:lock"
-ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"
-RQ_WORKER_PREFIX = "rq:worker:"
-
-# Requeue a job only if it is still queued, in no queue list and has no execution: the
-# check and the push are one step, so a worker that just claimed it is never doubled.
-_REQUEUE_ORPHAN = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-if redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
-if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-return 1
-"""
-
-# Release the reaper lock only if this process still holds it.
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+log = logging.getLogger("webapp.worker.recovery")
 
 
 def _text(value) -> str:
@@ -84,8 +60,8 @@ class Recovery:
         self.names_by_path = names_by_path or {}
         self.abandon_after = float(config["ABANDON_AFTER"])
         self.lock_token = uuid.uuid4().hex
-        self._requeue_orphan = connection.register_script(_REQUEUE_ORPHAN)
-        self._release = connection.register_script(_RELEASE_LOCK)
+        self._requeue_orphan = scripts.script("requeue_orphan")
+        self._release = scripts.script("release_lock")
 
     # -- liveness ---------------------------------------------------------------------
 
@@ -93,9 +69,9 @@ class Recovery:
         """Mark workers as supervised: from now on only their liveness key says they live."""
         if names:
             with self.connection.pipeline() as pipe:
-                pipe.sadd(SUPERVISED_KEY, *names)
+                pipe.sadd(keys.SUPERVISED, *names)
                 for name in names:
-                    pipe.set(LIVENESS_PREFIX + name, 1, px=int(self.abandon_after * 1000))
+                    pipe.set(keys.liveness(name), 1, px=int(self.abandon_after * 1000))
                 pipe.execute()
 
     def beat(self, names: list[str]) -> None:
@@ -103,16 +79,16 @@ class Recovery:
         if names:
             with self.connection.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.set(LIVENESS_PREFIX + name, 1, px=int(self.abandon_after * 1000))
+                    pipe.set(keys.liveness(name), 1, px=int(self.abandon_after * 1000))
                 pipe.execute()
 
     def forget_worker(self, name: str, pipe) -> None:
         """Remove a dead worker's registrations, so dashboards and metrics stop counting it."""
-        pipe.delete(LIVENESS_PREFIX + name, RQ_WORKER_PREFIX + name, WORKER_EXECUTIONS_KEY_TEMPLATE.format(name))
-        pipe.srem(SUPERVISED_KEY, name)
-        pipe.srem(REDIS_WORKER_KEYS, RQ_WORKER_PREFIX + name)
+        pipe.delete(keys.liveness(name), keys.worker(name), keys.worker_executions(name))
+        pipe.srem(keys.SUPERVISED, name)
+        pipe.srem(keys.WORKERS, keys.worker(name))
         for queue_name in self.queues:
-            pipe.srem(WORKERS_BY_QUEUE_KEY % queue_name, RQ_WORKER_PREFIX + name)
+            pipe.srem(keys.workers_by_queue(queue_name), keys.worker(name))
 
     def _dead_workers(self, names: set[str]) -> dict[str, str]:
         """Which of these workers are dead, each with the reason it is considered so."""
@@ -121,9 +97,9 @@ class Recovery:
             return {}
         with self.connection.pipeline(transaction=False) as pipe:
             for name in ordered:
-                pipe.exists(LIVENESS_PREFIX + name)
-                pipe.sismember(SUPERVISED_KEY, name)
-                pipe.exists(RQ_WORKER_PREFIX + name)
+                pipe.exists(keys.liveness(name))
+                pipe.sismember(keys.SUPERVISED, name)
+                pipe.exists(keys.worker(name))
             replies = pipe.execute()
         dead = {}
         for index, name in enumerate(ordered):
@@ -143,7 +119,7 @@ class Recovery:
         entries = []
         with self.connection.pipeline(transaction=False) as pipe:
             for queue in self.queues.values():
-                pipe.zrange(queue.started_job_registry.key, 0, -1)
+                pipe.zrange(keys.registry("started", queue.name), 0, -1)
             per_queue = pipe.execute()
         for queue_name, members in zip(self.queues, per_queue, strict=True):
             for member in members:
@@ -153,8 +129,8 @@ class Recovery:
             return []
         with self.connection.pipeline(transaction=False) as pipe:
             for _, job_id, execution_id in entries:
-                pipe.hget(f"rq:execution:{job_id}:{execution_id}", "worker_name")
-                pipe.hget(f"rq:job:{job_id}", "worker_name")
+                pipe.hget(keys.execution(job_id, execution_id), "worker_name")
+                pipe.hget(keys.job(job_id), "worker_name")
             names = pipe.execute()
         return [
             (queue_name, job_id, execution_id, _text(names[2 * index]) or _text(names[2 * index + 1]))
@@ -181,7 +157,7 @@ class Recovery:
 
     def forget_lost_workers(self) -> int:
         """Unregister supervised workers whose liveness expired (e.g. their machine vanished)."""
-        names = {_text(name) for name in self.connection.smembers(SUPERVISED_KEY)}
+        names = {_text(name) for name in self.connection.smembers(keys.SUPERVISED)}
         lost = self._dead_workers(names)
         if lost:
             with self.connection.pipeline() as pipe:
@@ -195,15 +171,15 @@ class Recovery:
     ) -> bool:
         queue = self.queues[queue_name]
         composite = f"{job_id}:{execution_id}"
-        wip_key = queue.started_job_registry.key
-        execution_key = f"rq:execution:{job_id}:{execution_id}"
+        wip_key = keys.registry("started", queue.name)
+        execution_key = keys.execution(job_id, execution_id)
         # The claim and the recovery are one transaction watched on the job's hash: if the
         # worker finishes the job meanwhile, or another supervisor recovers it first, the
         # job's hash changes and this attempt is dropped. A supervisor that dies halfway
         # leaves everything as it was for the next pass.
         with self.connection.pipeline() as pipe:
             try:
-                pipe.watch(f"rq:job:{job_id}")
+                pipe.watch(keys.job(job_id))
                 if pipe.zscore(wip_key, composite) is None:
                     return False
                 try:
@@ -218,12 +194,12 @@ class Recovery:
                 outcome = self._recovery_steps(pipe, queue, job, execution_id, worker, reason, hand_back)
                 pipe.zrem(wip_key, composite)
                 pipe.delete(execution_key)
-                pipe.zrem(ExecutionRegistry(job_id=job_id, connection=self.connection).key, execution_id)
-                pipe.srem(WORKER_EXECUTIONS_KEY_TEMPLATE.format(worker), composite)
+                pipe.zrem(keys.executions(job_id), execution_id)
+                pipe.srem(keys.worker_executions(worker), composite)
                 if outcome:
-                    pipe.hincrby(RECOVERY_KEY, outcome, 1)
+                    pipe.hincrby(keys.METRICS_RECOVERY, outcome, 1)
                 if outcome in ("requeued_unstarted", "handed_back", "retried"):
-                    pipe.rpush(wake_key(queue.name), 1)  # wakes an idle FastWorker at once
+                    pipe.rpush(keys.wake(queue.name), 1)  # wakes an idle FastWorker at once
                 pipe.execute()
             except WatchError:
                 return False
@@ -235,14 +211,14 @@ class Recovery:
                         hand_back: bool) -> str | None:  # fmt: skip
         """Queue on `pipe` what recovering `job` takes; returns the outcome's name."""
         status = job.get_status(refresh=False)
-        name = job.meta.get("name") or self.names_by_path.get(job.func_name or "", job.func_name)
-        where = {"job_id": job.id, "name": name, "queue": queue.name, "pipeline": pipe}
+        where = {"job_id": job.id, "name": job_name(job, self.names_by_path), "queue": queue.name,
+                 "owner": job.meta.get("owner"), "pipeline": pipe}  # fmt: skip
         if status == JobStatus.QUEUED:
             # Popped and registered, but the job never started: nothing ran, nothing to count.
             queue._enqueue_job(job, pipeline=pipe, at_front=True)
             return "requeued_unstarted"
         if status != JobStatus.STARTED:
-            pipe.hdel(RUN_STARTED_KEY, job.id)  # it ended; only the registry entry was left
+            pipe.hdel(keys.RUN_STARTED, job.id)  # it ended; only the registry entry was left
             return None
         # Like every writer of `abandoned` (see webapp.events), the event carries the status the
         # job has once recovered: queued when it runs again, failed otherwise.
@@ -282,20 +258,20 @@ class Recovery:
         """
         older_than = self.abandon_after if older_than is None else older_than
         cutoff = time.time() - older_than
-        candidates = self.connection.zrangebyscore(LIVE_INDEX_KEY, "-inf", cutoff, start=0, num=batch)
+        candidates = self.connection.zrangebyscore(keys.LIVE, "-inf", cutoff, start=0, num=batch)
         job_ids = [_text(job_id) for job_id in candidates]
         if not job_ids:
             return 0
         with self.connection.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hmget(f"rq:job:{job_id}", "status", "origin")
-                pipe.zcard(ExecutionRegistry.key_template.format(job_id))
+                pipe.hmget(keys.job(job_id), "status", "origin")
+                pipe.zcard(keys.executions(job_id))
             replies = pipe.execute()
         suspects, done, checked = [], [], []
         for index, job_id in enumerate(job_ids):
             (status, origin), executions = replies[2 * index], replies[2 * index + 1]
             status, origin = _text(status), _text(origin)
-            if not status or status in ("finished", "failed", "stopped", "canceled"):
+            if not status or status in states.TERMINAL:
                 done.append(job_id)
             elif status == "queued" and origin in self.queues and not executions:
                 suspects.append((job_id, origin))
@@ -309,26 +285,27 @@ class Recovery:
             for (job_id, origin), position in zip(suspects, positions, strict=True):
                 if position is not None:
                     checked.append(job_id)
-                    self.connection.delete(ORPHAN_MARK_PREFIX + job_id)
+                    self.connection.delete(keys.orphan_mark(job_id))
                     continue
-                if self.connection.set(ORPHAN_MARK_PREFIX + job_id, 1, nx=True, ex=3600):
+                if self.connection.set(keys.orphan_mark(job_id), 1, nx=True, ex=3600):
                     continue  # first sighting: look again on the next pass
                 requeued = self._requeue_orphan(
-                    keys=[f"rq:job:{job_id}", self.queues[origin].key, ExecutionRegistry.key_template.format(job_id)],
+                    keys=[keys.job(job_id), keys.queue(origin), keys.executions(job_id)],
                     args=[job_id],
+                    client=self.connection,
                 )
-                self.connection.delete(ORPHAN_MARK_PREFIX + job_id)
+                self.connection.delete(keys.orphan_mark(job_id))
                 checked.append(job_id)
                 if requeued:
-                    self.connection.hincrby(RECOVERY_KEY, "orphan_requeued", 1)
-                    self.connection.rpush(wake_key(origin), 1)
+                    self.connection.hincrby(keys.METRICS_RECOVERY, "orphan_requeued", 1)
+                    self.connection.rpush(keys.wake(origin), 1)
                     log.warning("job %s was queued but in no queue nor registry; requeued on %s", job_id, origin)
         with self.connection.pipeline(transaction=False) as pipe:
             if done:
-                pipe.zrem(LIVE_INDEX_KEY, *done)
-                pipe.hdel(RUN_STARTED_KEY, *done)  # a run whose end event was never written
+                pipe.zrem(keys.LIVE, *done)
+                pipe.hdel(keys.RUN_STARTED, *done)  # a run whose end event was never written
             if checked:
-                pipe.zadd(LIVE_INDEX_KEY, dict.fromkeys(checked, time.time()), xx=True)
+                pipe.zadd(keys.LIVE, dict.fromkeys(checked, time.time()), xx=True)
             pipe.execute()
         return len(suspects)
 
@@ -338,7 +315,7 @@ class Recovery:
         """One reaper pass under the shared lock; returns the jobs recovered (0 if another
         process holds the lock). Safe to call from any number of supervisors."""
         interval_ms = int(float(self.config["RECOVERY_INTERVAL"]) * 1000)
-        if not self.connection.set(REAPER_LOCK_KEY, self.lock_token, nx=True, px=max(1000, 3 * interval_ms)):
+        if not self.connection.set(keys.REAPER_LOCK, self.lock_token, nx=True, px=max(1000, 3 * interval_ms)):
             return 0
         try:
             recovered = self.recover(dead)
@@ -347,7 +324,7 @@ class Recovery:
             return recovered
         finally:
             try:
-                self._release(keys=[REAPER_LOCK_KEY], args=[self.lock_token])
+                self._release(keys=[keys.REAPER_LOCK], args=[self.lock_token], client=self.connection)
             except RedisError:
                 pass
 

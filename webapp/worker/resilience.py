@@ -15,9 +15,9 @@ import time
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("webapp.resilience")
+from webapp.store.states import TERMINAL
 
-TERMINAL = {"finished", "failed", "stopped", "canceled"}
+log = logging.getLogger("webapp.worker.resilience")
 
 
 class PatientFinishMixin:

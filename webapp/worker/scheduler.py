@@ -20,11 +20,11 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 from rq.utils import current_timestamp
 
-from webapp.events import EventLog
-from webapp.fastpath import wake_key
-from webapp.redis_client import make_client
+from webapp.infra.redis import RedisFactory
+from webapp.store import keys
+from webapp.store.events import EventLog
 
-log = logging.getLogger("webapp.scheduling")
+log = logging.getLogger("webapp.worker.scheduler")
 
 
 class EventfulScheduler(RQScheduler):
@@ -51,11 +51,8 @@ class EventfulScheduler(RQScheduler):
                     if job is None:
                         continue  # expired meanwhile
                     queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
-                    name = job.meta.get("name")
-                    self.events.append(
-                        "queued", job_id=job.id, name=name, queue=queue.name, status="queued", pipeline=pipe
-                    )
-                    pipe.rpush(wake_key(queue.name), 1)  # wakes an idle worker at once
+                    self.events.for_job("queued", job, status="queued", pipeline=pipe)
+                    pipe.rpush(keys.wake(queue.name), 1)  # wakes an idle worker at once
                 pipe.execute()
             for job in jobs:
                 if job is not None and job.has_rate_limit:
@@ -69,10 +66,10 @@ class EventfulScheduler(RQScheduler):
 class SchedulerThread(threading.Thread):
     """RQScheduler's work loop without its signal handling (a thread may not install any)."""
 
-    def __init__(self, config, interval: float | None = None):
+    def __init__(self, config, factory: RedisFactory, interval: float | None = None):
         super().__init__(name="rq-scheduler", daemon=True)
         self.interval = config["SCHEDULER_INTERVAL"] if interval is None else interval
-        connection = make_client(config, socket_timeout=10)
+        connection = factory.client(socket_timeout=10, name="jobsvc-scheduler")
         # The lock's lifetime is RQ's (interval + 60 s); RQ wants whole seconds there.
         self.scheduler = EventfulScheduler(
             config["QUEUES"], connection=connection, interval=1, serializer=JSONSerializer, logging_level="WARNING"
@@ -111,8 +108,8 @@ class SchedulerThread(threading.Thread):
         self.join(timeout)
 
 
-def start_scheduler(config) -> SchedulerThread:
-    thread = SchedulerThread(config)
+def start_scheduler(config, factory: RedisFactory) -> SchedulerThread:
+    thread = SchedulerThread(config, factory)
     thread.start()
     log.info("scheduler thread started (every %g s)", thread.interval)
     return thread

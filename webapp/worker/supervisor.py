@@ -19,12 +19,10 @@ It also keeps the jobs safe (see RELIABILITY.md):
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,34 +33,25 @@ from redis.exceptions import RedisError
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from webapp import logs, redis_checks
-from webapp.recovery import LIVENESS_PREFIX, Recovery
-from webapp.redis_client import make_client
-from webapp.resilience import patient
-from webapp.scheduling import start_scheduler
-from webapp.workers import FastWorker
+from webapp.infra import logs
+from webapp.infra.process import die_with_parent, wait_for_redis
+from webapp.infra.redis import RedisFactory
+from webapp.store import keys
+from webapp.worker.fastworker import FastWorker
+from webapp.worker.recovery import Recovery
+from webapp.worker.resilience import patient
 
-log = logging.getLogger("webapp.supervisor")
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies, so no worker outlives it."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+log = logging.getLogger("webapp.worker.supervisor")
 
 
-def _keep_alive(config, name: str) -> None:
+def _keep_alive(factory: RedisFactory, config, name: str) -> None:
     """Refresh this worker's liveness key from a thread: a worker whose supervisor died
     (it got SIGTERM through PDEATHSIG and is finishing its job) is not taken for dead."""
-    client = make_client(config)
+    client = factory.client()
     period = max(0.2, float(config["ABANDON_AFTER"]) / 5)
     while True:
         try:
-            client.set(LIVENESS_PREFIX + name, 1, px=int(float(config["ABANDON_AFTER"]) * 1000))
+            client.set(keys.liveness(name), 1, px=int(float(config["ABANDON_AFTER"]) * 1000))
         except RedisError:
             pass
         time.sleep(period)
@@ -71,13 +60,14 @@ def _keep_alive(config, name: str) -> None:
 def run_worker(create_app, burst: bool = False, name: str | None = None) -> None:
     """Body of one worker process: build the app through the factory, then work."""
     os.setpgrp()  # the supervisor alone decides when a worker stops
-    _die_with_parent()
+    die_with_parent()
     app = create_app()
+    factory: RedisFactory = app.extensions["redis_factory"]
     logs.install(app.config, name or "-")
-    wait_for_redis(app.config)
+    wait_for_redis(factory)
     if name:
-        threading.Thread(target=_keep_alive, args=(app.config, name), daemon=True).start()
-    connection = make_client(app.config, socket_timeout=None)
+        threading.Thread(target=_keep_alive, args=(factory, app.config, name), daemon=True).start()
+    connection = factory.client(socket_timeout=None, name="jobsvc-worker")
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
     # The worker class is the service's (FastWorker), with the patient end-of-job steps of
     # webapp.resilience for what goes through RQ's own code, and the name this supervisor chose.
@@ -117,7 +107,15 @@ class Supervisor:
     restart_delay = 1.0
     beat_every = 1.0
 
-    def __init__(self, create_app, processes: int = 1, burst: bool = False, grace: float = 25.0, config=None):
+    def __init__(
+        self,
+        create_app,
+        processes: int = 1,
+        burst: bool = False,
+        grace: float = 25.0,
+        config=None,
+        factory: RedisFactory | None = None,
+    ):
         self.create_app = create_app
         self.processes = processes
         self.burst = burst
@@ -129,7 +127,8 @@ class Supervisor:
         self.config = config
         self.recovery: Recovery | None = None
         if config is not None:
-            self.recovery = Recovery(make_client(config), dict(config))
+            factory = factory or RedisFactory(config)
+            self.recovery = Recovery(factory.client(name="jobsvc-supervisor"), dict(config))
         self.prefix = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
         self.sequence = 0
         self.pending: dict[str, tuple[str, bool]] = {}  # dead worker -> (reason, hand back)
@@ -256,7 +255,7 @@ class Supervisor:
             return
         with connection.pipeline(transaction=False) as pipe:
             for job_id, _ in running:
-                pipe.hmget(f"rq:job:{job_id}", "started_at", "timeout", "status")
+                pipe.hmget(keys.job(job_id), "started_at", "timeout", "status")
             replies = pipe.execute()
         for (job_id, pid), (started_at, timeout, status) in zip(running, replies, strict=True):
             if status != b"started" or not started_at or not timeout or float(timeout) < 0 or pid not in self.children:
@@ -318,47 +317,3 @@ class Supervisor:
             time.sleep(0.1)
         log.info("all worker processes stopped")
         return 0
-
-
-def wait_for_redis(config) -> None:
-    """Block until Redis answers, saying so every few seconds: a worker started before
-    Redis (or during an outage) should wait, not crash the whole Procfile."""
-    client = make_client(config)
-    next_note = 0.0
-    while True:
-        try:
-            client.ping()
-            return
-        except RedisError as exc:
-            if time.monotonic() >= next_note:
-                log.warning(
-                    "cannot reach Redis at %s (%s); retrying. Start Redis or fix REDIS_URL.", config["REDIS_URL"], exc
-                )
-                next_note = time.monotonic() + 5
-            time.sleep(0.5)
-
-
-def main(create_app, argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Run the job service's RQ workers.")
-    parser.add_argument("--processes", type=int, default=None, help="worker processes (default WORKER_PROCESSES)")
-    parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
-    options = parser.parse_args(argv)
-    app = create_app()
-    processes = options.processes or app.config["WORKER_PROCESSES"]
-    wait_for_redis(app.config)
-    try:
-        redis_checks.check_once(make_client(app.config), app.config, "worker")
-    except redis_checks.UnsafeRedis as exc:
-        log.error("%s", exc)
-        return 2
-    log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
-    grace = app.config["WORKER_SHUTDOWN_GRACE"]
-    # Scheduled jobs (enqueue_in/at, retry intervals) are moved by a thread of this process.
-    scheduler = None if options.burst else start_scheduler(app.config)
-    try:
-        return Supervisor(create_app, processes, burst=options.burst, grace=grace, config=app.config).run()
-    finally:
-        if scheduler is not None:
-            scheduler.stop()

@@ -10,11 +10,14 @@ client reads its stream after the last id it delivered. So a lost notification (
 restarting, the subscription being re-made) costs only latency: whenever the subscription is
 (re)confirmed, every client is woken to re-read, and clients also re-read periodically.
 
-Live clients of the same stream share its reads through the hub's `webapp.tails.StreamTail`
-of that stream (one XRANGE per published event per stream and process). Clients further
-behind (a replay, a resume) read Redis themselves, through a small blocking connection pool
-owned by the hub: a burst of clients waits for one of a few connections instead of opening
-one each.
+Live clients of the same stream share its reads through the hub's `StreamTail` of that
+stream (webapp/web/sse/tails.py: one XRANGE per published event per stream and process).
+Clients further behind (a replay, a resume) read Redis themselves, through a small pool of
+connections owned by the hub: a burst of clients waits for one of a few connections instead
+of opening one each.
+
+Both the subscription and the readers come from the app's Redis client factory
+(webapp/infra/redis.py), so they follow a Sentinel failover like every other connection.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ import socket
 import threading
 import weakref
 from collections import deque
-from datetime import UTC, datetime
 
 from flask import Flask, current_app
-from redis import BlockingConnectionPool, Redis
-from redis.backoff import NoBackoff
+from redis import Redis
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
-from webapp.tails import StreamTail
+from webapp.infra.clock import now_iso
+from webapp.infra.redis import RedisFactory
+from webapp.store import keys
+from webapp.web.sse.tails import StreamTail
 
 log = logging.getLogger("webapp.hub")
 
@@ -90,10 +93,9 @@ def end_all_streams() -> None:
 class Hub:
     """The per-process fan-out: one pub/sub connection, many subscriptions."""
 
-    def __init__(self, config: dict):
-        self.redis_url = config["REDIS_URL"]
-        self.connect_timeout = config["REDIS_CONNECT_TIMEOUT"]
-        self.events_channel = config["EVENTS_CHANNEL"]
+    def __init__(self, config, factory: RedisFactory):
+        self.factory = factory
+        self.events_channel = keys.events_channel(config)
         self.demo_channel = config["DEMO_CHANNEL"]
         self.read_connections = config["SSE_REDIS_CONNECTIONS"]
         self._lock = threading.Lock()
@@ -104,7 +106,6 @@ class Hub:
         self._owner_pid: int | None = None
         self._reader: Redis | None = None
         self._reader_pid: int | None = None
-        self._reader_config = config
         self._tails: dict[str, StreamTail] = {}
         self.publications = 0  # notifications received (and resubscriptions): see StreamTail
         self.connected = threading.Event()
@@ -174,18 +175,13 @@ class Hub:
     def reader(self) -> Redis:
         """The client event streams read with: a few pooled connections, waited for when busy."""
         if self._reader is None or self._reader_pid != os.getpid():
-            config = self._reader_config
-            pool = BlockingConnectionPool.from_url(
-                self.redis_url,
+            # A client waits at most one socket timeout for a free connection: under a frozen
+            # Redis it then gets its 503 in time, instead of queueing behind stuck reads.
+            self._reader = self.factory.client(
                 max_connections=self.read_connections,
-                timeout=config["REDIS_SOCKET_TIMEOUT"] + 5,
-                socket_connect_timeout=self.connect_timeout,
-                socket_timeout=config["REDIS_SOCKET_TIMEOUT"],
-                health_check_interval=30,
-                retry=Retry(NoBackoff(), 1),
-                client_name=f"jobsvc-sse-read:{os.getpid()}",  # who is who in CLIENT LIST
+                wait_for_connection=self.factory.socket_timeout,
+                name="jobsvc-sse-read",  # who is who in CLIENT LIST
             )
-            self._reader = Redis(connection_pool=pool)
             self._reader_pid = os.getpid()
         return self._reader
 
@@ -215,16 +211,14 @@ class Hub:
         backoff = 0.1
         while not self._closed.is_set():
             confirmed_before = self.subscriptions_made
-            client = Redis.from_url(
-                self.redis_url,
-                socket_connect_timeout=self.connect_timeout,
+            client = self.factory.client(
                 socket_timeout=None,
+                max_connections=2,
                 # A half-open connection (a peer gone without a FIN) is noticed in about 30 s.
-                socket_keepalive=True,
-                socket_keepalive_options=KEEPALIVE_OPTIONS,
+                keepalive=KEEPALIVE_OPTIONS,
                 health_check_interval=15,
-                retry=Retry(NoBackoff(), 0),
-                client_name=f"jobsvc-sse-hub:{os.getpid()}",
+                retries=0,
+                name="jobsvc-sse-hub",
             )
             pubsub = client.pubsub()
             try:
@@ -283,7 +277,7 @@ class Hub:
             received = {
                 "channel": channel,
                 "data": data,
-                "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "at": now_iso(),
             }
             with self._lock:
                 targets = list(self._demo)
@@ -305,7 +299,7 @@ class Hub:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["jobsvc_hub"] = Hub(app.config)
+    app.extensions["jobsvc_hub"] = Hub(app.config, app.extensions["redis_factory"])
 
 
 def get_hub() -> Hub:

@@ -8,6 +8,10 @@ replay and the live part, and none is sent twice (reads start after the last id 
 
 Frames: `id: <event id>`, `event: <event name>`, `data: <event JSON>`; `retry:` once at the
 start, `: keep-alive` comments when idle for `HEARTBEAT_INTERVAL`.
+
+The streams live under /api, so the API's authentication gate covers them (webapp/web/auth.py);
+with API keys, a job's stream is a 404 for anyone but its owner (and admins), and `/api/events`
+carries only the caller's own jobs.
 """
 
 from __future__ import annotations
@@ -20,22 +24,25 @@ from collections.abc import Callable, Iterator
 from flask import Blueprint, Response, current_app, request
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
-from rq.job import Job
 
-from webapp.errors import BadRequest, NotFound, ValidationFailed
-from webapp.events import (
+from webapp.infra.errors import BadRequest, ValidationFailed
+from webapp.service.access import owner_filter
+from webapp.store import keys
+from webapp.store.events import (
+    BATCH,
     EVENT_NAMES,
-    GLOBAL_STREAM,
+    EventId,
     decode_entry,
     format_event_id,
     is_terminal,
-    job_stream_key,
     parse_event_id,
+    xrange_after,
 )
-from webapp.hub import Hub, Subscription, get_hub
-from webapp.jobstore import check_job_id
-from webapp.service import get_service
-from webapp.tails import BATCH, Entry, EventId, StreamTail, read_entries, to_entries, xrange_after
+from webapp.store.jobreads import not_found
+from webapp.web.auth import caller
+from webapp.web.extensions import get_service
+from webapp.web.sse.hub import Hub, Subscription, get_hub
+from webapp.web.sse.tails import Entry, StreamTail, read_entries, to_entries
 
 log = logging.getLogger("webapp.streams")
 
@@ -240,20 +247,20 @@ class Follow:
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str):
     """One job's events as SSE: its timeline from the start (or after Last-Event-ID), then live."""
-    check_job_id(job_id)
+    get_service().check_visible(job_id, caller())
     after = requested_event_id()
     hub = get_hub()
-    key = job_stream_key(job_id)
+    key = keys.job_events(job_id)
     subscription = hub.subscribe(job_id)  # before any read: see the module docstring
     try:
         with hub.reader.pipeline(transaction=False) as pipe:
-            pipe.exists(Job.key_for(job_id), key)
-            pipe.xinfo_stream(GLOBAL_STREAM)
+            pipe.exists(keys.job(job_id), key)
+            pipe.xinfo_stream(keys.EVENTS_STREAM)
             exists, global_info = pipe.execute(raise_on_error=False)
         if isinstance(exists, Exception):
             raise exists
         if not exists:
-            raise NotFound(f"no job with id {job_id!r}: it never existed or has expired")
+            raise not_found(job_id)
         check_not_future(after, stream_info(global_info))
     except BaseException:
         hub.unsubscribe(subscription)
@@ -263,7 +270,7 @@ def job_events(job_id: str):
         """Over when the last event was terminal and already sent, or the job is gone."""
         with reader.pipeline(transaction=False) as pipe:
             pipe.xrevrange(key, "+", "-", count=1)
-            pipe.exists(Job.key_for(job_id))
+            pipe.exists(keys.job(job_id))
             latest, job_exists = pipe.execute()
         if latest:
             latest_event = decode_entry(*latest[0])
@@ -291,8 +298,10 @@ def check_not_future(after: EventId | None, global_info: dict | None) -> None:
 
 @bp.get("/events")
 def all_events():
-    """Every job's events as SSE, optionally filtered by ?queue=, ?name= (job name), ?event=."""
+    """Every job's events as SSE, optionally filtered by ?queue=, ?name= (job name), ?event=;
+    with API keys, only the caller's own jobs (admins: all)."""
     service = get_service()
+    owner = owner_filter(caller())
     queues = csv_filter("queue", list(service.queues), "queue")
     names = csv_filter("name", sorted(service.catalog), "job name")
     kinds = csv_filter("event", EVENT_NAMES, "event name")
@@ -300,7 +309,7 @@ def all_events():
     hub = get_hub()
     subscription = hub.subscribe(None)  # before any read: see the module docstring
     try:
-        info = stream_info(_xinfo(hub.reader, GLOBAL_STREAM))
+        info = stream_info(_xinfo(hub.reader, keys.EVENTS_STREAM))
         check_not_future(after, info)
     except BaseException:
         hub.unsubscribe(subscription)
@@ -313,10 +322,11 @@ def all_events():
             (queues is None or event.get("queue") in queues)
             and (names is None or event.get("name") in names)
             and (kinds is None or event.get("event") in kinds)
+            and (owner is None or event.get("owner") == owner)
         )
 
-    follow = Follow(hub, subscription, GLOBAL_STREAM, start, current_app.config)
-    filtered = None if queues is None and names is None and kinds is None else accept
+    follow = Follow(hub, subscription, keys.EVENTS_STREAM, start, current_app.config)
+    filtered = None if queues is None and names is None and kinds is None and owner is None else accept
     return sse_response(follow.body(follow.run(accept=filtered)))
 
 

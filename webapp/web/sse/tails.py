@@ -8,31 +8,28 @@ per client.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
 
 from redis import Redis
 
-from webapp.events import decode_entry, format_event_id, parse_event_id, sse_frame
+from webapp.store.events import BATCH, EventId, decode_entries, format_event_id, xrange_after
 
 TAIL_SIZE = 512  # recent entries a StreamTail keeps
-BATCH = 200  # entries per stream read; a client far behind catches up in several reads
 
-EventId = tuple[int, int]
 Entry = tuple[EventId, dict, str]  # (id, event, SSE frame)
 
 
-def xrange_after(after: EventId | None) -> str:
-    return "-" if after is None else "(" + format_event_id(after)
+def sse_frame(event: dict) -> str:
+    """One event as a Server-Sent Events frame: its id, its name, its JSON on one line."""
+    return f"id: {event['id']}\nevent: {event['event']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
 def to_entries(raw: list) -> list[Entry]:
-    entries = []
-    for entry_id, fields in raw:
-        event = decode_entry(entry_id, fields)
-        entries.append((parse_event_id(event["id"]), event, sse_frame(event)))
-    return entries
+    """XRANGE's reply as entries, each rendered once as its SSE frame."""
+    return [(event_id, event, sse_frame(event)) for event_id, event in decode_entries(raw)]
 
 
 def read_entries(reader: Redis, key: str, after: EventId | None, count: int = BATCH) -> list[Entry]:

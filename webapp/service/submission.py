@@ -1,0 +1,61 @@
+"""What a client sends to submit jobs, as pydantic models: the service validates every
+submission with them (webapp/service/planning.py) before anything touches Redis.
+
+These generic models check the shape and the options; the job's own arguments are checked
+against its type's signature by the catalog. The OpenAPI document describes the union of both
+(one submission schema per job name: webapp/web/openapi.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobId = str  # checked against webapp.store.jobreads.JOB_ID_PATTERN before any lookup
+JobStatus = Literal["queued", "started", "deferred", "scheduled", "finished", "failed", "stopped", "canceled"]
+
+
+class Strict(BaseModel):
+    """Requests: unknown fields are refused, and no type coercion (`"2"` is not an int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RetryOptions(Strict):
+    max: int = Field(ge=0, description="How many times a failed job is retried.")
+    intervals: list[int] = Field(default_factory=list, description="Seconds to wait before each retry.")
+
+
+class Dependencies(Strict):
+    ids: list[JobId] = Field(min_length=1, description="Jobs that must end before this one runs.")
+    allow_failure: bool = Field(False, description="Run even if a dependency failed.")
+
+
+class SubmitRequest(Strict):
+    """`POST /api/jobs`. Every option is bounded by the server's configured maxima."""
+
+    name: str = Field(description="A registered job name (see GET /api/functions).")
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(None, description="high, default or low (configured queues).")
+    timeout: int | None = Field(None, ge=1, description="Seconds the job may run.")
+    result_ttl: int | None = Field(None, ge=0, description="Seconds a finished job is kept.")
+    ttl: int | None = Field(None, ge=1, description="Seconds the job may wait in the queue.")
+    failure_ttl: int | None = Field(None, ge=0, description="Seconds a failed job is kept.")
+    retry: RetryOptions | None = None
+    enqueue_in: float | None = Field(None, ge=0, description="Run after this many seconds.")
+    enqueue_at: datetime | None = Field(None, description="Run at this time (ISO 8601).")
+    depends_on: list[JobId] | Dependencies | None = None
+    description: str | None = Field(None, max_length=500)
+
+
+class RetryRequest(Strict):
+    """`POST /api/jobs/<id>/retry`: no options yet; send `{}` (or no body) as JSON."""
+
+
+class BatchRequest(Strict):
+    """`POST /api/jobs/batch`: validated all-or-nothing, enqueued in one pipeline."""
+
+    jobs: list[SubmitRequest] = Field(min_length=1)

@@ -1,0 +1,174 @@
+"""Every Redis key the service reads or writes, named once.
+
+RQ's keys are taken from RQ's own classes, so the service and RQ's workers, `Job.fetch` and
+rq-dashboard always agree; tests/test_rq_compat.py pins the layout of the installed RQ, so an
+RQ upgrade that moves a key fails there first. The service's own keys all start with
+`jobsvc:`. A test fails if a key name is spelled anywhere else in `webapp/`
+(tests/test_architecture.py); Lua scripts get the prefixes below through `LUA_NAMES`.
+"""
+
+from __future__ import annotations
+
+from rq.defaults import RQ_KEY_PREFIX
+from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE, ExecutionRegistry
+from rq.job import Job
+from rq.queue import Queue
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.results import Result
+from rq.worker import Worker
+from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
+
+# -- RQ's keys ------------------------------------------------------------------------------
+
+JOB_PREFIX = Job.redis_job_namespace_prefix  # + job id: the job hash
+RESULTS_PREFIX = Result.get_key("")  # + job id: the results stream
+QUEUE_PREFIX = Queue.redis_queue_namespace_prefix  # + queue name: the queue list
+QUEUES = Queue.redis_queues_keys  # the set of every queue's key
+WORKERS = REDIS_WORKER_KEYS  # the set of every worker's key
+WORKER_PREFIX = Worker.redis_worker_namespace_prefix  # + worker name: the worker hash
+EXECUTION_PREFIX = f"{RQ_KEY_PREFIX}:execution:"  # + "<job id>:<execution id>": one execution
+EXECUTIONS_PREFIX = ExecutionRegistry.key_template.format("")  # + job id: a job's executions
+
+REGISTRIES = {
+    "started": StartedJobRegistry,
+    "scheduled": ScheduledJobRegistry,
+    "deferred": DeferredJobRegistry,
+    "finished": FinishedJobRegistry,
+    "failed": FailedJobRegistry,
+    "canceled": CanceledJobRegistry,
+}
+
+
+def job(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def results(job_id: str) -> str:
+    return RESULTS_PREFIX + job_id
+
+
+def dependents(job_id: str) -> str:
+    return Job.dependents_key_for(job_id)
+
+
+def dependencies(job_id: str) -> str:
+    # As RQ 3 writes it (Job.dependencies_key), with a doubled colon: `rq:job::<id>:dependencies`.
+    return f"{JOB_PREFIX}:{job_id}:dependencies"
+
+
+def queue(name: str) -> str:
+    return QUEUE_PREFIX + name
+
+
+def registry(state: str, queue_name: str) -> str:
+    """The registry of jobs in `state` (started, scheduled, deferred, finished, failed, canceled)."""
+    return REGISTRIES[state].key_template.format(queue_name)
+
+
+def execution(job_id: str, execution_id: str) -> str:
+    return f"{EXECUTION_PREFIX}{job_id}:{execution_id}"
+
+
+def executions(job_id: str) -> str:
+    return EXECUTIONS_PREFIX + job_id
+
+
+def worker(name: str) -> str:
+    return WORKER_PREFIX + name
+
+
+def worker_executions(name: str) -> str:
+    return WORKER_EXECUTIONS_KEY_TEMPLATE.format(name)
+
+
+def workers_by_queue(queue_name: str) -> str:
+    return WORKERS_BY_QUEUE_KEY % queue_name
+
+
+# -- the service's own keys ----------------------------------------------------------------
+
+EVENTS_STREAM = "jobsvc:events"  # every job's events (a stream), trimmed to EVENTS_STREAM_MAXLEN
+EVENTS_CHANNEL = "jobsvc:events"  # the pub/sub channel events are published on (EVENTS_CHANNEL)
+JOB_EVENTS_PREFIX = "jobsvc:job-events:"  # + job id: one job's timeline (a stream)
+WAKE_PREFIX = "jobsvc:wake:"  # + queue name: wake-up tokens for idle workers (a list)
+
+INDEX = "jobsvc:index"  # every job by submission time (a sorted set)
+INDEX_BY_QUEUE_PREFIX = "jobsvc:index:queue:"  # + queue name
+INDEX_BY_NAME_PREFIX = "jobsvc:index:name:"  # + job name
+INDEX_BY_OWNER_PREFIX = "jobsvc:index:owner:"  # + API key name
+INDEX_SWEEP = "jobsvc:index:sweep"  # where the index sweep stopped, per index set (a hash)
+
+METRICS_EVENTS = "jobsvc:metrics:events"  # event name -> count (a hash)
+METRICS_DURATION = "jobsvc:metrics:duration"  # histogram bucket -> count, plus the sum
+METRICS_RECOVERY = "jobsvc:metrics:recovery"  # recovery outcome -> count
+RUN_STARTED = "jobsvc:run-started"  # job id -> start time of its current run
+LIVE = "jobsvc:live"  # jobs queued or running, by when they were queued (a sorted set)
+
+LIVENESS_PREFIX = "jobsvc:liveness:"  # + worker name: refreshed by its supervisor, expiring
+SUPERVISED = "jobsvc:supervised"  # names of workers that have a supervisor (a set)
+REAPER_LOCK = "jobsvc:reaper:lock"  # held by the one supervisor running a reaper pass
+ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"  # + job id: first sighting of a lost queued job
+
+IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"  # + hash of (API key name, Idempotency-Key)
+RATE_PREFIX = "jobsvc:rate:"  # + hash of the client: its submission count this window
+
+
+def job_events(job_id: str) -> str:
+    return JOB_EVENTS_PREFIX + job_id
+
+
+def wake(queue_name: str) -> str:
+    return WAKE_PREFIX + queue_name
+
+
+def index_by_queue(queue_name: str) -> str:
+    return INDEX_BY_QUEUE_PREFIX + queue_name
+
+
+def index_by_name(job_name: str) -> str:
+    return INDEX_BY_NAME_PREFIX + job_name
+
+
+def index_by_owner(owner: str) -> str:
+    return INDEX_BY_OWNER_PREFIX + owner
+
+
+def liveness(worker_name: str) -> str:
+    return LIVENESS_PREFIX + worker_name
+
+
+def orphan_mark(job_id: str) -> str:
+    return ORPHAN_MARK_PREFIX + job_id
+
+
+def events_channel(config) -> str:
+    """The configured events channel, or the default one."""
+    return config.get("EVENTS_CHANNEL") or EVENTS_CHANNEL
+
+
+# The names a Lua script may use as `{{NAME}}` (webapp/store/scripts.py substitutes them).
+LUA_NAMES = {
+    "JOB_PREFIX": JOB_PREFIX,
+    "RESULTS_PREFIX": RESULTS_PREFIX,
+    "QUEUE_PREFIX": QUEUE_PREFIX,
+    "QUEUES": QUEUES,
+    "EXECUTION_PREFIX": EXECUTION_PREFIX,
+    "EXECUTIONS_PREFIX": EXECUTIONS_PREFIX,
+    "STARTED_PREFIX": registry("started", ""),
+    "FINISHED_PREFIX": registry("finished", ""),
+    "DEPENDENTS_SUFFIX": dependents("").removeprefix(JOB_PREFIX),
+    "DEPENDENCIES_PREFIX": dependencies("").removesuffix(":dependencies"),
+    "JOB_EVENTS_PREFIX": JOB_EVENTS_PREFIX,
+    "WAKE_PREFIX": WAKE_PREFIX,
+    "METRICS_EVENTS": METRICS_EVENTS,
+    "METRICS_DURATION": METRICS_DURATION,
+    "RUN_STARTED": RUN_STARTED,
+    "LIVE": LIVE,
+}

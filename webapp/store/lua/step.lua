@@ -1,0 +1,139 @@
+-- uses: events
+-- STEP, the fast worker's one call per job (webapp/store/step.py builds its arguments): FINISH
+-- the job just run, if any, and CLAIM the next, writing exactly what RQ 3's own worker writes
+-- (job hash fields, the started registry entry `<job id>:<execution id>`, the execution hash and
+-- its per-job registry, the worker's execution index, the result stream, the finished registry,
+-- the worker's counters), so RQ's API, `rq info` and rq-dashboard read the jobs as usual.
+-- CLAIM is atomic: the job id leaves its queue list and enters the started registry in this one
+-- script, so a job is always either queued or registered as started.
+--
+-- KEYS: 1 global event stream, 2 worker hash, 3 worker execution index, then the queue lists in
+-- priority order (n = A.queue_count), then their wake lists (n).
+-- ARGV: the fields of webapp/store/step.py, by name in `A` below.
+-- Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status: 1
+-- finished, 0 the job has dependents (nothing written: the caller uses RQ's own path, which
+-- enqueues them), -1 its hash vanished while it ran, false when there was nothing to finish.
+{{STEP_ARGS}}
+
+local function event(job_id, payload, ttl, name, at)
+  append_event(KEYS[1], A.channel, A.events_maxlen, A.job_events_maxlen, ttl, job_id, payload, name, at)
+end
+
+local function finish()
+  local job_id, origin, execution_id = A.done_job_id, A.done_queue, A.done_execution_id
+  local job_key = '{{JOB_PREFIX}}' .. job_id
+  local dependents = '{{JOB_PREFIX}}' .. job_id .. '{{DEPENDENTS_SUFFIX}}'
+  if redis.call('SCARD', dependents) > 0 then return 0 end
+  local composite = job_id .. ':' .. execution_id
+  -- a retry after a lost reply: the first call did it all
+  if redis.call('EXISTS', '{{EXECUTION_PREFIX}}' .. composite) == 0
+    and redis.call('HGET', job_key, 'status') == 'finished' then return 1 end
+  redis.call('DEL', '{{EXECUTION_PREFIX}}' .. composite)
+  redis.call('ZREM', '{{STARTED_PREFIX}}' .. origin, composite)
+  redis.call('ZREM', '{{EXECUTIONS_PREFIX}}' .. job_id, execution_id)
+  redis.call('SREM', KEYS[3], composite)
+  if redis.call('EXISTS', KEYS[2]) == 1 then  -- never recreate an expired worker hash in part
+    redis.call('HINCRBY', KEYS[2], 'successful_job_count', 1)
+    redis.call('HINCRBYFLOAT', KEYS[2], 'total_working_time', A.done_working_time)
+    redis.call('HSET', KEYS[2], 'state', 'idle')
+  end
+  if redis.call('EXISTS', job_key) == 0 then return -1 end
+  local ttl = tonumber(A.done_result_ttl)
+  redis.call('HSET', job_key, 'status', 'finished', 'ended_at', A.done_ended_text, 'last_heartbeat', A.done_ended_text)
+  local result_key = '{{RESULTS_PREFIX}}' .. job_id
+  local result = {'type', '1', 'worker_name', A.worker_name}
+  if A.done_return_value ~= '' then table.insert(result, 'return_value'); table.insert(result, A.done_return_value) end
+  table.insert(result, 'execution_id'); table.insert(result, execution_id)
+  table.insert(result, 'execution_started_at'); table.insert(result, A.done_started)
+  table.insert(result, 'execution_ended_at'); table.insert(result, A.done_ended)
+  redis.call('XADD', result_key, 'MAXLEN', '~', 10, '*', unpack(result))
+  if ttl == -1 then
+    redis.call('PERSIST', result_key)
+    redis.call('ZADD', '{{FINISHED_PREFIX}}' .. origin, '+inf', job_id)
+  else
+    redis.call('EXPIRE', result_key, ttl)
+    redis.call('ZADD', '{{FINISHED_PREFIX}}' .. origin, math.floor(tonumber(A.done_ended)) + ttl, job_id)
+    redis.call('EXPIRE', job_key, ttl)
+    redis.call('EXPIRE', dependents, ttl)
+    redis.call('EXPIRE', '{{DEPENDENCIES_PREFIX}}' .. job_id .. ':dependencies', ttl)
+  end
+  event(job_id, A.done_event, A.done_event_ttl, 'finished', tonumber(A.done_ended))
+  return 1
+end
+
+local function claim()
+  local n = tonumber(A.queue_count)
+  local now_ts = tonumber(A.now)
+  for i = 1, n do
+    local queue_key, wake = KEYS[3 + i], KEYS[3 + n + i]
+    local job_id = redis.call('LPOP', queue_key)
+    while job_id do
+      local job_key = '{{JOB_PREFIX}}' .. job_id
+      local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
+      if fields[1] then
+        local origin = fields[1]
+        -- heartbeat ttl as RQ's SimpleWorker computes it: job timeout + 60, or the default
+        local ttl = tonumber(A.heartbeat_ttl)
+        local timeout = tonumber(fields[2])
+        if timeout and timeout ~= -1 then ttl = timeout + 60 end
+        local composite = job_id .. ':' .. A.execution_id
+        local execution_key = '{{EXECUTION_PREFIX}}' .. composite
+        redis.call('HSET', execution_key, 'id', A.execution_id, 'job_id', job_id, 'created_at', A.now,
+          'last_heartbeat', A.now, 'worker_name', A.worker_name)
+        redis.call('EXPIRE', execution_key, ttl)
+        local executions = '{{EXECUTIONS_PREFIX}}' .. job_id
+        redis.call('ZADD', executions, math.floor(now_ts) + ttl + 60, A.execution_id)
+        redis.call('EXPIRE', executions, ttl + 60)
+        redis.call('ZADD', '{{STARTED_PREFIX}}' .. origin, math.floor(now_ts) + ttl, composite)
+        redis.call('SADD', KEYS[3], composite)
+        redis.call('EXPIRE', KEYS[3], ttl + 60)
+        if redis.call('EXISTS', KEYS[2]) == 1 then
+          redis.call('HSET', KEYS[2], 'state', 'busy', 'last_heartbeat', A.now_text)
+          if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
+        end
+        redis.call('HSET', job_key, 'status', 'started', 'started_at', A.now_text, 'last_heartbeat', A.now_text,
+          'worker_name', A.worker_name)
+        redis.call('PERSIST', job_key)
+        -- wake tokens: at most one per queued job, at least one while jobs remain
+        local remaining = redis.call('LLEN', queue_key)
+        if remaining == 0 then
+          redis.call('DEL', wake)
+        elseif redis.call('LLEN', wake) == 0 then
+          redis.call('RPUSH', wake, '1')
+        else
+          redis.call('LTRIM', wake, 0, remaining - 1)
+        end
+        local name, owner = nil, nil
+        if fields[3] then
+          local ok, meta = pcall(cjson.decode, fields[3])
+          if ok and type(meta) == 'table' then
+            if type(meta['name']) == 'string' then name = meta['name'] end
+            if type(meta['owner']) == 'string' then owner = meta['owner'] end
+          end
+        end
+        if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
+          local names = cjson.decode([==[{{NAMES_JSON}}]==])  -- by import path
+          name = names[string.match(fields[4], '^([^(]*)')]  -- RQ's description: "<path>(<args>)"
+        end
+        local payload = '{"event":"started","job_id":' .. cjson.encode(job_id) .. ',"name":'
+          .. (name and cjson.encode(name) or 'null') .. ',"queue":' .. cjson.encode(origin)
+          .. ',"status":"started","at":' .. cjson.encode(A.event_at) .. ',"worker":' .. cjson.encode(A.worker_name)
+        if owner then payload = payload .. ',"owner":' .. cjson.encode(owner) end
+        event(job_id, payload .. '}', A.events_ttl, 'started', now_ts)
+        return {i, job_id, redis.call('HGETALL', job_key)}
+      end
+      -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does
+      job_id = redis.call('LPOP', queue_key)
+    end
+  end
+  for i = 1, n do redis.call('DEL', KEYS[3 + n + i]) end
+  return nil
+end
+
+local finished = false
+if A.done_job_id ~= '' then finished = finish() end
+if A.claim == '1' then
+  local claimed = claim()
+  if claimed then return {finished, claimed[1], claimed[2], claimed[3]} end
+end
+return {finished}

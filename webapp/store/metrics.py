@@ -1,0 +1,80 @@
+"""The service's counters, read from Redis for `/metrics` (webapp/web/ops.py serves them).
+
+Nothing is counted in process memory: gunicorn runs several web processes and workers run
+on other machines, so every number lives in Redis and any web process can answer a scrape.
+- Counters of lifecycle events and run durations are kept by the event write itself
+  (lua/lib/metrics.lua), so a counter never disagrees with the event log.
+- Recovery outcomes are counted by the reaper (webapp/worker/recovery.py).
+- Queue depths and live workers are read from RQ's own keys at scrape time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+
+from webapp.store import keys
+from webapp.store.scripts import DURATION_BUCKETS
+
+QUEUE_STATES = ("queued", "started", "scheduled", "deferred", "finished", "failed")
+COUNTED_EVENTS = ("queued", "started", "finished", "failed", "retrying", "abandoned", "stopped")
+RECOVERY_OUTCOMES = ("retried", "failed", "handed_back", "requeued_unstarted", "orphan_requeued")
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every sample of one scrape."""
+
+    depths: dict[str, dict[str, int]]  # queue -> state -> jobs
+    events: dict[str, int]
+    duration_buckets: list[tuple[str, int]]  # cumulative, ending with +Inf
+    duration_sum: float
+    recovered: dict[str, int]
+    workers_alive: int
+
+
+def read(connection: Redis, queue_names: list[str]) -> Snapshot:
+    """Read every sample in two round trips."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in queue_names:
+            pipe.llen(keys.queue(name))
+            for state in QUEUE_STATES[1:]:
+                pipe.zcard(keys.registry(state, name))
+        pipe.hgetall(keys.METRICS_EVENTS)
+        pipe.hgetall(keys.METRICS_DURATION)
+        pipe.hgetall(keys.METRICS_RECOVERY)
+        pipe.smembers(keys.WORKERS)
+        replies = pipe.execute()
+    width = len(QUEUE_STATES)
+    depths = {
+        name: dict(zip(QUEUE_STATES, replies[width * index : width * (index + 1)], strict=True))
+        for index, name in enumerate(queue_names)
+    }
+    events, durations, recovery, worker_keys = replies[width * len(queue_names) :]
+    worker_keys = sorted(_text(key) for key in worker_keys)
+    alive = 0
+    if worker_keys:
+        with connection.pipeline(transaction=False) as pipe:
+            for key in worker_keys:
+                pipe.exists(key)
+            alive = sum(pipe.execute())
+    counted = {_text(name): int(value) for name, value in events.items()}
+    buckets = {_text(name): value for name, value in durations.items()}
+    cumulative, running = [], 0
+    for bound in (*DURATION_BUCKETS, "+Inf"):
+        running += int(buckets.get(bound, 0))
+        cumulative.append((bound, running))
+    outcomes = {_text(name): int(value) for name, value in recovery.items()}
+    return Snapshot(
+        depths=depths,
+        events={name: counted.get(name, 0) for name in COUNTED_EVENTS},
+        duration_buckets=cumulative,
+        duration_sum=float(buckets.get("sum", 0) or 0),
+        recovered={outcome: outcomes.get(outcome, 0) for outcome in RECOVERY_OUTCOMES},
+        workers_alive=alive,
+    )

@@ -1,0 +1,19 @@
+"""The JSON API under /api, one blueprint per resource.
+
+What every route shares is applied app-wide, so a route added later cannot forget it: the
+authentication gate (webapp/web/auth.py) and JSON bodies (`requests.require_json_bodies`).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from webapp.web.api import catalog, cluster, jobs, requests
+
+BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(requests.require_json_bodies)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)

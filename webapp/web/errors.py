@@ -1,0 +1,71 @@
+"""The one error boundary: every failure leaves the app as `{"error": {"code", "message"}}`.
+
+Errors a client can act on (webapp.infra.errors) keep their status; HTTP errors raised by
+Flask and Werkzeug (404, 405, 413) keep theirs and their headers; a Redis that does not
+answer (down, frozen past REDIS_SOCKET_TIMEOUT, loading, or a replica after a failover) is a
+503 with Retry-After; anything else is a logged 500 that says nothing of the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from redis.exceptions import BusyLoadingError, ReadOnlyError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from webapp.infra.errors import APIError
+
+log = logging.getLogger("webapp.web.errors")
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None, headers=None):
+    body: dict = {"error": {"code": code, "message": message}}
+    if details:
+        body["error"]["details"] = details
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def redis_unavailable():
+    return error_response(
+        503,
+        "redis_unavailable",
+        "Redis is not answering; the request was not processed. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _http_code(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(APIError)
+    def handle_api_error(exc: APIError):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc: HTTPException):
+        # Keep the headers the exception carries (Allow, WWW-Authenticate, Retry-After).
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(exc.code or 500, _http_code(exc), exc.description or exc.name, headers=headers)
+
+    for kind in REDIS_DOWN:
+
+        @app.errorhandler(kind)
+        def handle_redis_down(exc: Exception):
+            log.warning("Redis unavailable: %s", exc)
+            return redis_unavailable()
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Unexpected server error; it has been logged.")

@@ -1,0 +1,14 @@
+"""Server-Sent Event streams of job events: the per-process hub (one subscription, fanned out),
+the shared stream tails, and the routes under /api."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from webapp.web.sse import hub
+from webapp.web.sse.streams import bp
+
+
+def init_app(app: Flask) -> None:
+    hub.init_app(app)
+    app.register_blueprint(bp)

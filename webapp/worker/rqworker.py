@@ -1,0 +1,174 @@
+"""`ServiceWorker`: RQ's in-process `SimpleWorker` plus the service's duties.
+
+It runs each job inside the Flask app context, records lifecycle events (started, progress,
+finished, failed, retrying, stopped) and keeps a failure's type and message in the job's meta.
+It runs only what the catalog allows: a job whose function (or callback) is not in the
+allow-list is failed at once, never imported or called, whoever enqueued it (`refuse`).
+The fast worker (webapp/worker/fastworker.py) builds on it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from rq import SimpleWorker
+from rq.exceptions import AbandonedJobError, DeserializationError
+from rq.job import Job
+from rq.queue import Queue
+from rq.results import Result
+from rq.serializers import JSONSerializer
+from rq.utils import now
+
+from webapp.store.events import EventLog
+from webapp.store.jobreads import job_name
+from webapp.worker.signals import STOP_SIGNAL, StoppableDeathPenalty
+
+
+class JobNotAllowed(Exception):
+    """The job names a function (or callback) outside the catalog's allow-list."""
+
+
+class ServiceWorker(SimpleWorker):
+    """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
+
+    death_penalty_class = StoppableDeathPenalty  # stop-on-request support (webapp/worker/signals.py)
+
+    def __init__(self, *args, app, **kwargs):
+        kwargs.setdefault("serializer", JSONSerializer)
+        super().__init__(*args, **kwargs)
+        self.app = app
+        self.events = EventLog.from_config(self.connection, app.config)
+        self.catalog = app.extensions["jobsvc"].catalog
+        self.names_by_path = self.catalog.names_by_path
+        self.allowed_prefixes = tuple(app.config.get("WORKER_ALLOWED_PREFIXES") or ())
+        # Live events: RQ's registry maintenance reports jobs of dead workers to the exception
+        # handlers; this one records them as `abandoned` (other exceptions pass through).
+        self.push_exc_handler(self._record_abandoned)
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        StoppableDeathPenalty.install()  # a late stop request must not kill the worker
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """RQ calls this for a stop request (from its pub/sub thread) and on a cold shutdown.
+
+        A job running in a forked child (WORKER_ISOLATED_QUEUES) is killed with `sig`; a job
+        running in this process gets STOP_SIGNAL, which raises JobStopped inside it.
+        """
+        if self._horse_pid:
+            try:
+                os.kill(self._horse_pid, sig)
+            except ProcessLookupError:
+                pass
+        elif self._stopped_job_id:
+            os.kill(os.getpid(), STOP_SIGNAL)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
+        self.events.append(event, job_id=job.id, name=job_name(job, self.names_by_path), queue=job.origin,
+                           status=status, owner=job.meta.get("owner"), pipeline=pipeline, **extra)  # fmt: skip
+
+    def _record_progress(self, job: Job, progress: dict) -> None:
+        with self.connection.pipeline() as pipe:
+            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+            self._event("progress", job, "started", pipeline=pipe, progress=progress)
+            pipe.execute()
+
+    def _record_abandoned(self, job: Job, exc_type, exc_value, traceback) -> bool:
+        """An RQ exception handler that records `abandoned` for a job whose worker died.
+
+        RQ's registry maintenance calls a worker's exception handlers with AbandonedJobError
+        for each job left in `started` by a dead worker, just before it retries or fails it;
+        other exceptions pass through untouched.
+        """
+        if exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError):
+            if job.retries_left:
+                status = "scheduled" if job.get_retry_interval() > 0 else "queued"
+            else:
+                status = "failed"
+            error = {"type": "AbandonedJobError", "message": "the worker running this job died"}
+            self.events.for_job("abandoned", job, status=status, name=job_name(job, self.names_by_path), error=error)
+        return True
+
+    # -- the allow-list --------------------------------------------------------------------
+
+    def refusal(self, job: Job) -> str | None:
+        """Why this job must not run (its function or a callback is not allowed), else None."""
+        try:
+            names = [job.func_name]
+        except DeserializationError:
+            return "its data cannot be read as JSON (RQ's JSON serializer); it was not run"
+        names += [name for name in (job._success_callback_name, job._failure_callback_name,
+                                    job._stopped_callback_name) if name]  # fmt: skip
+        for name in names:
+            reason = self.catalog.refusal(name, self.allowed_prefixes)
+            if reason is not None:
+                return reason
+        return None
+
+    def refuse(self, job: Job, queue: Queue, execution, reason: str) -> None:
+        """Fail a job that must not run, at once and for good: no import, no call, no retry."""
+        job._success_callback_name = job._failure_callback_name = job._stopped_callback_name = None
+        job.retries_left = 0
+        job.ended_at = now()
+        self.log.error("Worker %s: job %s refused: %s", self.name, job.id, reason)
+        try:
+            raise JobNotAllowed(reason)
+        except JobNotAllowed:
+            self._finalize_failure(job, queue, execution, sys.exc_info())
+
+    # -- RQ's own path -------------------------------------------------------------------------
+
+    def perform_job(self, job: Job, queue: Queue, execution) -> bool:
+        reason = self.refusal(job)
+        if reason is not None:
+            self.prepare_job_execution(job)
+            self.refuse(job, queue, execution, reason)
+            return False
+        job.progress_hook = self._record_progress
+        with self.app.app_context():
+            return super().perform_job(job, queue, execution)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        self._event("started", job, "started", worker=self.name)
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        exc_type, exc_value, _ = exc_info
+        if exc_type is not None:
+            job.meta["error"] = {
+                "type": exc_type.__name__,
+                "message": str(exc_value) if exc_value is not None else "",
+            }
+            job.save_meta()
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        self._event("finished", job, "finished", ttl=job.get_result_ttl(self.default_result_ttl))
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string="", execution=None):
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        status = job.get_status(refresh=False)
+        status = status.value if status is not None else "failed"
+        if status in ("failed", "stopped"):
+            self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
+        else:
+            self._record_retried_try(job, exc_string, execution)
+            self._event("retrying", job, status, error=job.meta.get("error"))
+
+    def _record_retried_try(self, job: Job, exc_string: str, execution) -> None:
+        """Keep a failed try that will be retried in RQ's result history (RQ records only the last)."""
+        Result.create(
+            job,
+            Result.Type.RETRIED,
+            job.failure_ttl,
+            exc_string=exc_string,
+            worker_name=self.name,
+            execution_id=execution.id if execution else None,
+            execution_started_at=execution.created_at if execution else None,
+            execution_ended_at=job.ended_at,
+        )
