@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webapp.infra.errors import APIError, BadRequest, UnsupportedMediaType, ValidationFailed
-from webapp.service.jobservice import fingerprint_of
 from webapp.service.submission import SubmitRequest
+from webapp.service.submit import fingerprint_of
 from webapp.service.validation import details_of, summary
 from webapp.web.auth import caller, is_api_path
 from webapp.web.extensions import get_service
