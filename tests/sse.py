@@ -34,6 +34,19 @@ def events_only(frames: Iterable[dict]) -> Iterator[dict]:
     return (frame for frame in frames if "data" in frame)
 
 
+def read_events(url: str, until: str | None = None, timeout: float = 20.0, headers: dict | None = None) -> list[dict]:
+    """The events of one SSE stream (decoded `data`), up to the first named `until` or the end."""
+    received = []
+    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout) as response:
+        assert response.status_code == 200, (response.status_code, response.read())
+        for frame in events_only(parse_frames(response.iter_lines())):
+            event = json.loads(frame["data"])
+            received.append(event)
+            if until is not None and frame.get("event") == until:
+                break
+    return received
+
+
 async def aparse_frames(lines) -> AsyncIterator[dict]:
     """`parse_frames` for an async line iterator (httpx's `aiter_lines`)."""
     frame: dict = {}

@@ -41,7 +41,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RESULT_TTL", 86400, int, "Seconds a finished job and its result are kept."),
     Setting("FAILURE_TTL", 604800, int, "Seconds a failed job is kept."),
     Setting("MAX_CONTENT_LENGTH", 65536, int, "Largest request body accepted, in bytes."),
-    Setting("EVENTS_CHANNEL", None, str, "Pub/sub channel of job notifications (unset: `jobsvc:events`)."),
+    Setting("EVENTS_CHANNEL", None, str, "Pub/sub channel of job notifications (unset: the default, see README)."),
     Setting("EVENTS_STREAM_MAXLEN", 10000, int, "Events kept in the global event stream."),
     Setting("JOB_EVENTS_MAXLEN", 1000, int, "Events kept per job (about; the oldest go first)."),
     Setting("HEARTBEAT_INTERVAL", 15.0, float, "Seconds between keep-alive comments on an idle event stream."),

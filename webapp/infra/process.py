@@ -27,7 +27,7 @@ def die_with_parent() -> None:
 def wait_for_redis(factory: RedisFactory) -> None:
     """Block until Redis answers, saying so every few seconds: a worker started before Redis
     (or during an outage) should wait, not crash the whole Procfile."""
-    client = factory.client()
+    client = factory.client(name="jobsvc-wait")
     next_note = 0.0
     try:
         while True:

@@ -89,9 +89,9 @@ class RedisFactory:
     def client(
         self,
         *,
+        name: str,
         socket_timeout: float | None | object = DEFAULT,
         max_connections: int | None = None,
-        name: str | None = None,
         wait_for_connection: float | None = None,
         keepalive: dict[int, int] | None = None,
         health_check_interval: int = 30,
@@ -111,8 +111,7 @@ class RedisFactory:
             "health_check_interval": health_check_interval,
             "retry": _retry_connection_errors_once() if retries else Retry(NoBackoff(), 0),
         }
-        if name:
-            options["client_name"] = f"{name}:{os.getpid()}"
+        options["client_name"] = f"{name}:{os.getpid()}"
         if keepalive:
             options["socket_keepalive"] = True
             options["socket_keepalive_options"] = keepalive
@@ -188,7 +187,7 @@ def answers(url: str, timeout: float = 1.0) -> bool:
             "REDIS_MAX_CONNECTIONS": 1,
         }
     )
-    client = factory.client(retries=0)
+    client = factory.client(name="jobsvc-probe", retries=0)
     try:
         return bool(client.ping())
     except (RedisError, OSError):

@@ -73,10 +73,11 @@ class FastWorker(ServiceWorker):
         self._waiting = False
 
     @classmethod
-    def from_app(cls, app, connection, queues) -> FastWorker:
+    def from_app(cls, app, connection, queues, name: str | None = None) -> FastWorker:
         """A worker configured from the app's settings (webapp/infra/config.py)."""
         return cls(
             queues,
+            name=name,
             connection=connection,
             app=app,
             default_result_ttl=app.config["RESULT_TTL"],

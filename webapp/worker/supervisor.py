@@ -47,7 +47,7 @@ log = logging.getLogger("webapp.worker.supervisor")
 def _keep_alive(factory: RedisFactory, config, name: str) -> None:
     """Refresh this worker's liveness key from a thread: a worker whose supervisor died
     (it got SIGTERM through PDEATHSIG and is finishing its job) is not taken for dead."""
-    client = factory.client()
+    client = factory.client(name="jobsvc-keepalive")
     period = max(0.2, float(config["ABANDON_AFTER"]) / 5)
     while True:
         try:
@@ -70,10 +70,9 @@ def run_worker(create_app, burst: bool = False, name: str | None = None) -> None
     connection = factory.client(socket_timeout=None, name="jobsvc-worker")
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
     # The worker class is the service's (FastWorker), with the patient end-of-job steps of
-    # webapp.resilience for what goes through RQ's own code, and the name this supervisor chose.
-    worker = patient(FastWorker).from_app(app, connection, queues)
-    if name:
-        worker.name = name
+    # webapp/worker/resilience.py for what goes through RQ's own code, and the name this
+    # supervisor chose (RQ also names its connection after it: CLIENT SETNAME).
+    worker = patient(FastWorker).from_app(app, connection, queues, name=name)
     worker.redis_patience = float(app.config["WORKER_REDIS_PATIENCE"])
     worker.max_connection_wait_time = 5.0  # back at work within 5 s of Redis returning
     worker.work(burst=burst, logging_level=app.config["LOG_LEVEL"], with_scheduler=False)
