@@ -10,7 +10,7 @@ client key sees and manages only its own jobs, whoever calls this (the API, the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
@@ -27,7 +27,7 @@ from webapp.service.access import Caller
 from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
-from webapp.service.submit import Submission, Submitter
+from webapp.service.submit import Submitter
 from webapp.store import jobreads, keys, states
 from webapp.store.events import EventLog
 
@@ -47,6 +47,8 @@ class JobService:
         self.events = EventLog.from_config(connection, config)
         self.names_by_path = catalog.names_by_path
         self.submitter = Submitter(connection, config, self.queues, self.events)
+        # Enqueue planned jobs all-or-nothing for a caller (webapp/service/submit.py).
+        self.enqueue = self.submitter.enqueue
 
     # -- submission -------------------------------------------------------------------------
 
@@ -61,20 +63,6 @@ class JobService:
         if queue is not None:
             body["queue"] = queue
         return self.enqueue([self.plan(self.planner.request(body))], caller).jobs[0]
-
-    def enqueue(
-        self,
-        planned: Sequence[PlannedJob],
-        caller: Caller,
-        *,
-        client: str = "",
-        idempotency_key: str | None = None,
-        fingerprint: str = "",
-    ) -> Submission:
-        """Enqueue planned jobs all-or-nothing for `caller` (webapp/service/submit.py)."""
-        return self.submitter.enqueue(
-            planned, caller, client=client, idempotency_key=idempotency_key, fingerprint=fingerprint
-        )
 
     # -- reading, cancel and retry ------------------------------------------------------------
 

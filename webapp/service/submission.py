@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from webapp.store.states import STATUSES
+
 JobId = str  # checked against webapp.store.jobreads.JOB_ID_PATTERN before any lookup
-JobStatus = Literal["queued", "started", "deferred", "scheduled", "finished", "failed", "stopped", "canceled"]
+JobStatus = Literal[STATUSES]  # what a client can see (webapp/store/states.py)
 
 
 class Strict(BaseModel):
