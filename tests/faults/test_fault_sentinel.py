@@ -1,9 +1,12 @@
 """Redis Sentinel for real: a master, a replica and a sentinel started here; the master is
-killed during load; the service follows the promoted replica and goes on. What the
-asynchronous replication lost is counted and reported, not hidden."""
+killed during load; the service follows the promoted replica and goes on: submissions,
+workers, the dashboard, and an SSE client of a real gunicorn web process that keeps receiving
+events across the failover. What the asynchronous replication lost is counted and reported,
+not hidden."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -11,11 +14,13 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 from redis import Redis
 from redis.exceptions import ConnectionError
 
 from tests.faults.faultkit import report, wait_until
-from tests.servers import RedisServer, free_port, server_binary, start_worker
+from tests.servers import RedisServer, free_port, server_binary, start_web, start_worker
+from tests.sse import parse_frames
 from webapp import create_app
 
 MASTER_NAME = "jobsvc-test"
@@ -51,7 +56,9 @@ def test_master_killed_under_load_service_follows_the_new_master():
     master = RedisServer().start()
     replica = RedisServer(extra=["--replicaof", "127.0.0.1", str(master.port)]).start()
     sentinel = SentinelProcess(master.port)
-    worker = None
+    worker = web = None
+    stop = threading.Event()  # ends the load
+    stream_open, stream_done = threading.Event(), threading.Event()
     try:
         wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up", 20, 0.1, "replica")
         wait_until(lambda: _known_replicas(sentinel) >= 1, 30, 0.2, "sentinel sees the replica")
@@ -71,9 +78,25 @@ def test_master_killed_under_load_service_follows_the_new_master():
             ABANDON_AFTER="4",
             RECOVERY_INTERVAL="1",
         )
+        sentinel_env = {"REDIS_SENTINEL_HOSTS": f"127.0.0.1:{sentinel.port}", "REDIS_SENTINEL_MASTER": MASTER_NAME}
+        web, base = start_web("redis://127.0.0.1:1/0", WEB_CONCURRENCY="1", **sentinel_env)
         accepted: list[tuple[float, str]] = []
         refused: list[float] = []
-        stop = threading.Event()
+        streamed: list[dict] = []
+
+        def follow_all_events():
+            with httpx.stream("GET", base + "/api/events", timeout=httpx.Timeout(5, read=60)) as response:
+                assert response.status_code == 200
+                for frame in parse_frames(response.iter_lines()):
+                    stream_open.set()
+                    if "data" in frame:
+                        streamed.append(json.loads(frame["data"]))
+                    if stream_done.is_set():
+                        return
+
+        listener = threading.Thread(target=follow_all_events, daemon=True)
+        listener.start()
+        assert stream_open.wait(20), "the SSE stream did not open"
 
         def load():
             client = app.test_client()
@@ -116,6 +139,11 @@ def test_master_killed_under_load_service_follows_the_new_master():
         final = states()
         lost = final.count("missing")
         after_failover = [job_id for moment, job_id in accepted if moment > killed_at + resumed_after]
+        # The SSE client, connected through the whole failover, hears the new master's jobs end.
+        finished_streamed = lambda: {e["job_id"] for e in streamed if e["event"] == "finished"}  # noqa: E731
+        httpx.post(base + "/api/jobs", json={"name": "add", "args": [0, 0]}, timeout=5)  # one more event to read
+        wait_until(lambda: set(after_failover) <= finished_streamed(), 30, 0.2, "SSE events after the failover")
+        stream_done.set()
         # The dashboard follows the same master (rq-dashboard's redis+sentinel:// URL).
         queues = app.test_client().get("/rq/0/data/queues.json", headers=_basic("admin", "pw"))
         assert queues.status_code == 200 and "default" in queues.get_data(as_text=True)
@@ -128,14 +156,18 @@ def test_master_killed_under_load_service_follows_the_new_master():
             lost=lost,
             duplicated=0,
             resumed_seconds_after_master_kill=round(resumed_after, 2),
+            sse_events_after_failover=sum(1 for e in streamed if e["job_id"] in set(after_failover)),
         )
         # Jobs accepted by the new master are never lost; what the old one had not yet
         # replicated when it died is the measured `lost` (async replication).
         assert all(final[ids.index(job_id)] == "finished" for job_id in after_failover)
         assert resumed_after < 30
     finally:
-        if worker is not None:
-            worker.stop()
+        stop.set()
+        stream_done.set()
+        for process in (worker, web):
+            if process is not None:
+                process.stop()
         sentinel.stop()
         replica.cleanup()
         master.cleanup()

@@ -53,21 +53,28 @@ class BlockingSentinelPool(SentinelConnectionPool):
         super().__init__(service_name, sentinel_manager, max_connections=max_connections, **kwargs)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._wait = timeout
+        self._handed_out: set[int] = set()  # connections holding a slot
 
     def get_connection(self, *args, **kwargs):
         if not self._slots.acquire(timeout=self._wait):
             raise RedisConnectionError("no Redis connection free for this event stream; retry shortly")
         try:
-            return super().get_connection(*args, **kwargs)
+            connection = super().get_connection(*args, **kwargs)
         except BaseException:
+            # A connection that failed to connect was already given back through `release`,
+            # which frees a slot only for connections handed out: this slot is freed here.
             self._slots.release()
             raise
+        self._handed_out.add(id(connection))
+        return connection
 
     def release(self, connection) -> None:
         try:
             super().release(connection)
         finally:
-            self._slots.release()
+            if id(connection) in self._handed_out:
+                self._handed_out.discard(id(connection))
+                self._slots.release()
 
 
 class RedisFactory:

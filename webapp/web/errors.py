@@ -38,7 +38,8 @@ def redis_unavailable():
     return error_response(
         503,
         "redis_unavailable",
-        "Redis is not answering; the request was not processed. Retry shortly.",
+        "Redis did not answer in time, so this request may not have taken effect. Retry shortly "
+        "(resending a submission with the same Idempotency-Key is always safe).",
         headers={"Retry-After": "1"},
     )
 
