@@ -1,15 +1,16 @@
 """The OpenAPI document and the interactive docs page, served with no outside requests.
 
 Swagger UI's files (Swagger UI 5, which renders OpenAPI 3.1) are kept in the repo under
-`swagger_ui/`, as npm's swagger-ui-dist ships them, with their license; `make swagger-ui`
-replaces them with another release. Keeping three static files here spares the service a Python
-package for them (the one used before pulled in a whole unused framework, flask-openapi3). The
-page has no inline script, so it works under a `script-src 'self'` Content-Security-Policy.
+`webapp/swagger_ui/`, as npm's swagger-ui-dist ships them, with their license; `make
+swagger-ui` replaces them with another release. Three static files kept here spare the service
+a Python package for them (the one used before pulled in a whole unused framework,
+flask-openapi3). The page has no inline script, so it works under a `script-src 'self'`
+Content-Security-Policy.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import files
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
 
@@ -17,7 +18,8 @@ from webapp import openapi
 
 bp = Blueprint("docs", __name__, url_prefix="/api", static_folder="docs_static", static_url_path="/docs/static")
 
-SWAGGER_DIR = Path(__file__).resolve().parent / "swagger_ui"
+# Found from the package root, not from this module's own folder, so modules can move.
+SWAGGER_DIR = files("webapp") / "swagger_ui"
 SWAGGER_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"})
 
 
@@ -38,4 +40,4 @@ def swagger_asset(name: str):
     """One of Swagger UI's own files (only those: not its license or version notes)."""
     if name not in SWAGGER_FILES:
         abort(404)
-    return send_from_directory(SWAGGER_DIR, name, max_age=86400)
+    return send_from_directory(str(SWAGGER_DIR), name, max_age=86400)
