@@ -72,7 +72,7 @@ lock: $(VENV)/.installed
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-bench.txt requirements-bench.in
 
-# Swagger UI for /api/docs is kept in the repo (webapp/swagger_ui/, Apache-2.0, LICENSE and NOTICE
+# Swagger UI for /api/docs is kept in the repo (webapp/web/swagger_ui/, Apache-2.0, LICENSE and NOTICE
 # beside it), so the service installs no package for it. This target replaces those files with
 # another release of npm's swagger-ui-dist (`npm pack` only downloads: no install, no scripts).
 SWAGGER_UI_VERSION ?= 5.31.0
@@ -84,9 +84,9 @@ swagger-ui:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  (cd "$$tmp" && npm pack --silent "swagger-ui-dist@$(SWAGGER_UI_VERSION)" >/dev/null && tar xzf swagger-ui-dist-*.tgz) && \
 	  version=$$(sed -n 's/^ *"version": "\(.*\)",$$/\1/p' "$$tmp/package/package.json") && \
-	  for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" webapp/swagger_ui/ || exit 1; done && \
-	  echo "swagger-ui-dist $$version" > webapp/swagger_ui/VERSION && \
-	  echo "make: webapp/swagger_ui/ now holds Swagger UI $$version; run make test, then commit it"
+	  for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" webapp/web/swagger_ui/ || exit 1; done && \
+	  echo "swagger-ui-dist $$version" > webapp/web/swagger_ui/VERSION && \
+	  echo "make: webapp/web/swagger_ui/ now holds Swagger UI $$version; run make test, then commit it"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

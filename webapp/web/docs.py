@@ -1,7 +1,7 @@
 """The OpenAPI document and the interactive docs page, served with no outside requests.
 
 Swagger UI's files (Swagger UI 5, which renders OpenAPI 3.1) are kept in the repo under
-`webapp/swagger_ui/`, as npm's swagger-ui-dist ships them, with their license; `make
+`webapp/web/swagger_ui/`, as npm's swagger-ui-dist ships them, with their license; `make
 swagger-ui` replaces them with another release. Three static files kept here spare the service
 a Python package for them (the one used before pulled in a whole unused framework,
 flask-openapi3). The page has no inline script, so it works under a `script-src 'self'`
@@ -21,7 +21,7 @@ from webapp.web.auth import public
 bp = public(Blueprint("docs", __name__, url_prefix="/api", static_folder="docs_static", static_url_path="/docs/static"))
 
 # Found from the package root, not from this module's own folder, so modules can move.
-SWAGGER_DIR = files("webapp") / "swagger_ui"
+SWAGGER_DIR = files("webapp") / "web" / "swagger_ui"
 SWAGGER_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js"})
 
 
