@@ -64,18 +64,18 @@ def test_jobs_record_their_owner_and_others_get_404(client, redis_conn):
     # Bob (key given as its hash in the config) neither sees, cancels nor retries it.
     for response in (
         client.get(f"/api/jobs/{job_id}", headers=as_(BOB)),
-        client.delete(f"/api/jobs/{job_id}", headers=as_(BOB)),
+        client.post(f"/api/jobs/{job_id}/cancel", headers=as_(BOB)),
         client.post(f"/api/jobs/{job_id}/retry", content_type="application/json", headers=as_(BOB)),
     ):
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "not_found"
     assert job.get_status(refresh=True).value == "queued"
-    # Nor can he make his job depend on it.
+    # Nor can he make his job depend on it: to him it does not exist.
     response = submit(client, BOB, {"name": "add", "args": [1, 2], "depends_on": [job_id]})
-    assert response.status_code == 422
+    assert response.status_code == 404
     # The admin key sees and manages every job.
     assert client.get(f"/api/jobs/{job_id}", headers=as_(ADMIN)).status_code == 200
-    assert client.delete(f"/api/jobs/{job_id}", headers=as_(ADMIN)).get_json()["status"] == "canceled"
+    assert client.post(f"/api/jobs/{job_id}/cancel", headers=as_(ADMIN)).get_json()["status"] == "canceled"
     assert (
         client.post(f"/api/jobs/{job_id}/retry", content_type="application/json", headers=as_(ALICE)).status_code == 202
     )

@@ -63,13 +63,13 @@ def test_enqueue_in_runs_about_a_second_later(client, worker, redis_conn):
 def test_delete_stops_a_running_job_and_the_worker_carries_on(client, worker, redis_conn):
     job_id = post(client, "/api/jobs", {"name": "sleep", "args": [30]}).get_json()["id"]
     wait_status(client, job_id, ("started",))
-    response = client.delete(f"/api/jobs/{job_id}")
+    response = client.post(f"/api/jobs/{job_id}/cancel")
     assert response.status_code == 202
     body = wait_status(client, job_id, ("stopped", "failed", "finished"), timeout=10)
     assert body["status"] == "stopped"
     wait_for(lambda: "stopped" in events_of(redis_conn, job_id))  # published right after the status
     # Stopped, not failed: a second DELETE is a conflict naming the status.
-    again = client.delete(f"/api/jobs/{job_id}")
+    again = client.post(f"/api/jobs/{job_id}/cancel")
     assert again.status_code == 409 and "stopped" in again.get_json()["error"]["message"]
     # The same worker process is still alive and runs the next job.
     next_id = post(client, "/api/jobs", {"name": "add", "args": [1, 1]}).get_json()["id"]

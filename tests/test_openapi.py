@@ -41,8 +41,12 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("GET", "/api/workers"),
         ("GET", "/api/functions"),
         ("POST", "/api/jobs/batch"),
+        ("POST", "/api/jobs/{job_id}/cancel"),
         ("DELETE", "/api/jobs/{job_id}"),
         ("POST", "/api/jobs/{job_id}/retry"),
+        ("GET", "/api/jobs/{job_id}/events"),
+        ("GET", "/api/events"),
+        ("GET", "/api/demo/events"),
     }
     assert not any(path.startswith("/rq") or "docs" in path or "openapi" in path for path in document["paths"])
 
@@ -55,10 +59,14 @@ def test_schemas_are_the_models_own(document):
         assert components[model.__name__] == own, model.__name__
     submit = document["paths"]["/api/jobs"]["post"]
     body_ref = submit["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    name = body_ref.rsplit("/", 1)[-1]
-    assert name.startswith("SubmitRequest")
-    assert components[name]["additionalProperties"] is False
-    assert "timeout" in components[name]["properties"] and "name" in components[name]["required"]
+    assert body_ref == REF_TEMPLATE.format(model="Submission")
+    union = components["Submission"]
+    assert union["discriminator"]["propertyName"] == "name"
+    for job_name, ref in union["discriminator"]["mapping"].items():
+        member = components[ref.rsplit("/", 1)[-1]]
+        assert member["additionalProperties"] is False and member["required"] == ["name"]
+        assert member["properties"]["name"] == {"const": job_name}
+        assert "timeout" in member["properties"] and "anyOf" in member
     assert [p["name"] for p in submit["parameters"]] == ["Idempotency-Key"]
 
 
@@ -78,10 +86,12 @@ def test_every_operation_documents_its_errors(document):
             if "{job_id}" in path:
                 assert "404" in responses
                 [parameter] = [p for p in operation["parameters"] if p["in"] == "path"]
-                assert parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,128}$"
+                assert parameter["schema"]["pattern"] == "^(?!batch$)[A-Za-z0-9_-]{1,128}$"
             for status, response in responses.items():
                 if int(status) >= 400:
                     assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+            if path.endswith("/events"):
+                assert "text/event-stream" in responses["200"]["content"], path
 
 
 def test_a_route_without_a_spec_is_reported(redis_server):
@@ -208,9 +218,11 @@ def test_docs_render_in_a_browser_under_a_strict_csp(app):
 
 
 def test_job_names_and_queues_are_listed_as_choices(document):
-    schemas = document["components"]["schemas"]
-    [submit] = [schema for name, schema in schemas.items() if name.startswith("SubmitRequest")]
-    assert submit["properties"]["name"]["enum"] == ["add", "fail", "sleep", "task_get"]
-    assert {"type": "string", "enum": ["high", "default", "low"]} in submit["properties"]["queue"]["anyOf"]
+    components = document["components"]["schemas"]
+    assert sorted(components["Submission"]["discriminator"]["mapping"]) == ["add", "fail", "sleep", "task_get"]
+    add = components["Submission_add"]
+    assert {"type": "string", "enum": ["high", "default", "low"]} in add["properties"]["queue"]["anyOf"]
     parameters = {p["name"]: p["schema"] for p in document["paths"]["/api/jobs"]["get"]["parameters"]}
     assert parameters["queue"]["enum"] == ["high", "default", "low"]
+    filters = {p["name"]: p["schema"] for p in document["paths"]["/api/events"]["get"]["parameters"]}
+    assert re.fullmatch(filters["queue"]["pattern"], "high,low") and not re.fullmatch(filters["queue"]["pattern"], "x")

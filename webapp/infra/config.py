@@ -72,7 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_JOB_TTL", 604800, int, "Largest `ttl` (time allowed in the queue), in seconds."),
     Setting("MAX_RETRIES", 10, int, "Largest `retry.max` a submission may ask for."),
     Setting("MAX_RETRY_INTERVAL", 3600, int, "Largest retry interval, in seconds."),
-    Setting("MAX_ENQUEUE_IN", 2592000, int, "How far ahead a job may be scheduled, in seconds."),
+    Setting("MAX_ENQUEUE_IN", 2592000, int, "Largest `enqueue_in` (a delay before the job runs), in seconds."),
     Setting("MAX_DEPENDENCIES", 20, int, "Most jobs a submission may depend on."),
     Setting("MAX_BATCH", 100, int, "Most jobs in one `POST /api/jobs/batch`."),
     Setting("MAX_ARGS_BYTES", 16384, int, "Largest size of a job's arguments as JSON, in bytes."),

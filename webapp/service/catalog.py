@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from webapp.infra.errors import ValidationFailed
-from webapp.service.validation import failed
+from webapp.service.validation import failed, json_integers
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def job_type_for(name: str, func: Callable) -> JobType:
         if param.name not in hints:
             raise TypeError(f"job {name}: parameter '{param.name}' needs a type hint")
         default = ... if param.default is param.empty else param.default
-        fields[param.name] = (hints[param.name], default)
+        fields[param.name] = (json_integers(hints[param.name]), default)
         if param.kind is not param.KEYWORD_ONLY:
             positional.append(param.name)
     model = create_model(

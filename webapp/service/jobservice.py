@@ -28,7 +28,7 @@ from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import Submitter
-from webapp.store import jobreads, keys, states
+from webapp.store import jobreads, keys, listing, states
 from webapp.store.events import EventLog
 
 
@@ -109,6 +109,27 @@ class JobService:
                 raise Conflict(f"job {job_id} is not running on any worker right now; retry shortly") from None
             return self.describe(job_id, caller), True
         raise Conflict(f"job {job_id} has already ended (status {status}): there is nothing to cancel")
+
+    def delete(self, job_id: str, caller: Caller) -> None:
+        """Delete a job that is not running: its hash, results, timeline and index entries.
+
+        A waiting job is taken out of its queue or registry first (as a cancel would); a running
+        one is a 409: stop it first (cancel), then delete it. A `deleted` event is published.
+        """
+        job, _, _ = self.load(job_id, caller)
+        status = jobreads.status_of(job)
+        if status == "started":
+            raise Conflict(
+                f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it"
+            )
+        name = jobreads.job_name(job, self.names_by_path)
+        job.delete(remove_from_queue=True, delete_dependents=False)
+        with self.connection.pipeline(transaction=False) as pipe:
+            self.events.for_job("deleted", job, status="deleted", name=name, pipeline=pipe)
+            pipe.delete(keys.job_events(job_id))
+            for index_set in listing.index_keys(job.origin, job.meta.get("name"), job.meta.get("owner")):
+                pipe.zrem(index_set, job_id)
+            pipe.execute()
 
     def retry(self, job_id: str, caller: Caller) -> dict[str, str]:
         """Requeue a failed, stopped or canceled job (same id) with its original options.

@@ -9,10 +9,12 @@ against its type's signature by the catalog. The OpenAPI document describes the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge
 from pydantic import BaseModel, ConfigDict, Field
 
+from webapp.service.validation import WHOLE_NUMBER, Integer
 from webapp.store.states import STATUSES
 
 JobId = str  # checked against webapp.store.jobreads.JOB_ID_PATTERN before any lookup
@@ -26,8 +28,8 @@ class Strict(BaseModel):
 
 
 class RetryOptions(Strict):
-    max: int = Field(ge=0, description="How many times a failed job is retried.")
-    intervals: list[int] = Field(default_factory=list, description="Seconds to wait before each retry.")
+    max: Annotated[int, Ge(0), WHOLE_NUMBER] = Field(description="How many times a failed job is retried.")
+    intervals: list[Integer] = Field(default_factory=list, description="Seconds to wait before each retry.")
 
 
 class Dependencies(Strict):
@@ -42,10 +44,10 @@ class SubmitRequest(Strict):
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Field(None, description="high, default or low (configured queues).")
-    timeout: int | None = Field(None, ge=1, description="Seconds the job may run.")
-    result_ttl: int | None = Field(None, ge=0, description="Seconds a finished job is kept.")
-    ttl: int | None = Field(None, ge=1, description="Seconds the job may wait in the queue.")
-    failure_ttl: int | None = Field(None, ge=0, description="Seconds a failed job is kept.")
+    timeout: Annotated[int, Ge(1), WHOLE_NUMBER] | None = Field(None, description="Seconds the job may run.")
+    result_ttl: Annotated[int, Ge(0), WHOLE_NUMBER] | None = Field(None, description="Seconds a finished job is kept.")
+    ttl: Annotated[int, Ge(1), WHOLE_NUMBER] | None = Field(None, description="Seconds the job may wait in the queue.")
+    failure_ttl: Annotated[int, Ge(0), WHOLE_NUMBER] | None = Field(None, description="Seconds a failed job is kept.")
     retry: RetryOptions | None = None
     enqueue_in: float | None = Field(None, ge=0, description="Run after this many seconds.")
     enqueue_at: datetime | None = Field(None, description="Run at this time (ISO 8601).")
@@ -53,8 +55,8 @@ class SubmitRequest(Strict):
     description: str | None = Field(None, max_length=500)
 
 
-class RetryRequest(Strict):
-    """`POST /api/jobs/<id>/retry`: no options yet; send `{}` (or no body) as JSON."""
+class NoOptions(Strict):
+    """The body of an action that takes no options yet (retry, cancel): `{}`, or no body."""
 
 
 class BatchRequest(Strict):

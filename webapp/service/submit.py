@@ -23,7 +23,7 @@ from rq.job import JobStatus
 from rq.utils import get_version
 
 from webapp.infra.clock import iso
-from webapp.infra.errors import Conflict, TooManyRequests, Unavailable, ValidationFailed
+from webapp.infra.errors import Conflict, NotFound, TooManyRequests, Unavailable
 from webapp.service import access
 from webapp.service.access import Caller
 from webapp.service.planning import PlannedJob
@@ -200,7 +200,8 @@ class Submitter:
         for index, job_id in enumerate(wanted):
             raw_meta, exists = replies[2 * index], replies[2 * index + 1]
             if not exists or not access.may_see(jobreads.owner_in(raw_meta), caller):
-                raise ValidationFailed(
+                # An unknown job id is a 404 wherever it appears (README: errors), here in the body.
+                raise NotFound(
                     f"depends_on: no job with id {job_id!r} (it never existed or has expired)",
                     details=[{"argument": "depends_on", "message": f"unknown job {job_id}", "type": "unknown_job"}],
                 )
@@ -232,11 +233,20 @@ class Submitter:
         raise RuntimeError(f"unexpected admission outcome {outcome}")
 
     def _current(self, created: list[dict]) -> list[dict]:
-        """The jobs of a replayed request with their status as it is now."""
+        """The jobs of a replayed request with their status as it is now.
+
+        A job that no longer exists (deleted, or expired while the key is still remembered) is a
+        409: the request is not enqueued again, and no answer points at a job that is gone."""
         with self.connection.pipeline(transaction=False) as pipe:
             for entry in created:
                 pipe.hget(keys.job(entry["id"]), "status")
             statuses = pipe.execute()
+        gone = [entry["id"] for entry, status in zip(created, statuses, strict=True) if status is None]
+        if gone:
+            raise Conflict(
+                f"this Idempotency-Key was used for job(s) {', '.join(gone)}, which no longer exist (deleted or "
+                "expired); nothing was enqueued again: use a new key to submit again"
+            )
         return [
             {**entry, "status": status.decode() if status else entry["status"]}
             for entry, status in zip(created, statuses, strict=True)

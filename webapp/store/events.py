@@ -29,7 +29,8 @@ from webapp.infra.clock import now_iso
 from webapp.store import keys, scripts, states
 
 # Every event name, in lifecycle order. Who writes which:
-# - the web: queued, scheduled (enqueue_at/enqueue_in), deferred (depends_on), canceled;
+# - the web: queued, scheduled (enqueue_at/enqueue_in), deferred (depends_on), canceled,
+#   deleted (the job and its timeline are gone; published on the global stream only);
 # - the workers: started, progress, retrying, finished, failed, stopped, abandoned (a job
 #   whose worker died: status failed, or queued/scheduled when a retry is left).
 EVENT_NAMES = (
@@ -44,6 +45,7 @@ EVENT_NAMES = (
     "canceled",
     "stopped",
     "abandoned",
+    "deleted",
 )
 
 
@@ -126,12 +128,12 @@ def is_terminal(event: dict) -> bool:
 def parse_event_id(text: str) -> tuple[int, int]:
     """`"1795482400620-3"` → `(1795482400620, 3)`; ValueError for anything else."""
     ms, sep, seq = text.partition("-")
-    if len(text) > 41 or not sep or not (ms.isdigit() and seq.isdigit()) or not ms.isascii() or not seq.isascii():
+    # up to 19 digits each: every such id fits Redis's 64-bit halves, and the API documents that form
+    if not sep or not (0 < len(ms) <= 19 and 0 < len(seq) <= 19) or not (ms + seq).isascii():
         raise ValueError(f"not an event id: {text!r}")
-    pair = (int(ms), int(seq))
-    if pair[0] >= 2**64 or pair[1] >= 2**64:
+    if not (ms.isdigit() and seq.isdigit()):
         raise ValueError(f"not an event id: {text!r}")
-    return pair
+    return int(ms), int(seq)
 
 
 def format_event_id(pair: tuple[int, int]) -> str:

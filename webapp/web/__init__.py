@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web import api, auth, dashboard, docs, errors, ops, pages, security, sse
+from webapp.web import api, auth, dashboard, docs, errors, ops, pages, routing, security, sse
 
 
 def init_app(app: Flask) -> None:
+    routing.init_app(app)  # URL converters (job ids)
     errors.init_app(app)  # every failure as JSON with its status
     security.init_app(app)  # headers, same-origin writes, trusted proxies
     auth.init_app(app)  # the gate of /api: API keys, the caller of each request

@@ -11,6 +11,7 @@ the code does.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,17 +23,23 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.submission import SubmitRequest as SUBMISSION_MODEL
 from webapp.service.validation import failed
-from webapp.store.jobreads import JOB_ID_PATTERN
-from webapp.web import schemas
+from webapp.store.events import EVENT_NAMES
+from webapp.web import contract, schemas
+from webapp.web.routing import JOB_ID_SCHEMA_PATTERN
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+REF_GAP = {"$ref": REF_TEMPLATE.format(model="Gap")}
+EVENT_ID_PATTERN = r"^[0-9]{1,19}-[0-9]{1,19}$"  # a Redis stream id, as webapp.store.events parses it
+RESUME_FROM_PATTERN = r"^(?:[0-9]{1,19}-[0-9]{1,19})?$"  # an event id, or empty: start afresh
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]{1,200}$"
 
 # Descriptions of the error statuses; every one has the ErrorBody shape.
 ERRORS = {
     400: "Malformed request: invalid JSON or an invalid cursor.",
     401: "API keys are configured and the request has no valid 'Authorization: Bearer <key>'.",
-    404: "No such job: it never existed or has expired.",
+    404: "No such job (in the path, or named by depends_on): it never existed or has expired.",
     409: "Conflict: the job's current status does not allow this, or an Idempotency-Key was reused "
     "with a different body.",
     413: "The request body is larger than MAX_CONTENT_LENGTH (or the job's arguments than MAX_ARGS_BYTES).",
@@ -46,8 +53,8 @@ LOCATION = {"Location": {"description": "URL of the job.", "schema": {"type": "s
 
 PATH_PARAMETERS = {
     "job_id": {
-        "description": "A job id: letters, digits, '-' and '_'.",
-        "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
+        "description": "A job id: 1 to 128 letters, digits, '-' and '_' (not the word `batch`).",
+        "schema": {"type": "string", "pattern": JOB_ID_SCHEMA_PATTERN},
     }
 }
 
@@ -61,7 +68,10 @@ class Operation:
     summary: str | None = None
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
+    body_required: bool = True
     headers: Mapping[str, dict] = field(default_factory=dict)
+    # A Server-Sent Events stream answers 200 with `text/event-stream`: the model of its events' data.
+    events: type[BaseModel] | None = None
     response_headers: Mapping[int, Mapping[str, dict]] = field(default_factory=dict)
     tag: str = "jobs"
 
@@ -78,8 +88,9 @@ def spec(operation_id: str, **details: Any) -> Callable:
 
 IDEMPOTENCY_KEY = {
     "Idempotency-Key": {
-        "description": "Repeat a submission safely: the same key and body return the original job.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": "Repeat a submission safely: the same key and body return the original job. "
+        "1 to 200 printable ASCII characters.",
+        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     }
 }
 
@@ -93,9 +104,7 @@ def api_operations(app: Flask) -> tuple[dict[str, dict[str, Operation]], list[st
     found: dict[str, dict[str, Operation]] = {}
     missing: list[str] = []
     for rule in app.url_map.iter_rules():
-        # Event streams (streams.*) are text/event-stream, described in the README: OpenAPI
-        # has no way to say "a stream of these", and a fuzzer would hold them open.
-        if not rule.rule.startswith("/api/") or rule.endpoint.startswith(("docs.", "streams.")):
+        if not rule.rule.startswith("/api/") or rule.endpoint.startswith("docs."):
             continue
         path = openapi_path(rule.rule)
         view = app.view_functions[rule.endpoint]
@@ -114,10 +123,12 @@ def undocumented_routes(app: Flask) -> list[str]:
 
 def _schemas(operations: list[Operation]) -> tuple[dict, dict]:
     """Component schemas for every model used, and how to refer to each (by model and mode)."""
-    used: list[tuple[type[BaseModel], str]] = [(schemas.ErrorBody, "serialization")]
+    used: list[tuple[type[BaseModel], str]] = [(schemas.ErrorBody, "serialization"), (schemas.Gap, "serialization")]
     for operation in operations:
         if operation.body is not None:
             used.append((operation.body, "validation"))
+        if operation.events is not None:
+            used.append((operation.events, "serialization"))
         used += [(model, "serialization") for model in operation.responses.values() if model is not None]
     used = list(dict.fromkeys(used))
     refs, document = models_json_schema(used, ref_template=REF_TEMPLATE)
@@ -163,7 +174,7 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
         result["parameters"] = parameters
     if operation.body is not None:
         result["requestBody"] = {
-            "required": True,
+            "required": operation.body_required,
             "content": {"application/json": {"schema": refs[(operation.body, "validation")]}},
         }
     responses: dict[str, dict] = {}
@@ -174,7 +185,11 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
         statuses.setdefault(413, None)
     for status in sorted(statuses):
         model = statuses[status]
-        if model is None:
+        if status == 200 and operation.events is not None:
+            entry = _event_stream(refs[(operation.events, "serialization")])
+        elif model is None and status < 400:
+            entry = {"description": HTTPStatus(status).phrase}
+        elif model is None:
             schema = refs[(schemas.ErrorBody, "serialization")]
             entry = {"description": ERRORS.get(status, "Error."), "content": {"application/json": {"schema": schema}}}
         else:
@@ -189,6 +204,34 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
         responses[str(status)] = entry
     result["responses"] = responses
     return result
+
+
+def _event_stream(data_ref: dict) -> dict:
+    """A 200 answering `text/event-stream`: each event as SSE frames it (`schema` describes one
+    event, as OpenAPI 3.1 tools read a stream), its `data` a JSON object."""
+    return {
+        "description": "Server-Sent Events: `retry:` first, then one event per frame (`id:`, `event:`, `data:`), "
+        "`: keep-alive` comments while idle; resume with Last-Event-ID. An `event: gap` frame (no id) says "
+        "events after the requested id are no longer kept.",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                        "event": {"type": "string"},
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": {"anyOf": [data_ref, REF_GAP]},
+                        },
+                        "retry": {"type": "integer", "minimum": 0},
+                    },
+                    "required": ["data"],
+                }
+            }
+        },
+    }
 
 
 def build_document(app: Flask) -> dict:
@@ -211,16 +254,24 @@ def build_document(app: Flask) -> dict:
         "paths": paths,
         "components": {"schemas": schemas},
     }
-    _name_the_choices(document, app)
-    return document
+    return _with_this_apps_choices(document, app)
 
 
-def _name_the_choices(document: dict, app: Flask) -> None:
-    """Job names and queues are plain strings in the models; this app's document lists them."""
-    service = app.extensions.get("jobsvc")
-    if service is None:
-        return
-    choices = {"name": sorted(service.catalog), "queue": list(service.queues)}
+def _with_this_apps_choices(document: dict, app: Flask) -> dict:
+    """This app's job names, queues and maxima in the document: the submission becomes the union
+    of its job types (webapp/web/contract.py), and query parameters list the valid names."""
+    service = app.extensions["jobsvc"]
+    components = document["components"]["schemas"]
+    base = components.pop(SUBMISSION_MODEL.__name__, None)
+    if base is not None:
+        components.update(
+            contract.submission_components(base, service.catalog, app.config, service.queues, REF_TEMPLATE)
+        )
+        text = json.dumps(document).replace(REF_TEMPLATE.format(model=SUBMISSION_MODEL.__name__),
+                                            REF_TEMPLATE.format(model="Submission"))  # fmt: skip
+        document = json.loads(text)
+        _drop_unreferenced(document)
+    choices = app_choices(app)
 
     def restrict(schema: dict, field: str) -> None:
         for branch in [schema, *schema.get("anyOf", [])]:
@@ -228,15 +279,41 @@ def _name_the_choices(document: dict, app: Flask) -> None:
                 branch["enum"] = choices[field]
                 branch.pop("maxLength", None)
 
-    for name, schema in document["components"]["schemas"].items():
-        if name.startswith("SubmitRequest"):
-            for field in choices:
-                restrict(schema["properties"][field], field)
     for methods in document["paths"].values():
         for operation in methods.values():
             for parameter in operation.get("parameters", []):
-                if parameter["in"] == "query" and parameter["name"] in choices:
+                if parameter["in"] != "query":
+                    continue
+                listed = parameter["schema"].pop("x-comma-list", None)
+                if listed is not None:
+                    parameter["schema"]["pattern"] = comma_list_pattern(choices[listed])
+                elif parameter["name"] in ("name", "queue"):
                     restrict(parameter["schema"], parameter["name"])
+    return document
+
+
+def app_choices(app: Flask) -> dict[str, list[str]]:
+    """What a name, a queue or an event can be in this app."""
+    service = app.extensions["jobsvc"]
+    return {"name": sorted(service.catalog), "queue": list(service.queues), "event": list(EVENT_NAMES)}
+
+
+def comma_list_pattern(choices: list[str]) -> str:
+    """A regular expression for a comma-separated list of `choices` (or nothing at all)."""
+    one = "(?:" + "|".join(re.sub(r"([\\^$.|?*+()\[\]{}-])", r"\\\1", choice) for choice in choices) + ")"
+    return f"^(?:{one}(?:,{one})*)?$"
+
+
+def _drop_unreferenced(document: dict) -> None:
+    """Remove component schemas nothing refers to any more (the generic submission's parts)."""
+    components = document["components"]["schemas"]
+    while True:
+        text = json.dumps(document)
+        unused = [name for name in components if f'"{REF_TEMPLATE.format(model=name)}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del components[name]
 
 
 def document(app: Flask) -> dict:

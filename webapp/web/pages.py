@@ -71,7 +71,7 @@ def index():
     )
 
 
-@bp.get("/jobs/<job_id>")
+@bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: str):
     """One job, followed live over its event stream."""
     if keyring().enabled:

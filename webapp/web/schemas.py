@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.service.submission import JobId, JobStatus
+from webapp.store.listing import CURSOR_PATTERN
 
 
 class Submitted(BaseModel):
@@ -91,7 +92,9 @@ class JobListQuery(BaseModel):
     queue: str | None = Field(None, max_length=100, description="Only jobs of this queue.")
     name: str | None = Field(None, max_length=100, description="Only jobs of this type.")
     limit: int = Field(20, ge=1, le=100, description="Page size (1-100).")
-    cursor: str | None = Field(None, max_length=300, description="`next_cursor` of the previous page.")
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN.pattern, description="`next_cursor` of the previous page (`<score>:<job id>`)."
+    )
 
 
 class JobPage(BaseModel):
@@ -147,6 +150,48 @@ class Event(BaseModel):
     queue: str | None
     status: str
     at: str
+    owner: str | None = Field(None, description="The API key name that submitted the job, when keys are in use.")
     progress: Progress | None = None
     error: JobError | None = None
     worker: str | None = None
+
+
+class Gap(BaseModel):
+    """`event: gap`: events after `requested` are no longer kept; the stream goes on from `oldest`."""
+
+    requested: str | None
+    oldest: str | None
+
+
+class DemoMessage(BaseModel):
+    """One message of the /pubsub demo channel, as `GET /api/demo/events` sends it."""
+
+    channel: str
+    data: str
+    at: str
+
+
+LAST_EVENT_ID = Field(
+    None,
+    pattern=r"^(?:[0-9]{1,19}-[0-9]{1,19})?$",
+    description="Resume after this event id (the `Last-Event-ID` header takes precedence); empty: start afresh.",
+)
+
+
+class JobEventsQuery(BaseModel):
+    """`GET /api/jobs/<id>/events` query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    last_event_id: str | None = LAST_EVENT_ID
+
+
+class EventsQuery(BaseModel):
+    """`GET /api/events` query parameters: comma-separated filters (each value from its list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str | None = Field(None, description="Only these queues.", json_schema_extra={"x-comma-list": "queue"})
+    name: str | None = Field(None, description="Only these job types.", json_schema_extra={"x-comma-list": "name"})
+    event: str | None = Field(None, description="Only these events.", json_schema_extra={"x-comma-list": "event"})
+    last_event_id: str | None = LAST_EVENT_ID

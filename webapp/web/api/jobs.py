@@ -6,15 +6,15 @@ touches Redis: malformed JSON → 400, anything else wrong → 422 naming the fi
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, url_for
 from pydantic import ValidationError
 
 from webapp.infra.errors import APIError, ValidationFailed
 from webapp.service.access import owner_filter
-from webapp.service.submission import BatchRequest, RetryRequest, SubmitRequest
+from webapp.service.submission import BatchRequest, NoOptions, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
-from webapp.web.api.requests import WRITE_ERRORS, enqueue, read_body, validation_error
+from webapp.web.api.requests import WRITE_ERRORS, enqueue, optional_body, read_body, validation_error
 from webapp.web.auth import caller
 from webapp.web.extensions import get_service
 from webapp.web.openapi import IDEMPOTENCY_KEY, LOCATION, parse_query, respond, spec
@@ -32,7 +32,15 @@ def _submitted(entry: dict) -> dict:
     summary="Enqueue an allow-listed job: 202 with its id and a Location to poll (200: a replayed Idempotency-Key).",
     body=SubmitRequest,
     headers=IDEMPOTENCY_KEY,
-    responses={200: schemas.Submitted, 202: schemas.Submitted, **WRITE_ERRORS, 409: None, 429: None, 503: None},
+    responses={
+        200: schemas.Submitted,
+        202: schemas.Submitted,
+        **WRITE_ERRORS,
+        404: None,
+        409: None,
+        429: None,
+        503: None,
+    },
     response_headers={202: LOCATION, 200: LOCATION},
 )
 def submit_job():
@@ -59,6 +67,7 @@ def submit_job():
         200: schemas.BatchSubmitted,
         202: schemas.BatchSubmitted,
         **WRITE_ERRORS,
+        404: None,
         409: None,
         429: None,
         503: None,
@@ -119,7 +128,7 @@ def list_jobs():
     return respond(schemas.JobPage, page, exclude={"jobs": {"__all__": {"attempts"}}})
 
 
-@bp.get("/jobs/<job_id>")
+@bp.get("/jobs/<job_id:job_id>")
 @spec(
     "getJob",
     summary="A job's status, progress, result or error, description and attempts.",
@@ -130,36 +139,47 @@ def get_job(job_id: str):
     return respond(schemas.JobView, get_service().describe(job_id, caller()))
 
 
-@bp.delete("/jobs/<job_id>")
+@bp.post("/jobs/<job_id:job_id>/cancel")
 @spec(
     "cancelJob",
     summary="Cancel a queued, scheduled or deferred job (200); ask the worker to stop a running one (202).",
-    responses={200: schemas.JobView, 202: schemas.JobView, 401: None, 404: None, 409: None},
+    body=NoOptions,
+    body_required=False,
+    responses={200: schemas.JobView, 202: schemas.JobView, **WRITE_ERRORS, 404: None, 409: None},
 )
 def cancel_job(job_id: str):
     """Cancel a queued, scheduled or deferred job (200); ask the worker to stop a running one (202)."""
+    optional_body(NoOptions)
     view, stopping = get_service().cancel(job_id, caller())
     response = jsonify(view)
     response.status_code = 202 if stopping else 200
     return response
 
 
-@bp.post("/jobs/<job_id>/retry")
+@bp.delete("/jobs/<job_id:job_id>")
+@spec(
+    "deleteJob",
+    summary="Delete a job that is not running, with its result and timeline (204); a running one is a 409.",
+    responses={204: None, 401: None, 404: None, 409: None},
+)
+def delete_job(job_id: str):
+    """Delete a job that is not running (204): cancel a running one first."""
+    get_service().delete(job_id, caller())
+    return "", 204
+
+
+@bp.post("/jobs/<job_id:job_id>/retry")
 @spec(
     "retryJob",
     summary="Requeue a failed, stopped or canceled job under the same id.",
-    body=RetryRequest,
+    body=NoOptions,
+    body_required=False,
     responses={202: schemas.Submitted, **WRITE_ERRORS, 404: None, 409: None},
     response_headers={202: LOCATION},
 )
 def retry_job(job_id: str):
     """Requeue a failed, stopped or canceled job under the same id: 202."""
-    raw = request.get_data(cache=True)
-    if raw.strip():
-        try:
-            RetryRequest.model_validate_json(raw)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+    optional_body(NoOptions)
     response = jsonify(_submitted(get_service().retry(job_id, caller())))
     response.status_code = 202
     response.headers["Location"] = url_for("jobs.get_job", job_id=job_id)

@@ -9,6 +9,8 @@ cannot send it.
 
 from __future__ import annotations
 
+import re
+
 from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -19,18 +21,25 @@ from webapp.service.submit import fingerprint_of
 from webapp.service.validation import details_of, summary
 from webapp.web.auth import caller, is_api_path
 from webapp.web.extensions import get_service
-from webapp.web.openapi import IDEMPOTENCY_KEY
+from webapp.web.openapi import IDEMPOTENCY_KEY_PATTERN
 
 SUBMISSION_FIELDS = tuple(SubmitRequest.model_fields)
-MAX_IDEMPOTENCY_KEY = IDEMPOTENCY_KEY["Idempotency-Key"]["schema"]["maxLength"]
+IDEMPOTENCY_KEY_FORM = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Every /api answer may be 401 once API keys are configured; every POST may be 415.
 WRITE_ERRORS = {400: None, 401: None, 413: None, 415: None, 422: None}
 
 
 def require_json_bodies():
-    """Bodies sent to /api must be declared as JSON."""
-    writes = request.method in ("POST", "PUT", "PATCH")
-    if writes and is_api_path(request.path) and request.mimetype != "application/json":
+    """Bodies sent to /api must be declared as JSON (a method the route does not take is a 405 first).
+
+    A POST without a body (cancel, retry) needs no Content-Type; cross-site requests of any kind
+    are refused by their Origin before this (webapp/web/security.py).
+    """
+    if request.routing_exception is not None or not is_api_path(request.path):
+        return
+    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    has_body = bool(request.content_length) or chunked
+    if request.method in ("POST", "PUT", "PATCH") and has_body and request.mimetype != "application/json":
         raise UnsupportedMediaType(
             f"send the body as JSON with 'Content-Type: application/json' (got {request.mimetype or 'none'!r})"
         )
@@ -70,12 +79,23 @@ def read_body() -> bytes:
     return raw
 
 
+def optional_body(model: type[BaseModel]) -> BaseModel | None:
+    """The body validated with `model`, or None when the request has none (whitespace is not none)."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise ValidationFailed(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+    if not IDEMPOTENCY_KEY_FORM.fullmatch(key):
+        raise ValidationFailed("Idempotency-Key: 1 to 200 printable ASCII characters")
     return key
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 
@@ -39,8 +40,10 @@ from webapp.store.events import (
     xrange_after,
 )
 from webapp.store.jobreads import not_found
+from webapp.web import schemas
 from webapp.web.auth import caller
 from webapp.web.extensions import get_service
+from webapp.web.openapi import RESUME_FROM_PATTERN, comma_list_pattern, parse_query, spec
 from webapp.web.sse.hub import Hub, Subscription, get_hub
 from webapp.web.sse.tails import Entry, StreamTail, read_entries, to_entries
 
@@ -52,9 +55,17 @@ bp = Blueprint("streams", __name__, url_prefix="/api")
 # -- request parsing --------------------------------------------------------------------
 
 
-def requested_event_id() -> EventId | None:
+LAST_EVENT_ID = {
+    "Last-Event-ID": {
+        "description": "Resume after this event id (EventSource sends it when it reconnects); empty: start afresh.",
+        "schema": {"type": "string", "pattern": RESUME_FROM_PATTERN},
+    }
+}
+
+
+def requested_event_id(query_value: str | None) -> EventId | None:
     """The `Last-Event-ID` header (what EventSource sends on reconnect), else `?last_event_id=`."""
-    raw = request.headers.get("Last-Event-ID", "").strip() or request.args.get("last_event_id", "").strip()
+    raw = request.headers.get("Last-Event-ID", "").strip() or query_value
     if not raw:
         return None
     try:
@@ -66,18 +77,16 @@ def requested_event_id() -> EventId | None:
         ) from None
 
 
-def csv_filter(param: str, allowed, what: str) -> frozenset[str] | None:
-    raw = request.args.get(param)
-    if raw is None or not raw.strip():
+def comma_list(param: str, raw: str | None, allowed: list[str], what: str) -> frozenset[str] | None:
+    """A comma-separated filter (no spaces), each value one of `allowed`; empty = no filter."""
+    if not raw:
         return None
-    values = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    unknown = sorted(values - set(allowed))
-    if unknown:
+    if not re.fullmatch(comma_list_pattern(allowed), raw):
         raise ValidationFailed(
-            f"unknown {what} {', '.join(repr(v[:64]) for v in unknown)} in ?{param}=: "
+            f"?{param}={raw[:64]!r}: give {what}s separated by commas, without spaces; "
             f"valid values are {', '.join(allowed)}"
         )
-    return values
+    return frozenset(raw.split(","))
 
 
 # -- stream helpers ---------------------------------------------------------------------
@@ -147,7 +156,9 @@ def sse_response(body: EventStream) -> Response:
 class Follow:
     """The loop shared by the job and global streams: read after `last`, send, wait, repeat."""
 
-    def __init__(self, hub: Hub, subscription: Subscription, key: str, last: EventId | None, config):
+    def __init__(
+        self, hub: Hub, subscription: Subscription, key: str, last: EventId | None, config, first: str | None = None
+    ):
         self.hub = hub
         self.subscription = subscription
         self.key = key
@@ -158,6 +169,7 @@ class Follow:
         self.heartbeat = float(config["HEARTBEAT_INTERVAL"])
         self.poll = float(config["SSE_POLL_INTERVAL"])
         self.retry_ms = int(config["SSE_RETRY_MS"])
+        self.first = first  # a frame sent before any event (a gap, when the client's id is unknown)
 
     def read(self) -> tuple[list[Entry], bool, str | None]:
         """Entries after the last one sent, whether more follow, and a gap frame if some are lost.
@@ -196,7 +208,7 @@ class Follow:
         ended: Callable[[Redis, EventId | None], bool] | None = None,
     ) -> Iterator[str]:
         """Frames: `retry`, then events as they come; stops after a terminal event or `ended`."""
-        yield f"retry: {self.retry_ms}\n\n"
+        yield f"retry: {self.retry_ms}\n\n" + (self.first or "")
         now = time.monotonic()
         next_beat = now + self.heartbeat
         next_check = now  # the first quiet moment checks at once whether the stream is over
@@ -244,11 +256,20 @@ class Follow:
 # -- routes -----------------------------------------------------------------------------
 
 
-@bp.get("/jobs/<job_id>/events")
+@bp.get("/jobs/<job_id:job_id>/events")
+@spec(
+    "jobEvents",
+    summary="One job's events (Server-Sent Events): its timeline so far, then live, ending after its last event.",
+    query=schemas.JobEventsQuery,
+    headers=LAST_EVENT_ID,
+    responses={200: None, 400: None, 401: None, 404: None, 422: None},
+    events=schemas.Event,
+    tag="events",
+)
 def job_events(job_id: str):
     """One job's events as SSE: its timeline from the start (or after Last-Event-ID), then live."""
     get_service().check_visible(job_id, caller())
-    after = requested_event_id()
+    after = requested_event_id(parse_query(schemas.JobEventsQuery).last_event_id)
     hub = get_hub()
     key = keys.job_events(job_id)
     subscription = hub.subscribe(job_id)  # before any read: see the module docstring
@@ -261,7 +282,7 @@ def job_events(job_id: str):
             raise exists
         if not exists:
             raise not_found(job_id)
-        check_not_future(after, stream_info(global_info))
+        after, first = resume_point(after, stream_info(global_info))
     except BaseException:
         hub.unsubscribe(subscription)
         raise
@@ -280,42 +301,63 @@ def job_events(job_id: str):
             return is_terminal(latest_event) or not job_exists
         return not job_exists
 
-    follow = Follow(hub, subscription, key, after, current_app.config)
+    follow = Follow(hub, subscription, key, after, current_app.config, first)
     return sse_response(follow.body(follow.run(ended=ended)))
 
 
-def check_not_future(after: EventId | None, global_info: dict | None) -> None:
-    """An id no event has had yet would silently skip events to come: refuse it."""
-    if after is None or global_info is None:
-        return
-    newest = _id_of(global_info["last-generated-id"])
-    if after > newest:
-        raise BadRequest(
-            f"Last-Event-ID {format_event_id(after)} is newer than any event (latest {format_event_id(newest)}): "
-            "send the id of an event you received"
-        )
+def resume_point(after: EventId | None, global_info: dict | None) -> tuple[EventId | None, str | None]:
+    """Where a stream resumes, and a frame to send first.
+
+    An id newer than any event means the streams were reset since the client saw it (Redis lost
+    its data, or a client kept an id from another deployment): waiting for ids past it would skip
+    every event until then, silently. Instead the client is told (`event: gap`) and gets the
+    stream from its oldest kept event.
+    """
+    if after is None:
+        return None, None
+    newest = _id_of(global_info["last-generated-id"]) if global_info is not None else (0, 0)
+    if after <= newest:
+        return after, None
+    first = (global_info or {}).get("first-entry")
+    oldest = format_event_id(_id_of(first[0])) if first else None
+    data = {"requested": format_event_id(after), "oldest": oldest}
+    return None, f"event: gap\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @bp.get("/events")
+@spec(
+    "allEvents",
+    summary="Every job's events (Server-Sent Events), live (or after Last-Event-ID), filtered by queue, "
+    "job name and event; with API keys, only the caller's own jobs.",
+    query=schemas.EventsQuery,
+    headers=LAST_EVENT_ID,
+    responses={200: None, 400: None, 401: None, 422: None},
+    events=schemas.Event,
+    tag="events",
+)
 def all_events():
     """Every job's events as SSE, optionally filtered by ?queue=, ?name= (job name), ?event=;
     with API keys, only the caller's own jobs (admins: all)."""
     service = get_service()
     owner = owner_filter(caller())
-    queues = csv_filter("queue", list(service.queues), "queue")
-    names = csv_filter("name", sorted(service.catalog), "job name")
-    kinds = csv_filter("event", EVENT_NAMES, "event name")
-    after = requested_event_id()
+    query = parse_query(schemas.EventsQuery)
+    queues = comma_list("queue", query.queue, list(service.queues), "queue")
+    names = comma_list("name", query.name, sorted(service.catalog), "job name")
+    kinds = comma_list("event", query.event, list(EVENT_NAMES), "event name")
+    after = requested_event_id(query.last_event_id)
     hub = get_hub()
     subscription = hub.subscribe(None)  # before any read: see the module docstring
     try:
         info = stream_info(_xinfo(hub.reader, keys.EVENTS_STREAM))
-        check_not_future(after, info)
+        after, first = resume_point(after, info)
     except BaseException:
         hub.unsubscribe(subscription)
         raise
     # Without Last-Event-ID: live from now, the newest id at subscription time (later ones wake us).
-    start = after if after is not None else (_id_of(info["last-generated-id"]) if info else (0, 0))
+    if after is not None or first is not None:
+        start = after
+    else:
+        start = _id_of(info["last-generated-id"]) if info else (0, 0)
 
     def accept(event: dict) -> bool:
         return (
@@ -325,7 +367,7 @@ def all_events():
             and (owner is None or event.get("owner") == owner)
         )
 
-    follow = Follow(hub, subscription, keys.EVENTS_STREAM, start, current_app.config)
+    follow = Follow(hub, subscription, keys.EVENTS_STREAM, start, current_app.config, first)
     filtered = None if queues is None and names is None and kinds is None and owner is None else accept
     return sse_response(follow.body(follow.run(accept=filtered)))
 
@@ -338,6 +380,13 @@ def _xinfo(reader: Redis, key: str):
 
 
 @bp.get("/demo/events")
+@spec(
+    "demoEvents",
+    summary="The /pubsub demo channel's messages (Server-Sent Events), live only: no ids, no replay.",
+    responses={200: None, 401: None},
+    events=schemas.DemoMessage,
+    tag="events",
+)
 def demo_events():
     """The demo pub/sub channel as SSE: `data: {"channel", "data", "at"}` per message, live only."""
     hub = get_hub()

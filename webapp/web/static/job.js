@@ -158,7 +158,7 @@
     var button = $("cancel");
     button.disabled = true;
     $("action-message").textContent = "Cancelling…";
-    UI.request("DELETE", "/api/jobs/" + encodeURIComponent(job.id)).then(function (result) {
+    UI.request("POST", "/api/jobs/" + encodeURIComponent(job.id) + "/cancel").then(function (result) {
       button.disabled = false;
       if (result.status === 200) {
         $("action-message").textContent = result.body.status === "stopped" ? "Stopped." : "Cancelled.";

@@ -1,0 +1,173 @@
+"""The submission contract: one schema per job type, so a schema-valid submission is an accepted one.
+
+`SubmitRequest` (webapp/service/submission.py) checks the shape of any submission; the catalog
+then checks the arguments against the job type's signature, and the planner checks the options
+against this server's maxima. The OpenAPI document says all of that at once: the submission is
+a union discriminated by `name`, and each member carries its job type's own arguments.
+
+A job's arguments may be given positionally (`args`), by keyword (`kwargs`) or both, but never
+twice: each member lists the ways as `anyOf` branches, one per number of positional arguments
+given (`k`): `args` then holds exactly the first `k` parameters, and `kwargs` the required ones
+that remain and none of the first `k`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from webapp.service.catalog import JobType
+from webapp.store.jobreads import JOB_ID_PATTERN
+
+REF_PREFIX = "#/components/schemas/"
+ARGUMENT_FIELDS = ("name", "args", "kwargs")
+
+
+def _member_name(job_name: str) -> str:
+    return f"Submission_{job_name}"
+
+
+def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: Iterable[str]) -> None:
+    """Put this server's maxima and choices into the options' schemas (they are 422s otherwise)."""
+
+    def number(field: str, setting: str) -> None:
+        for branch in options[field].get("anyOf", [options[field]]):
+            if branch.get("type") in ("integer", "number"):
+                branch["maximum"] = config[setting]
+
+    number("timeout", "MAX_JOB_TIMEOUT")
+    number("result_ttl", "MAX_RESULT_TTL")
+    number("failure_ttl", "MAX_FAILURE_TTL")
+    number("ttl", "MAX_JOB_TTL")
+    number("enqueue_in", "MAX_ENQUEUE_IN")
+    for branch in options["queue"].get("anyOf", [options["queue"]]):
+        if branch.get("type") == "string":
+            branch.pop("maxLength", None)
+            branch["enum"] = list(queues)
+    options["retry"] = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "max": {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRIES"]},
+                    "intervals": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRY_INTERVAL"]},
+                    },
+                },
+                "required": ["max"],
+                "additionalProperties": False,
+                "description": "Retry a failed job `max` times, waiting each interval in turn (the last repeats).",
+            },
+            {"type": "null"},
+        ]
+    }
+    job_ids = {"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN.pattern}, "minItems": 1,
+               "maxItems": config["MAX_DEPENDENCIES"]}  # fmt: skip
+    options["depends_on"] = {
+        "anyOf": [
+            job_ids,
+            {
+                "type": "object",
+                "properties": {"ids": job_ids, "allow_failure": {"type": "boolean"}},
+                "required": ["ids"],
+                "additionalProperties": False,
+            },
+            {"type": "null"},
+        ],
+        "description": "Jobs (ids) that must end before this one runs; they must exist and be visible to you.",
+    }
+
+
+def _ways_to_pass(job_type: JobType, params: dict) -> list[dict]:
+    """One `anyOf` branch per number of positional arguments given."""
+    required = set(params.get("required", []))
+    branches = []
+    for k in range(len(job_type.positional) + 1):
+        given = list(job_type.positional[:k])
+        remaining = sorted(name for name in required if name not in given)
+        branch: dict[str, Any] = {"properties": {}}
+        if k:
+            branch["required"] = ["args"]
+            branch["properties"]["args"] = {"minItems": k, "maxItems": k}
+        else:
+            branch["properties"]["args"] = {"maxItems": 0}
+        kwargs: dict[str, Any] = {}
+        if given:
+            kwargs["properties"] = {name: False for name in given}
+        if remaining:
+            kwargs["required"] = remaining
+            branch.setdefault("required", []).append("kwargs")
+        if kwargs:
+            branch["properties"]["kwargs"] = kwargs
+        branches.append(branch)
+    return branches
+
+
+def member_schema(job_type: JobType, params: dict, options: dict[str, Any]) -> dict:
+    """The submission schema of one job type."""
+    properties = {name: copy.deepcopy(params.get("properties", {}).get(name, {})) for name in job_type.positional}
+    member = {
+        "type": "object",
+        "title": f"Submit {job_type.name}",
+        "description": job_type.summary,
+        "properties": {
+            "name": {"const": job_type.name},
+            "args": {
+                "type": "array",
+                "prefixItems": [properties[name] for name in job_type.positional],
+                "items": False,
+                "description": f"Positional arguments, in order: {', '.join(job_type.positional) or 'none'}.",
+            },
+            "kwargs": {
+                "type": "object",
+                "properties": copy.deepcopy(params.get("properties", {})),
+                "additionalProperties": False,
+                "description": "Arguments by name.",
+            },
+            **copy.deepcopy(options),
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+        "anyOf": _ways_to_pass(job_type, params),
+        # Options that exclude each other (the planner's rules).
+        "not": {
+            "anyOf": [
+                {"required": ["enqueue_in", "enqueue_at"]},
+                {"required": ["depends_on", "enqueue_in"]},
+                {"required": ["depends_on", "enqueue_at"]},
+            ]
+        },
+    }
+    return member
+
+
+def submission_components(
+    base: dict, catalog: Mapping[str, JobType], config: Mapping[str, Any], queues: Iterable[str], ref_template: str
+) -> dict[str, dict]:
+    """The component schemas of the submission union (`Submission`), its members and their $defs.
+
+    `base` is SubmitRequest's own JSON Schema: its option fields (everything but name, args and
+    kwargs) are kept, with this server's bounds.
+    """
+    fields = base["properties"].items()
+    options = {name: copy.deepcopy(schema) for name, schema in fields if name not in ARGUMENT_FIELDS}
+    for schema in options.values():
+        schema.pop("title", None)
+    _option_bounds(options, config, queues)
+    components: dict[str, dict] = {}
+    mapping = {}
+    for job_type in catalog.values():
+        params = job_type.params.model_json_schema(ref_template=ref_template)
+        components.update(params.pop("$defs", {}))
+        name = _member_name(job_type.name)
+        components[name] = member_schema(job_type, params, options)
+        mapping[job_type.name] = REF_PREFIX + name
+    components["Submission"] = {
+        "title": "Submission",
+        "description": "A job to enqueue: its name (see GET /api/functions), its arguments and options.",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "name", "mapping": mapping},
+    }
+    return components
