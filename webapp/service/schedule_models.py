@@ -1,0 +1,87 @@
+"""What a client sends to create or change a periodic schedule, as pydantic models.
+
+A schedule's `job` is a submission as `POST /api/jobs` takes it, less the options that time a
+job (`enqueue_in`, `enqueue_at`, `depends_on`): each run is queued at its tick. It is checked
+by the same planner as a submission (webapp/service/planning.py), so a schedule can never hold
+a job that `POST /api/jobs` would refuse.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, create_model
+
+from webapp.service.submission import Strict, SubmitRequest
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+TIMING_OPTIONS = ("enqueue_in", "enqueue_at", "depends_on")
+MAX_INTERVAL = 366 * 86400
+Misfire = Literal["run_once", "skip"]
+
+ScheduledJob = create_model(
+    "ScheduledJob",
+    __base__=Strict,
+    __doc__="The job each run submits: a submission as POST /api/jobs takes it, without its timing options.",
+    **{
+        name: (info.annotation, info) for name, info in SubmitRequest.model_fields.items() if name not in TIMING_OPTIONS
+    },
+)
+
+CRON = Field(
+    None,
+    max_length=200,
+    description="5 fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`; or @hourly, @daily, ...",
+)
+INTERVAL = Field(None, ge=1, le=MAX_INTERVAL, description="Seconds between runs (instead of `cron`).")
+TIMEZONE = Field("UTC", min_length=1, max_length=64, description="IANA time zone of a cron expression.")
+NO_OVERLAP = Field(False, description="Skip a tick while the previous run is still queued or running.")
+MISFIRE = Field(
+    "run_once",
+    description="Ticks missed while no worker ran: `run_once` makes one catch-up run, `skip` none.",
+)
+JITTER = Field(0, ge=0, le=86400, description="Interval schedules: delay each run by up to this many seconds.")
+PAUSED = Field(False, description="A paused schedule makes no runs until resumed.")
+
+
+class ScheduleOptions(Strict):
+    cron: str | None = CRON
+    interval: int | None = INTERVAL
+    timezone: str = TIMEZONE
+    no_overlap: bool = NO_OVERLAP
+    misfire: Misfire = MISFIRE
+    jitter: int = JITTER
+    paused: bool = PAUSED
+
+
+class ScheduleCreate(ScheduleOptions):
+    """`POST /api/schedules`: a name, the job, and `cron` or `interval`."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Letters, digits, `_`, `.`, `-`; at most 100.")
+    job: ScheduledJob
+
+
+class ScheduleDeclared(ScheduleOptions):
+    """A schedule declared in code (`jobs.SCHEDULES`): as POST /api/schedules takes it, its name
+    being its key in the table, with the API key name that owns its jobs, if any."""
+
+    job: ScheduledJob
+    owner: str | None = Field(None, min_length=1, max_length=100)
+
+
+class SchedulePatch(Strict):
+    """`PATCH /api/schedules/<name>`: any field; the others keep their values. Giving `cron`
+    switches an interval schedule to cron and the other way round."""
+
+    job: ScheduledJob | None = None
+    cron: str | None = CRON
+    interval: int | None = INTERVAL
+    timezone: str | None = Field(None, min_length=1, max_length=64, description=TIMEZONE.description)
+    no_overlap: bool | None = Field(None, description=NO_OVERLAP.description)
+    misfire: Misfire | None = Field(None, description=MISFIRE.description)
+    jitter: int | None = Field(None, ge=0, le=86400, description=JITTER.description)
+    paused: bool | None = Field(None, description=PAUSED.description)
+
+
+class RunNowRequest(Strict):
+    """`POST /api/schedules/<name>/run`: no options; send `{}` (or no body)."""
