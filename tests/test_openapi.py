@@ -43,6 +43,12 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("POST", "/api/jobs/batch"),
         ("DELETE", "/api/jobs/{job_id}"),
         ("POST", "/api/jobs/{job_id}/retry"),
+        ("GET", "/api/schedules"),
+        ("POST", "/api/schedules"),
+        ("GET", "/api/schedules/{name}"),
+        ("PATCH", "/api/schedules/{name}"),
+        ("DELETE", "/api/schedules/{name}"),
+        ("POST", "/api/schedules/{name}/run"),
     }
     assert not any(path.startswith("/rq") or "docs" in path or "openapi" in path for path in document["paths"])
 

@@ -120,8 +120,11 @@ class Timing:
         fixed = _fixed_time(self.cron)
         horizon = start.year + HORIZON_YEARS
         while True:
-            found = iterator.get_next(datetime)
-            if found.year > horizon:
+            try:
+                found = iterator.get_next(datetime)
+            except CroniterError:
+                found = None
+            if found is None or found.year > horizon:
                 raise invalid("cron", f"{self.cron!r} never fires in the next {HORIZON_YEARS} years", "cron_never")
             if not (fixed and _repeats_a_wall_time(found, zone)):
                 return int(found.timestamp() * 1000)

@@ -82,9 +82,12 @@ class ScheduleService:
             raise failed(exc, "job: ") from None
         except APIError as exc:
             details = [{**detail, "argument": f"job.{detail.get('argument') or ''}".rstrip(".")}
-                       for detail in (exc.details or [])] or None  # fmt: skip
+                       for detail in (exc.details or [])]  # fmt: skip
+            if not details and isinstance(exc, ValidationFailed):
+                details = [{"argument": "job.name" if "job name" in exc.message else "job", "message": exc.message,
+                            "type": exc.code}]  # fmt: skip
             exc.message = f"job: {exc.message}"
-            exc.details = details
+            exc.details = details or None
             raise
 
     def _timing(self, spec: dict[str, Any], now_ms: int) -> Timing:

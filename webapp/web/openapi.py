@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.schedule_models import NAME_PATTERN
 from webapp.service.validation import failed
 from webapp.store.jobreads import JOB_ID_PATTERN
 from webapp.web import schemas
@@ -48,7 +49,11 @@ PATH_PARAMETERS = {
     "job_id": {
         "description": "A job id: letters, digits, '-' and '_'.",
         "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
-    }
+    },
+    "name": {
+        "description": "A schedule's name: letters, digits, '_', '.' and '-'.",
+        "schema": {"type": "string", "pattern": NAME_PATTERN},
+    },
 }
 
 
@@ -82,6 +87,7 @@ IDEMPOTENCY_KEY = {
         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
     }
 }
+
 
 def openapi_path(rule: str) -> str:
     """Flask's `/api/jobs/<job_id>` (or `<string:job_id>`) as OpenAPI's `/api/jobs/{job_id}`."""
@@ -174,6 +180,9 @@ def _operation_object(path: str, operation: Operation, refs: dict) -> dict:
         statuses.setdefault(413, None)
     for status in sorted(statuses):
         model = statuses[status]
+        if status == 204:
+            responses[str(status)] = {"description": HTTPStatus(status).phrase}
+            continue
         if model is None:
             schema = refs[(schemas.ErrorBody, "serialization")]
             entry = {"description": ERRORS.get(status, "Error."), "content": {"application/json": {"schema": schema}}}
@@ -229,7 +238,7 @@ def _name_the_choices(document: dict, app: Flask) -> None:
                 branch.pop("maxLength", None)
 
     for name, schema in document["components"]["schemas"].items():
-        if name.startswith("SubmitRequest"):
+        if name.startswith(("SubmitRequest", "ScheduledJob")):
             for field in choices:
                 restrict(schema["properties"][field], field)
     for methods in document["paths"].values():
