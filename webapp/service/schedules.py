@@ -289,8 +289,9 @@ class ScheduleService:
             fields["missed"] = missed
         step = Transition(stored, entry, "schedule.run", fields, due=due, job_id=created["id"], commands=commands,
                           admission=admission)  # fmt: skip
+        step.counters = [(f"runs:{kind}", 1, "i")]
         if kind != "manual":
-            step.counters = [("lag_sum", lag, "f"), ("lag_count", 1, "i"), ("last_lag", lag, "s")]
+            step.counters += [("lag_sum", lag, "f"), ("lag_count", 1, "i"), ("last_lag", lag, "s")]
         return step, created
 
     def _skip_step(self, stored: Stored, now_ms: int, due: int, reason: str, missed: int, message: str = ""):

@@ -32,6 +32,7 @@ from webapp.store.admission import Admission, GuardedWriter, Outcome, outcome_of
 EVENT_COUNTERS = ("schedule.run", "schedule.skipped")
 LAG_SUM, LAG_COUNT, LAST_LAG = "lag_sum", "lag_count", "last_lag"
 SKIP_REASONS = ("overlap", "misfire", "queue_full", "invalid_job")
+RUN_KINDS = ("tick", "catch_up", "manual")
 EVENT_NAMES = (
     "schedule.created",
     "schedule.updated",
@@ -216,7 +217,8 @@ class ScheduleStore:
 
     @staticmethod
     def counter_names() -> list[str]:
-        return [*EVENT_NAMES, LAG_SUM, LAG_COUNT, LAST_LAG, *(f"skipped:{reason}" for reason in SKIP_REASONS)]
+        return [*EVENT_NAMES, LAG_SUM, LAG_COUNT, LAST_LAG, *(f"skipped:{reason}" for reason in SKIP_REASONS),
+                *(f"runs:{kind}" for kind in RUN_KINDS)]  # fmt: skip
 
     def _write(self, name: str, expected_rev: str, commands: list[tuple], event: str, payload: str,
                count: bool = True) -> Outcome:  # fmt: skip
