@@ -41,7 +41,6 @@ from webapp.service.planning import PlannedJob
 from webapp.service.schedule_models import (
     NAME_PATTERN,
     ScheduleCreate,
-    ScheduleDeclared,
     ScheduleOptions,
     SchedulePatch,
 )
@@ -117,7 +116,7 @@ class ScheduleService:
     # -- reads ---------------------------------------------------------------------------
 
     def _visible(self, name: str, caller: Caller) -> Stored:
-        if not isinstance(name, str) or not _valid_name(name):
+        if not isinstance(name, str) or not valid_name(name):
             raise not_found(name)
         stored = self.store.read(name)
         if stored is None or not access.may_see(stored.owner, caller):
@@ -365,53 +364,12 @@ class ScheduleService:
             upcoming = now_ms  # more are due: look again at once
         return counted, upcoming
 
-    # -- schedules declared in code ------------------------------------------------------
-
     def sync_declared(self, declared: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-        """Create or update the schedules of `jobs.SCHEDULES`; delete code schedules no longer
-        declared. Runtime state (paused, history, the next tick unless the timing changed)
-        is kept. Safe to run from many processes at once (every write is guarded)."""
-        report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "deleted": [], "invalid": []}
-        for name, raw in declared.items():
-            try:
-                self._sync_one(name, raw, report)
-            except APIError as exc:
-                log.error("jobs.SCHEDULES[%r] is invalid and was not applied: %s", name, exc.message)
-                report["invalid"].append(f"{name}: {exc.message}")
-        for stored in self.store.read_many(self.store.names()):
-            if stored.source == "code" and stored.name not in declared:
-                self.delete(stored.name, None, declared=True)
-                report["deleted"].append(stored.name)
-        return report
+        """Apply `jobs.SCHEDULES` (webapp/service/schedule_sync.py)."""
+        from webapp.service.schedule_sync import sync_declared
 
-    def _sync_one(self, name: str, raw: Mapping[str, Any], report: dict[str, list[str]]) -> None:
-        if not isinstance(name, str) or not _valid_name(name):
-            raise ValidationFailed(f"the name must match {NAME_PATTERN}")
-        try:
-            body = ScheduleDeclared.model_validate(dict(raw))
-        except ValidationError as exc:
-            raise failed(exc, "") from None
-        spec = self._spec(body, body.job)
-        self._timing(spec, self.store.now_ms())  # normalizes the cron expression
-        self._plan(spec["job"])
-        for _attempt in range(5):
-            stored = self.store.read(name)
-            if stored is None:
-                try:
-                    create = ScheduleCreate.model_validate({**body.model_dump(exclude={"owner"}), "name": name})
-                    self.create(create, None, source="code", owner=body.owner)
-                    report["created"].append(name)
-                    return
-                except Conflict:
-                    continue  # another process created it meanwhile: compare with theirs
-            if (stored.spec, stored.owner, stored.source) == (spec, body.owner, "code"):
-                report["unchanged"].append(name)
-                return
-            self.update(name, SchedulePatch.model_validate(spec), None, declared=(body.owner,))
-            report["updated"].append(name)
-            return
-        raise Conflict(f"schedule {name!r} kept changing while it was synced")
+        return sync_declared(self, declared)
 
 
-def _valid_name(name: str) -> bool:
+def valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
