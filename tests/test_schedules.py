@@ -315,3 +315,22 @@ def test_the_cli_manages_schedules(app, runner, redis_conn):
     assert "cli-one" in listed and "every 60 s" in listed and "last queued" in listed
     assert runner.invoke(args=["schedules", "delete", "cli-one", "--yes"]).exit_code == 0
     assert runner.invoke(args=["schedules", "run", "cli-one"]).exit_code != 0
+
+
+def test_the_ticker_thread_applies_declared_schedules_then_runs_their_ticks(app, redis_conn):
+    import time
+
+    from webapp.worker.ticker import Ticker
+
+    declared = {"tick-tock": {"job": ADD, "interval": 1}}
+    ticker = Ticker(app.config, app.extensions["redis_factory"], app.extensions["jobsvc"].catalog, declared)
+    ticker.start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(jobs_of(redis_conn, "tick-tock")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        ticker.stop()
+    view = service_of(app).get("tick-tock", None)
+    assert view["source"] == "code" and len(view["runs"]) >= 2
+    assert [run["kind"] for run in view["runs"]] == ["tick"] * len(view["runs"])

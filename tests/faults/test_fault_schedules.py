@@ -67,7 +67,8 @@ def test_three_workers_one_sigkilled_make_exactly_one_job_per_tick(redis_server,
         ticks_across_kill = sum(1 for due in dues if killed_at_ms - 3000 <= due <= killed_at_ms + 3000)
         report(
             "schedule_exactly_once",
-            workers=3, killed=1, seconds=round(elapsed, 1), ticks=len(dues), duplicates=duplicates,
+            workers=3, killed=1, seconds=round(elapsed, 1), jobs=len(dues), lost=len(gaps) + len(skipped),
+            duplicated=duplicates, ticks=len(dues), duplicates=duplicates,
             gaps=len(gaps), skipped=len(skipped), catch_up=sum(1 for e in runs if e["kind"] != "tick"),
             jobs_indexed=indexed, ticks_within_3s_of_kill=ticks_across_kill,
             lag_ms_median=sorted(lags)[len(lags) // 2], lag_ms_max=max(lags),

@@ -8,6 +8,7 @@ a job that `POST /api/jobs` would refuse.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, create_model
@@ -16,6 +17,12 @@ from webapp.service.submission import Strict, SubmitRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 TIMING_OPTIONS = ("enqueue_in", "enqueue_at", "depends_on")
+
+
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
+
+
 MAX_INTERVAL = 366 * 86400
 Misfire = Literal["run_once", "skip"]
 

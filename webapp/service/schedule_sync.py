@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from webapp.infra.errors import APIError, Conflict, ValidationFailed
-from webapp.service.schedule_models import NAME_PATTERN, ScheduleCreate, ScheduleDeclared, SchedulePatch
-from webapp.service.schedules import ScheduleService, valid_name
+from webapp.service.schedule_models import NAME_PATTERN, ScheduleCreate, ScheduleDeclared, SchedulePatch, valid_name
 from webapp.service.validation import failed
+
+if TYPE_CHECKING:  # the service calls these functions with itself
+    from webapp.service.schedules import ScheduleService
 
 log = logging.getLogger("webapp.schedules")
 
@@ -40,7 +42,7 @@ def sync_declared(service: ScheduleService, declared: Mapping[str, Mapping[str, 
 
 
 def _sync_one(service: ScheduleService, name: str, raw: Mapping[str, Any], report: dict[str, list[str]]) -> None:
-    if not isinstance(name, str) or not valid_name(name):
+    if not valid_name(name):
         raise ValidationFailed(f"the name must match {NAME_PATTERN}")
     try:
         body = ScheduleDeclared.model_validate(dict(raw))

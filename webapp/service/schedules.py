@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -39,11 +38,12 @@ from webapp.service.access import Caller
 from webapp.service.jobservice import JobService
 from webapp.service.planning import PlannedJob
 from webapp.service.schedule_models import (
-    NAME_PATTERN,
     ScheduleCreate,
     ScheduleOptions,
     SchedulePatch,
+    valid_name,
 )
+from webapp.service.schedule_sync import sync_declared
 from webapp.service.schedule_timing import Timing, decide, parse_cron, parse_timezone
 from webapp.service.submission import SubmitRequest
 from webapp.service.validation import failed
@@ -116,7 +116,7 @@ class ScheduleService:
     # -- reads ---------------------------------------------------------------------------
 
     def _visible(self, name: str, caller: Caller) -> Stored:
-        if not isinstance(name, str) or not valid_name(name):
+        if not valid_name(name):
             raise not_found(name)
         stored = self.store.read(name)
         if stored is None or not access.may_see(stored.owner, caller):
@@ -366,10 +366,4 @@ class ScheduleService:
 
     def sync_declared(self, declared: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
         """Apply `jobs.SCHEDULES` (webapp/service/schedule_sync.py)."""
-        from webapp.service.schedule_sync import sync_declared
-
         return sync_declared(self, declared)
-
-
-def valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None

@@ -6,14 +6,12 @@ touches Redis: malformed JSON → 400, anything else wrong → 422 naming the fi
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, current_app, jsonify, request, url_for
 from pydantic import ValidationError
 
 from webapp.infra.errors import APIError, ValidationFailed
 from webapp.service.access import owner_filter
-from webapp.service.schedule_models import NAME_PATTERN
+from webapp.service.schedule_models import valid_name
 from webapp.service.submission import BatchRequest, RetryRequest, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
@@ -109,7 +107,7 @@ def list_jobs():
         raise ValidationFailed(f"unknown queue {query.queue!r}: configured queues are {', '.join(service.queues)}")
     if query.name is not None and query.name not in service.catalog:
         raise ValidationFailed(f"unknown job name {query.name!r}: valid names are {', '.join(sorted(service.catalog))}")
-    if query.schedule is not None and not re.fullmatch(NAME_PATTERN, query.schedule):
+    if query.schedule is not None and not valid_name(query.schedule):
         raise ValidationFailed(f"schedule: {query.schedule!r} is not a schedule name (letters, digits, '_', '.', '-')")
     lister = listing.JobLister(service.connection, service.names_by_path, service.queues, service.catalog)
     page = lister.page(
