@@ -2,7 +2,7 @@
 
 Every SSE client of a web process registers a `Subscription` here instead of opening its
 own Redis pub/sub connection. A single background thread (a greenlet under gevent, where
-`threading` is monkey-patched) holds the process's one subscription to the events and demo
+`threading` is monkey-patched) holds the process's one subscription to the job events, schedule events and demo
 channels and, for each message, wakes the subscriptions it concerns.
 
 A job-event wake-up carries no data: the Redis streams are the source of truth, and a woken
