@@ -24,3 +24,11 @@ ALLOWED: dict[str, Callable] = {
 DEFAULT_OPTIONS: dict[str, dict] = {
     "sleep": {"timeout": 3660},  # sleep accepts up to 3600 s: the default 180 s would cut it short
 }
+
+# Periodic schedules declared in code: name -> the body of POST /api/schedules without its name
+# (README, "Periodic jobs"). `worker.py` creates or updates them at start-up, keeping their
+# runtime state (paused, history, next run unless the timing changed), and deletes the ones
+# removed from here. Optional "owner": the API key name whose jobs the runs are. For example:
+#   "nightly-cleanup": {"job": {"name": "add", "args": [1, 2]}, "cron": "0 2 * * *", "timezone": "Europe/Paris"},
+#   "heartbeat": {"job": {"name": "sleep", "args": [0], "queue": "low"}, "interval": 60, "no_overlap": True},
+SCHEDULES: dict[str, dict] = {}

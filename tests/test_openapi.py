@@ -47,6 +47,13 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("GET", "/api/jobs/{job_id}/events"),
         ("GET", "/api/events"),
         ("GET", "/api/demo/events"),
+        ("GET", "/api/schedule-events"),
+        ("GET", "/api/schedules"),
+        ("POST", "/api/schedules"),
+        ("GET", "/api/schedules/{name}"),
+        ("PATCH", "/api/schedules/{name}"),
+        ("DELETE", "/api/schedules/{name}"),
+        ("POST", "/api/schedules/{name}/run"),
     }
     assert not any(path.startswith("/rq") or "docs" in path or "openapi" in path for path in document["paths"])
 

@@ -93,6 +93,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_SENTINEL_MASTER", "mymaster", str, "Name of the master the sentinels watch."),
     Setting("REDIS_SENTINEL_PASSWORD", None, str, "Password of the sentinels themselves, if any."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
+    # Periodic schedules (README, "Periodic jobs").
+    Setting("SCHEDULE_MISFIRE_GRACE", 60.0, float, "Seconds late a schedule's tick may still run (later: missed)."),
+    Setting("SCHEDULE_HISTORY", 50, int, "Runs and skips kept per schedule."),
+    Setting("SCHEDULE_POLL_INTERVAL", 1.0, float, "Longest a `worker.py` ticker waits between looks at due schedules."),
+    Setting("MAX_SCHEDULES", 1000, int, "Most schedules the service keeps (POST /api/schedules answers 409 beyond)."),
 )
 
 

@@ -100,14 +100,18 @@ class Submitter:
             for queue in self.queues.values():
                 queue.redis_server_version = self._server_version
 
-    def _write(self, plan: PlannedJob, owner: str | None, commands: list[tuple]) -> dict[str, str]:
-        """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`."""
+    def _write(self, plan: PlannedJob, owner: str | None, commands: list[tuple], schedule: str | None = None) -> dict:
+        """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`.
+
+        `schedule`: the periodic schedule making the job, kept in its meta, events and index."""
         meta: dict[str, Any] = {"name": plan.job_type.name}
         if owner is not None:
             meta["owner"] = owner
+        if schedule is not None:
+            meta["schedule"] = schedule
         queue = plan.queue
         name = plan.job_type.name
-        where = {"name": name, "queue": queue.name, "owner": owner}
+        where = {"name": name, "queue": queue.name, "owner": owner, "schedule": schedule}
         if plan.run_at is not None:
             # Rare enough to take RQ's own code, recorded rather than executed (store/admission.py).
             self._prime_server_version()
@@ -121,7 +125,7 @@ class Submitter:
             )
             queue.schedule_job(job, plan.run_at, pipeline=recorder)
             commands += self.writer.recorded(recorder)
-            commands += listing.index_commands(job.id, listing.score_of(job), queue.name, name, owner)
+            commands += listing.index_commands(job.id, listing.score_of(job), queue.name, name, owner, schedule)
             job_id = job.id
             commands.append(
                 self.events.command("scheduled", job_id=job_id, status="scheduled", run_at=iso(plan.run_at), **where)
@@ -140,9 +144,22 @@ class Submitter:
                 now,
             )
             commands.append(self.events.command("queued", job_id=job_id, status="queued", **where))
-            commands += listing.index_commands(job_id, int(now.timestamp() * 1_000_000), queue.name, name, owner)
+            score = int(now.timestamp() * 1_000_000)
+            commands += listing.index_commands(job_id, score, queue.name, name, owner, schedule)
             commands.append(("RPUSH", keys.wake(queue.name), 1))  # wakes an idle worker at once
         return {"id": job_id, "name": name, "queue": queue.name, "status": plan.initial_status}
+
+    def job_writes(self, plan: PlannedJob, owner: str | None, schedule: str) -> tuple[list[tuple], Admission, dict]:
+        """A schedule's run: the job's writes and their admission checks, for lua/schedule_tick.lua
+        to run behind the schedule's guard. No rate limit or idempotency key (a tick is claimed
+        exactly once by its guard); the queue-depth cap applies as to any submission."""
+        if plan.run_at is not None or plan.dependency is not None:
+            raise ValueError("a schedule's job is queued at its tick: no enqueue_in/at, no depends_on")
+        commands: list[tuple] = []
+        created = self._write(plan, owner, commands, schedule=schedule)
+        admission = Admission(cost=1, depth_cap=self.config["MAX_QUEUE_DEPTH"])
+        admission.added_per_queue[plan.queue.key] = 1
+        return commands, admission, created
 
     def _submit_with_dependencies(self, planned, caller: Caller, owner, admission, fingerprint) -> Submission:
         """RQ's own path: it reads the dependencies under WATCH to decide queued or deferred."""

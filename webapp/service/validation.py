@@ -18,10 +18,22 @@ def where(loc: tuple) -> str:
     return text
 
 
+# What a field with a documented pattern looks like, in words: said instead of the regular
+# expression when a value does not match it (the pattern itself is in the OpenAPI document).
+FORMS: dict[str, str] = {}
+
+
+def _message(err: dict) -> str:
+    field = err["loc"][-1] if err["loc"] else None
+    if err["type"] == "string_pattern_mismatch" and field in FORMS:
+        return f"should be {FORMS[field]}"
+    return err["msg"]
+
+
 def details_of(exc: ValidationError, default: str = "body") -> list[dict]:
     """One `{argument, message, type}` per error."""
     return [
-        {"argument": where(err["loc"]) or default, "message": err["msg"], "type": err["type"]}
+        {"argument": where(err["loc"]) or default, "message": _message(err), "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
 

@@ -69,6 +69,16 @@ class GuardedWriter:
         return commands
 
     def run(self, commands: list[tuple], admission: Admission) -> Outcome:
+        argv = self.argv(commands, admission)
+        try:
+            reply = self.connection.evalsha(self.script.sha, 0, *argv)
+        except NoScriptError:
+            reply = self.connection.eval(self.source, 0, *argv)
+        return outcome_of(reply)
+
+    @staticmethod
+    def argv(commands: list[tuple], admission: Admission) -> list:
+        """The fields lua/lib/submission.lua reads: the checks, then the commands."""
         argv: list = [
             admission.rate_key,
             admission.rate_limit,
@@ -87,9 +97,10 @@ class GuardedWriter:
         for args in commands:
             argv.append(len(args))
             argv.extend(args)
-        try:
-            reply = self.connection.evalsha(self.script.sha, 0, *argv)
-        except NoScriptError:
-            reply = self.connection.eval(self.source, 0, *argv)
-        status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        return Outcome(status, tuple(reply[1:]))
+        return argv
+
+
+def outcome_of(reply: list) -> Outcome:
+    """A script's reply (`{status, details...}`) as an Outcome."""
+    status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+    return Outcome(status, tuple(reply[1:]))

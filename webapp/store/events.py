@@ -11,7 +11,8 @@ Streams: `jobsvc:events` (every job's events, trimmed to EVENTS_STREAM_MAXLEN) a
 expiring with the job: a terminal event sets its TTL to the job's result/failure TTL).
 
 An event carries `owner` (the API key name that submitted the job) when there is one, so the
-event streams can show each client only its own jobs.
+event streams can show each client only its own jobs, and `schedule` when a periodic schedule
+made the job.
 """
 
 from __future__ import annotations
@@ -72,11 +73,13 @@ class EventLog:
         )
 
     def payload(self, event: str, *, job_id: str, name: str | None, queue: str | None, status: str,
-                owner: str | None = None, **extra: Any) -> str:  # fmt: skip
+                owner: str | None = None, schedule: str | None = None, **extra: Any) -> str:  # fmt: skip
         """The event as published, without its id (the stream gives it)."""
         body = {"event": event, "job_id": job_id, "name": name, "queue": queue, "status": status, "at": now_iso()}
         if owner is not None:
             body["owner"] = owner
+        if schedule is not None:  # the job was made by a periodic schedule
+            body["schedule"] = schedule
         body.update(extra)
         return json.dumps(body, separators=(",", ":"), default=str)
 
@@ -108,7 +111,8 @@ class EventLog:
         if ttl is None:
             ttl = terminal_ttl(job, status)
         return self.append(event, job_id=job.id, name=name or job.meta.get("name") or job.func_name, queue=job.origin,
-                           status=status, owner=job.meta.get("owner"), ttl=ttl, pipeline=pipeline, **extra)  # fmt: skip
+                           status=status, owner=job.meta.get("owner"), schedule=job.meta.get("schedule"), ttl=ttl,
+                           pipeline=pipeline, **extra)  # fmt: skip
 
 
 def terminal_ttl(job: Job, status: str) -> int | None:

@@ -119,6 +119,7 @@ def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: M
         "ended_at": iso(job.ended_at),
         "last_event_id": last_event_id,
         "description": job.description,
+        "schedule": job.meta.get("schedule"),
     }
 
 

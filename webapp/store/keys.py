@@ -119,6 +119,16 @@ ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"  # + job id: first sighting of a lost
 IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"  # + hash of (API key name, Idempotency-Key)
 RATE_PREFIX = "jobsvc:rate:"  # + hash of the client: its submission count this window
 
+# Periodic schedules (webapp/store/schedules.py)
+SCHEDULES = "jobsvc:schedules"  # every schedule's name (a set)
+SCHEDULES_DUE = "jobsvc:schedules-due"  # active schedules by the time of their next run, in ms (a sorted set)
+SCHEDULE_PREFIX = "jobsvc:schedule:"  # + name: definition and state (a hash)
+SCHEDULE_RUNS_PREFIX = "jobsvc:schedule-runs:"  # + name: its latest runs and skips, newest first (a list)
+SCHEDULE_EVENTS_STREAM = "jobsvc:schedule-events"  # every schedule's events (a stream)
+SCHEDULE_EVENTS_SUFFIX = ":schedules"  # the events channel + this: where schedule events are published
+INDEX_BY_SCHEDULE_PREFIX = "jobsvc:index:schedule:"  # + schedule name: its jobs (a listing index set)
+METRICS_SCHEDULES = "jobsvc:metrics:schedules"  # "<schedule>\t<counter>" -> value (a hash)
+
 
 def job_events(job_id: str) -> str:
     return JOB_EVENTS_PREFIX + job_id
@@ -138,6 +148,23 @@ def index_by_name(job_name: str) -> str:
 
 def index_by_owner(owner: str) -> str:
     return INDEX_BY_OWNER_PREFIX + owner
+
+
+def index_by_schedule(schedule: str) -> str:
+    return INDEX_BY_SCHEDULE_PREFIX + schedule
+
+
+def schedule(name: str) -> str:
+    return SCHEDULE_PREFIX + name
+
+
+def schedule_runs(name: str) -> str:
+    return SCHEDULE_RUNS_PREFIX + name
+
+
+def schedule_events_channel(config) -> str:
+    """Schedule events go on a channel of their own, beside the job events' channel."""
+    return events_channel(config) + SCHEDULE_EVENTS_SUFFIX
 
 
 def liveness(worker_name: str) -> str:

@@ -50,7 +50,7 @@ def score_of(job: Job) -> int:
     return int(job.created_at.timestamp() * 1_000_000)
 
 
-def index_keys(queue: str | None, name: str | None, owner: str | None = None) -> list[str]:
+def index_keys(queue: str | None, name: str | None, owner: str | None = None, schedule: str | None = None) -> list[str]:
     sets = [keys.INDEX]
     if queue:
         sets.append(keys.index_by_queue(queue))
@@ -58,13 +58,18 @@ def index_keys(queue: str | None, name: str | None, owner: str | None = None) ->
         sets.append(keys.index_by_name(name))
     if owner:
         sets.append(keys.index_by_owner(owner))
+    if schedule:
+        sets.append(keys.index_by_schedule(schedule))
     return sets
 
 
 def index_job(pipe: Pipeline, job: Job) -> None:
     """Add an RQ job to the listing index, in the caller's pipeline (which it executes itself;
     the submit script takes `index_commands` instead)."""
-    for command in index_commands(job.id, score_of(job), job.origin, job.meta.get("name"), job.meta.get("owner")):
+    meta = job.meta
+    for command in index_commands(
+        job.id, score_of(job), job.origin, meta.get("name"), meta.get("owner"), meta.get("schedule")
+    ):
         if command[0] == "INDEX":
             nsets = command[1]
             sets = list(command[2 : 2 + nsets])
@@ -74,14 +79,15 @@ def index_job(pipe: Pipeline, job: Job) -> None:
             pipe.execute_command(*command)
 
 
-def index_commands(job_id: str, score: int, queue: str | None, name: str | None, owner: str | None) -> list[tuple]:
+def index_commands(job_id: str, score: int, queue: str | None, name: str | None, owner: str | None,
+                   schedule: str | None = None) -> list[tuple]:  # fmt: skip
     """The commands that add a job to the listing index (sent with the enqueue's writes).
 
     Every SWEEP_EVERY-th call in a process also sweeps SWEEP_BATCH entries of each set: on
     average 3 entries per set per enqueue, which keeps a set within about 1.5 times the number
     of live jobs, at a fraction of the cost of a sweep on every enqueue.
     """
-    sets = index_keys(queue, name, owner)
+    sets = index_keys(queue, name, owner, schedule)
     if next(_enqueues) % SWEEP_EVERY:
         return [("ZADD", key, score, job_id) for key in sets]
     return [("INDEX", len(sets), *sets, keys.INDEX_SWEEP, job_id, score, SWEEP_BATCH)]
@@ -164,15 +170,18 @@ class JobLister:
         queue: str | None = None,
         name: str | None = None,
         owner: str | None = None,
+        schedule: str | None = None,
         scan_factor: int = 10,
     ) -> dict[str, Any]:
         """One page of jobs, newest first, and the cursor of the next page (None at the end).
 
         `owner` (from the caller's credentials, never from the query) limits the page to that
-        client's jobs, read from its own index set.
+        client's jobs, read from its own index set; `schedule`, to the jobs one schedule made.
         """
         position = decode_cursor(cursor) if cursor else None
-        if owner:
+        if schedule:
+            key = keys.index_by_schedule(schedule)
+        elif owner:
             key = keys.index_by_owner(owner)
         elif name:
             key = keys.index_by_name(name)
@@ -180,7 +189,7 @@ class JobLister:
             key = keys.index_by_queue(queue)
         else:
             key = keys.INDEX
-        filtering = bool(status) or sum(1 for given in (owner, name, queue) if given) > 1
+        filtering = bool(status) or sum(1 for given in (owner, name, queue, schedule) if given) > 1
         budget = max(limit, scan_factor * limit)
         examined = 0
         matched: list[Job] = []
@@ -209,6 +218,8 @@ class JobLister:
                 if (queue and job.origin != queue) or (name and job.meta.get("name") != name):
                     continue
                 if owner and job.meta.get("owner") != owner:
+                    continue
+                if schedule and job.meta.get("schedule") != schedule:
                     continue
                 matched.append(job)
             if gone:

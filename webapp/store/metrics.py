@@ -6,6 +6,8 @@ on other machines, so every number lives in Redis and any web process can answer
   (lua/lib/metrics.lua), so a counter never disagrees with the event log.
 - Recovery outcomes are counted by the reaper (webapp/worker/recovery.py).
 - Queue depths and live workers are read from RQ's own keys at scrape time.
+- Schedule runs, skips and lags are counted by the schedule's transition script
+  (lua/schedule_tick.lua), per schedule.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Snapshot:
     duration_sum: float
     recovered: dict[str, int]
     workers_alive: int
+    schedules: dict[str, dict[str, float]]  # schedule -> counter ("schedule.run", "skipped:<reason>", lag_sum, ...)
 
 
 def read(connection: Redis, queue_names: list[str]) -> Snapshot:
@@ -49,13 +52,14 @@ def read(connection: Redis, queue_names: list[str]) -> Snapshot:
         pipe.hgetall(keys.METRICS_DURATION)
         pipe.hgetall(keys.METRICS_RECOVERY)
         pipe.smembers(keys.WORKERS)
+        pipe.hgetall(keys.METRICS_SCHEDULES)
         replies = pipe.execute()
     width = len(QUEUE_STATES)
     depths = {
         name: dict(zip(QUEUE_STATES, replies[width * index : width * (index + 1)], strict=True))
         for index, name in enumerate(queue_names)
     }
-    events, durations, recovery, worker_keys = replies[width * len(queue_names) :]
+    events, durations, recovery, worker_keys, schedule_counters = replies[width * len(queue_names) :]
     worker_keys = sorted(_text(key) for key in worker_keys)
     alive = 0
     if worker_keys:
@@ -77,4 +81,14 @@ def read(connection: Redis, queue_names: list[str]) -> Snapshot:
         duration_sum=float(buckets.get("sum", 0) or 0),
         recovered={outcome: outcomes.get(outcome, 0) for outcome in RECOVERY_OUTCOMES},
         workers_alive=alive,
+        schedules=_per_schedule(schedule_counters),
     )
+
+
+def _per_schedule(raw: dict) -> dict[str, dict[str, float]]:
+    """The schedule counters hash ("<schedule>\t<counter>" -> value) by schedule."""
+    found: dict[str, dict[str, float]] = {}
+    for raw_field, raw_value in raw.items():
+        schedule, _, counter = _text(raw_field).partition("\t")
+        found.setdefault(schedule, {})[counter] = float(_text(raw_value))
+    return found

@@ -22,16 +22,15 @@ from webapp.store.jobreads import JOB_ID_PATTERN
 
 REF_PREFIX = "#/components/schemas/"
 ARGUMENT_FIELDS = ("name", "args", "kwargs")
-
-
-def _member_name(job_name: str) -> str:
-    return f"Submission_{job_name}"
+EXCLUSIVE_OPTIONS = (("enqueue_in", "enqueue_at"), ("depends_on", "enqueue_in"), ("depends_on", "enqueue_at"))
 
 
 def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: Iterable[str]) -> None:
     """Put this server's maxima and choices into the options' schemas (they are 422s otherwise)."""
 
     def number(field: str, setting: str) -> None:
+        if field not in options:
+            return
         for branch in options[field].get("anyOf", [options[field]]):
             if branch.get("type") in ("integer", "number"):
                 branch["maximum"] = config[setting]
@@ -63,6 +62,8 @@ def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: I
             {"type": "null"},
         ]
     }
+    if "depends_on" not in options:
+        return
     job_ids = {"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN.pattern}, "minItems": 1,
                "maxItems": config["MAX_DEPENDENCIES"]}  # fmt: skip
     options["depends_on"] = {
@@ -131,42 +132,44 @@ def member_schema(job_type: JobType, params: dict, options: dict[str, Any]) -> d
         "required": ["name"],
         "additionalProperties": False,
         "anyOf": _ways_to_pass(job_type, params),
-        # Options that exclude each other (the planner's rules).
-        "not": {
-            "anyOf": [
-                {"required": ["enqueue_in", "enqueue_at"]},
-                {"required": ["depends_on", "enqueue_in"]},
-                {"required": ["depends_on", "enqueue_at"]},
-            ]
-        },
     }
+    # Options that exclude each other (the planner's rules), where the submission has them.
+    exclusive = [pair for pair in EXCLUSIVE_OPTIONS if all(field in options for field in pair)]
+    if exclusive:
+        member["not"] = {"anyOf": [{"required": list(pair)} for pair in exclusive]}
     return member
 
 
 def submission_components(
-    base: dict, catalog: Mapping[str, JobType], config: Mapping[str, Any], queues: Iterable[str], ref_template: str
+    base: dict,
+    catalog: Mapping[str, JobType],
+    config: Mapping[str, Any],
+    queues: Iterable[str],
+    ref_template: str,
+    union: str = "Submission",
 ) -> dict[str, dict]:
-    """The component schemas of the submission union (`Submission`), its members and their $defs.
+    """The component schemas of a submission union (`union`), its members and their $defs.
 
-    `base` is SubmitRequest's own JSON Schema: its option fields (everything but name, args and
-    kwargs) are kept, with this server's bounds.
+    `base` is the generic model's own JSON Schema (SubmitRequest's, or a schedule's job): its
+    option fields (everything but name, args and kwargs) are kept, with this server's bounds.
     """
     fields = base["properties"].items()
     options = {name: copy.deepcopy(schema) for name, schema in fields if name not in ARGUMENT_FIELDS}
     for schema in options.values():
         schema.pop("title", None)
     _option_bounds(options, config, queues)
+    description = base.get("description", "")
     components: dict[str, dict] = {}
     mapping = {}
     for job_type in catalog.values():
         params = job_type.params.model_json_schema(ref_template=ref_template)
         components.update(params.pop("$defs", {}))
-        name = _member_name(job_type.name)
+        name = f"{union}_{job_type.name}"
         components[name] = member_schema(job_type, params, options)
         mapping[job_type.name] = REF_PREFIX + name
-    components["Submission"] = {
-        "title": "Submission",
-        "description": "A job to enqueue: its name (see GET /api/functions), its arguments and options.",
+    components[union] = {
+        "title": union,
+        "description": description or "A job: its name (see GET /api/functions), its arguments and options.",
         "oneOf": [{"$ref": ref} for ref in mapping.values()],
         "discriminator": {"propertyName": "name", "mapping": mapping},
     }

@@ -7,10 +7,15 @@ from redis import Redis
 
 from webapp.infra.redis import RedisFactory
 from webapp.service.jobservice import JobService
+from webapp.service.schedules import ScheduleService
 
 
 def get_service() -> JobService:
     return current_app.extensions["jobsvc"]
+
+
+def get_schedules() -> ScheduleService:
+    return current_app.extensions["jobsvc_schedules"]
 
 
 def get_redis() -> Redis:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.schedule_models import NAME_PATTERN, ScheduledJob
 from webapp.service.submission import SubmitRequest as SUBMISSION_MODEL
 from webapp.service.validation import failed
 from webapp.store.events import EVENT_NAMES
@@ -55,7 +56,11 @@ PATH_PARAMETERS = {
     "job_id": {
         "description": "A job id: 1 to 128 letters, digits, '-' and '_' (not the word `batch`).",
         "schema": {"type": "string", "pattern": JOB_ID_SCHEMA_PATTERN},
-    }
+    },
+    "name": {
+        "description": "A schedule's name: letters, digits, '_', '.' and '-'.",
+        "schema": {"type": "string", "pattern": NAME_PATTERN},
+    },
 }
 
 
@@ -93,6 +98,7 @@ IDEMPOTENCY_KEY = {
         "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     }
 }
+
 
 def openapi_path(rule: str) -> str:
     """Flask's `/api/jobs/<job_id>` (or `<string:job_id>`) as OpenAPI's `/api/jobs/{job_id}`."""
@@ -262,15 +268,17 @@ def _with_this_apps_choices(document: dict, app: Flask) -> dict:
     of its job types (webapp/web/contract.py), and query parameters list the valid names."""
     service = app.extensions["jobsvc"]
     components = document["components"]["schemas"]
-    base = components.pop(SUBMISSION_MODEL.__name__, None)
-    if base is not None:
+    for model, union in ((SUBMISSION_MODEL.__name__, "Submission"), (ScheduledJob.__name__, ScheduledJob.__name__)):
+        base = components.pop(model, None)
+        if base is None:
+            continue
         components.update(
-            contract.submission_components(base, service.catalog, app.config, service.queues, REF_TEMPLATE)
+            contract.submission_components(base, service.catalog, app.config, service.queues, REF_TEMPLATE, union)
         )
-        text = json.dumps(document).replace(REF_TEMPLATE.format(model=SUBMISSION_MODEL.__name__),
-                                            REF_TEMPLATE.format(model="Submission"))  # fmt: skip
+        text = json.dumps(document).replace(REF_TEMPLATE.format(model=model), REF_TEMPLATE.format(model=union))
         document = json.loads(text)
-        _drop_unreferenced(document)
+        components = document["components"]["schemas"]
+    _drop_unreferenced(document)
     choices = app_choices(app)
 
     def restrict(schema: dict, field: str) -> None:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -75,6 +80,34 @@ class RedisCollector:
         for outcome, value in snapshot.recovered.items():
             recovered.add_metric([outcome], value)
         yield recovered
+        yield from schedule_metrics(snapshot.schedules)
+
+
+def schedule_metrics(schedules: dict[str, dict[str, float]]):
+    """Per periodic schedule: runs, skips by reason, and the lag from due time to enqueue."""
+    runs = CounterMetricFamily(
+        "jobsvc_schedule_runs",
+        "Runs a schedule enqueued, by kind (tick, catch_up, manual).",
+        labels=["schedule", "kind"],
+    )
+    skips = CounterMetricFamily(
+        "jobsvc_schedule_skips", "Ticks skipped, by reason (overlap, misfire, queue_full, invalid_job).",
+        labels=["schedule", "reason"],
+    )  # fmt: skip
+    lag = SummaryMetricFamily(
+        "jobsvc_schedule_lag_seconds", "Time from a tick's due time to its job's enqueue.", labels=["schedule"]
+    )
+    last = GaugeMetricFamily("jobsvc_schedule_last_lag_seconds", "The latest tick's lag.", labels=["schedule"])
+    for name, counters in sorted(schedules.items()):
+        for counter, value in counters.items():
+            if counter.startswith("runs:"):
+                runs.add_metric([name, counter.removeprefix("runs:")], value)
+            elif counter.startswith("skipped:"):
+                skips.add_metric([name, counter.removeprefix("skipped:")], value)
+        lag.add_metric([name], count_value=counters.get("lag_count", 0), sum_value=counters.get("lag_sum", 0.0))
+        if "last_lag" in counters:
+            last.add_metric([name], counters["last_lag"])
+    yield from (runs, skips, lag, last)
 
 
 @bp.get("/metrics")

@@ -1,4 +1,4 @@
-"""The web UI (catalog with forms, job page, job list) and the tutorial's two demos.
+"""The web UI (catalog with forms, job page, job list, schedules) and the tutorial's two demos.
 
 Pages are rendered on the server; small static scripts (webapp/static) submit the forms to
 the JSON API and follow jobs over its server-sent event streams. No page carries inline
@@ -97,6 +97,19 @@ def jobs_page():
         statuses=STATUSES,
         queues=list(service.queues),
         names=list(service.catalog),
+    )
+
+
+@bp.get("/schedules")
+def schedules_page():
+    """Periodic schedules: the list (from GET /api/schedules, kept live over the event streams)
+    and a form to create or edit one from the catalog's job forms."""
+    service = get_service()
+    return render_template(
+        "schedules.html",
+        catalog=catalog_forms(),
+        queues=list(service.queues),
+        default_queue=current_app.config["DEFAULT_QUEUE"],
     )
 
 

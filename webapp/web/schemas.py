@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from webapp.service.schedule_models import NAME_PATTERN
 from webapp.service.submission import JobId, JobStatus
 from webapp.store.listing import CURSOR_PATTERN
 
@@ -80,6 +81,7 @@ class JobView(BaseModel):
     ended_at: str | None = None
     last_event_id: str | None = Field(None, description="Stream from here with Last-Event-ID for no gap.")
     description: str | None = None
+    schedule: str | None = Field(None, description="The periodic schedule that made this job, if any.")
     attempts: list[Attempt] | None = None
 
 
@@ -91,6 +93,7 @@ class JobListQuery(BaseModel):
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
     queue: str | None = Field(None, max_length=100, description="Only jobs of this queue.")
     name: str | None = Field(None, max_length=100, description="Only jobs of this type.")
+    schedule: str | None = Field(None, pattern=NAME_PATTERN, description="Only jobs made by this periodic schedule.")
     limit: int = Field(20, ge=1, le=100, description="Page size (1-100).")
     cursor: str | None = Field(
         None, pattern=CURSOR_PATTERN.pattern, description="`next_cursor` of the previous page (`<score>:<job id>`)."
@@ -154,6 +157,7 @@ class Event(BaseModel):
     progress: Progress | None = None
     error: JobError | None = None
     worker: str | None = None
+    schedule: str | None = None
 
 
 class Gap(BaseModel):
@@ -195,3 +199,78 @@ class EventsQuery(BaseModel):
     name: str | None = Field(None, description="Only these job types.", json_schema_extra={"x-comma-list": "name"})
     event: str | None = Field(None, description="Only these events.", json_schema_extra={"x-comma-list": "event"})
     last_event_id: str | None = LAST_EVENT_ID
+
+
+
+# -- periodic schedules (webapp/service/schedules.py) ---------------------------------------
+
+
+class ScheduleRun(BaseModel):
+    """One of a schedule's latest runs (or skips), newest first."""
+
+    job_id: JobId | None = Field(description="The run's job; null for a skipped tick.")
+    due_at: str | None = Field(description="The tick this run is for (a manual run: when it was asked for).")
+    enqueued_at: str | None
+    status: str = Field(description="The job's status now, `expired` once it is gone, or `skipped`.")
+    kind: Literal["tick", "catch_up", "manual", "skip"]
+    reason: Literal["overlap", "misfire", "queue_full", "invalid_job"] | None = None
+    missed: int | None = Field(None, description="Missed ticks this catch-up run or skip stands for.")
+
+
+class ScheduleView(BaseModel):
+    """A periodic schedule: its definition, state, next run and latest runs."""
+
+    name: str
+    owner: str | None = Field(description="The API key name its runs belong to (null: the open API or code).")
+    source: Literal["api", "code"] = Field(description="`code`: declared in jobs.SCHEDULES (edit it there).")
+    job: dict[str, Any] = Field(description="The submission each run makes (as POST /api/jobs takes it).")
+    cron: str | None
+    interval: int | None
+    timezone: str
+    no_overlap: bool
+    misfire: Literal["run_once", "skip"]
+    jitter: int
+    paused: bool
+    next_run_at: str | None = Field(description="When the next run is due (null while paused).")
+    created_at: str
+    updated_at: str
+    runs: list[ScheduleRun]
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
+
+
+class ScheduleEvent(BaseModel):
+    """One schedule event (`schedule.created`, `schedule.run`, `schedule.skipped`, ...), as
+    `GET /api/schedule-events` sends it; `run` and `skipped` events carry the run's fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    event: str
+    schedule: str
+    at: str
+    owner: str | None = None
+
+
+SCHEDULE_LIST_PATTERN = (
+    r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(?:,[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*)?$"  # names, as schedule_models allows
+)
+
+
+class ScheduleEventsQuery(BaseModel):
+    """`GET /api/schedule-events` query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: str | None = Field(
+        None, pattern=SCHEDULE_LIST_PATTERN, description="Only these schedules (names, separated by commas)."
+    )
+    last_event_id: str | None = LAST_EVENT_ID
+
+
+class ScheduleRunStarted(Submitted):
+    """`POST /api/schedules/<name>/run`: the job of the run, and its schedule."""
+
+    schedule: str

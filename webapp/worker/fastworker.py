@@ -333,7 +333,7 @@ class FastWorker(ServiceWorker):
         ended = job.ended_at
         event = self.events.payload(
             "finished", job_id=job.id, name=job_name(job, self.names_by_path), queue=job.origin, status="finished",
-            owner=job.meta.get("owner"),
+            owner=job.meta.get("owner"), schedule=job.meta.get("schedule"),
         )  # fmt: skip
         return step.Finish(
             done_job_id=job.id,

@@ -1,7 +1,8 @@
 """`python worker.py`: wait for Redis, check it, then supervise the worker processes.
 
 Scheduled jobs (enqueue_in/at, retry intervals) are moved onto their queues by a thread of
-this process (webapp/worker/scheduler.py), which lives and dies with it.
+this process (webapp/worker/scheduler.py), which lives and dies with it; so are the ticks of
+periodic schedules (webapp/worker/ticker.py, which applies `jobs.SCHEDULES` first).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 
+import jobs
 from webapp.infra import checks
 from webapp.infra.process import wait_for_redis
 from webapp.infra.redis import RedisFactory
 from webapp.worker.scheduler import start_scheduler
 from webapp.worker.supervisor import Supervisor
+from webapp.worker.ticker import start_ticker
 
 log = logging.getLogger("webapp.worker")
 
@@ -34,6 +37,7 @@ def main(create_app, argv: list[str] | None = None) -> int:
         return 2
     log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
     scheduler = None if options.burst else start_scheduler(app.config, factory)
+    ticker = None if options.burst else start_ticker(app, factory, getattr(jobs, "SCHEDULES", {}))
     try:
         supervisor = Supervisor(
             create_app,
@@ -47,3 +51,5 @@ def main(create_app, argv: list[str] | None = None) -> int:
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if ticker is not None:
+            ticker.stop()

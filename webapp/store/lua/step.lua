@@ -103,12 +103,13 @@ local function claim()
         else
           redis.call('LTRIM', wake, 0, remaining - 1)
         end
-        local name, owner = nil, nil
+        local name, owner, schedule = nil, nil, nil
         if fields[3] then
           local ok, meta = pcall(cjson.decode, fields[3])
           if ok and type(meta) == 'table' then
             if type(meta['name']) == 'string' then name = meta['name'] end
             if type(meta['owner']) == 'string' then owner = meta['owner'] end
+            if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
           end
         end
         if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
@@ -119,6 +120,7 @@ local function claim()
           .. (name and cjson.encode(name) or 'null') .. ',"queue":' .. cjson.encode(origin)
           .. ',"status":"started","at":' .. cjson.encode(A.event_at) .. ',"worker":' .. cjson.encode(A.worker_name)
         if owner then payload = payload .. ',"owner":' .. cjson.encode(owner) end
+        if schedule then payload = payload .. ',"schedule":' .. cjson.encode(schedule) end
         event(job_id, payload .. '}', A.events_ttl, 'started', now_ts)
         return {i, job_id, redis.call('HGETALL', job_key)}
       end

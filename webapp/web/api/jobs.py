@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from webapp.infra.errors import APIError, ValidationFailed
 from webapp.service.access import owner_filter
+from webapp.service.schedule_models import valid_name
 from webapp.service.submission import BatchRequest, NoOptions, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
@@ -103,7 +104,7 @@ def submit_batch():
 @bp.get("/jobs")
 @spec(
     "listJobs",
-    summary="Jobs newest first, filtered by status, queue and name, one page at a time.",
+    summary="Jobs newest first, filtered by status, queue, name and schedule, one page at a time.",
     query=schemas.JobListQuery,
     responses={200: schemas.JobPage, 400: None, 422: None},
 )
@@ -115,6 +116,8 @@ def list_jobs():
         raise ValidationFailed(f"unknown queue {query.queue!r}: configured queues are {', '.join(service.queues)}")
     if query.name is not None and query.name not in service.catalog:
         raise ValidationFailed(f"unknown job name {query.name!r}: valid names are {', '.join(sorted(service.catalog))}")
+    if query.schedule is not None and not valid_name(query.schedule):
+        raise ValidationFailed(f"schedule: {query.schedule!r} is not a schedule name (letters, digits, '_', '.', '-')")
     lister = listing.JobLister(service.connection, service.names_by_path, service.queues, service.catalog)
     page = lister.page(
         limit=query.limit,
@@ -122,6 +125,7 @@ def list_jobs():
         status=query.status,
         queue=query.queue,
         name=query.name,
+        schedule=query.schedule,
         owner=owner_filter(caller()),  # with API keys: a client lists only its own jobs
         scan_factor=current_app.config["LISTING_SCAN_FACTOR"],
     )

@@ -2,7 +2,7 @@
 
 Every SSE client of a web process registers a `Subscription` here instead of opening its
 own Redis pub/sub connection. A single background thread (a greenlet under gevent, where
-`threading` is monkey-patched) holds the process's one subscription to the events and demo
+`threading` is monkey-patched) holds the process's one subscription to the job events, schedule events and demo
 channels and, for each message, wakes the subscriptions it concerns.
 
 A job-event wake-up carries no data: the Redis streams are the source of truth, and a woken
@@ -53,10 +53,11 @@ KEEPALIVE_OPTIONS = {getattr(socket, option): value for option, value in KEEPALI
 class Subscription:
     """One SSE client's wake-up: an event set on news, plus demo messages if it wants them."""
 
-    __slots__ = ("job_id", "wakeup", "messages", "__weakref__")
+    __slots__ = ("job_id", "schedules", "wakeup", "messages", "__weakref__")
 
-    def __init__(self, job_id: str | None = None, demo: bool = False):
+    def __init__(self, job_id: str | None = None, demo: bool = False, schedules: bool = False):
         self.job_id = job_id
+        self.schedules = schedules  # woken by schedule events instead of job events
         self.wakeup = threading.Event()
         self.messages: deque | None = deque(maxlen=DEMO_BACKLOG) if demo else None
 
@@ -96,12 +97,14 @@ class Hub:
     def __init__(self, config, factory: RedisFactory):
         self.factory = factory
         self.events_channel = keys.events_channel(config)
+        self.schedules_channel = keys.schedule_events_channel(config)
         self.demo_channel = config["DEMO_CHANNEL"]
         self.read_connections = config["SSE_REDIS_CONNECTIONS"]
         self._lock = threading.Lock()
         self._by_job: dict[str, set[Subscription]] = {}
         self._all_jobs: set[Subscription] = set()
         self._demo: set[Subscription] = set()
+        self._schedules: set[Subscription] = set()
         self._thread: threading.Thread | None = None
         self._owner_pid: int | None = None
         self._reader: Redis | None = None
@@ -131,6 +134,14 @@ class Hub:
         self._ensure_running()
         return subscription
 
+    def subscribe_schedules(self) -> Subscription:
+        """Register for schedule-event wake-ups (call it BEFORE reading the stream, as `subscribe`)."""
+        subscription = Subscription(schedules=True)
+        with self._lock:
+            self._schedules.add(subscription)
+        self._ensure_running()
+        return subscription
+
     def subscribe_demo(self) -> Subscription:
         """Register for the demo channel's messages (at most once: none are replayed)."""
         subscription = Subscription(demo=True)
@@ -143,6 +154,8 @@ class Hub:
         with self._lock:
             if subscription.messages is not None:
                 self._demo.discard(subscription)
+            elif subscription.schedules:
+                self._schedules.discard(subscription)
             elif subscription.job_id is None:
                 self._all_jobs.discard(subscription)
             else:
@@ -169,7 +182,12 @@ class Hub:
 
     def client_count(self) -> int:
         with self._lock:
-            return len(self._all_jobs) + len(self._demo) + sum(len(subs) for subs in self._by_job.values())
+            return (
+                len(self._all_jobs)
+                + len(self._demo)
+                + len(self._schedules)
+                + sum(len(subs) for subs in self._by_job.values())
+            )
 
     @property
     def reader(self) -> Redis:
@@ -222,7 +240,7 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                pubsub.subscribe(self.events_channel, self.demo_channel)
+                pubsub.subscribe(self.events_channel, self.demo_channel, self.schedules_channel)
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
@@ -273,6 +291,11 @@ class Hub:
                 targets = list(self._all_jobs)
                 targets.extend(self._by_job.get(job_id, ()))
             self._wake(targets)
+        elif channel == self.schedules_channel:
+            with self._lock:
+                self.publications += 1
+                targets = list(self._schedules)
+            self._wake(targets)
         elif channel == self.demo_channel:
             received = {
                 "channel": channel,
@@ -287,7 +310,7 @@ class Hub:
 
     def _all_job_subscriptions(self) -> list[Subscription]:
         with self._lock:
-            targets = list(self._all_jobs)
+            targets = list(self._all_jobs) + list(self._schedules)
             for waiting in self._by_job.values():
                 targets.extend(waiting)
         return targets

@@ -91,7 +91,52 @@
     node.textContent = text;
   }
 
+  /* -- job argument forms (templates/_job_fields.html) ------------------------------------ */
+
+  function clearErrors(form) {
+    form.querySelectorAll(".field-error, .form-error").forEach(function (node) { node.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (node) { node.removeAttribute("aria-invalid"); });
+  }
+
+  /* Show `message` under the field named by an API error's argument ("a", "a.b"); false if none. */
+  function showFieldError(root, argument, message) {
+    var field = argument ? root.querySelector('[data-field="' + CSS.escape(argument.split(".")[0]) + '"]') : null;
+    if (!field) return false;
+    var slot = field.querySelector(".field-error");
+    slot.textContent = slot.textContent ? slot.textContent + "; " + message : message;
+    var input = field.querySelector("input, textarea, select");
+    if (input) input.setAttribute("aria-invalid", "true");
+    return true;
+  }
+
+  /* The kwargs from the argument inputs under `root`; a parse problem is reported on its field
+     (and null returned). Inputs left empty are left out: the API applies the default. */
+  function collectArgs(root) {
+    var kwargs = {};
+    var ok = true;
+    root.querySelectorAll("[data-field] [data-kind]").forEach(function (input) {
+      var kind = input.dataset.kind;
+      if (kind === "boolean") { kwargs[input.name] = input.checked; return; }
+      var raw = input.value.trim();
+      if (raw === "") return;
+      if (kind === "integer" || kind === "number") {
+        var value = Number(raw);
+        if (!isFinite(value)) { ok = showFieldError(root, input.name, "Enter a number.") && false; return; }
+        kwargs[input.name] = value;
+      } else if (kind === "json") {
+        try { kwargs[input.name] = JSON.parse(raw); }
+        catch (e) { ok = showFieldError(root, input.name, "Enter a JSON value, e.g. [1, 2] or \"text\".") && false; }
+      } else {
+        kwargs[input.name] = input.value;
+      }
+    });
+    return ok ? kwargs : null;
+  }
+
   window.JobUI = {
+    clearErrors: clearErrors,
+    showFieldError: showFieldError,
+    collectArgs: collectArgs,
     TERMINAL: TERMINAL,
     el: el,
     localTime: localTime,

@@ -5,51 +5,15 @@
 (function () {
   var UI = window.JobUI;
 
-  function clearErrors(form) {
-    form.querySelectorAll(".field-error, .form-error").forEach(function (node) { node.textContent = ""; });
-    form.querySelectorAll("[aria-invalid]").forEach(function (node) { node.removeAttribute("aria-invalid"); });
-  }
-
-  function showFieldError(form, argument, message) {
-    var field = argument ? form.querySelector('[data-field="' + CSS.escape(argument.split(".")[0]) + '"]') : null;
-    if (!field) return false;
-    var slot = field.querySelector(".field-error");
-    slot.textContent = slot.textContent ? slot.textContent + "; " + message : message;
-    var input = field.querySelector("input, textarea, select");
-    if (input) input.setAttribute("aria-invalid", "true");
-    return true;
-  }
-
-  /* The kwargs from the form's inputs; a parse problem is reported on its field. */
-  function collect(form) {
-    var kwargs = {};
-    var ok = true;
-    form.querySelectorAll("[data-kind]").forEach(function (input) {
-      var kind = input.dataset.kind;
-      if (kind === "queue") return;
-      if (kind === "boolean") { kwargs[input.name] = input.checked; return; }
-      var raw = input.value.trim();
-      if (raw === "") return; // left out: the API applies the default or says it is required
-      if (kind === "integer" || kind === "number") {
-        var value = Number(raw);
-        if (!isFinite(value)) { ok = showFieldError(form, input.name, "Enter a number.") && false; return; }
-        kwargs[input.name] = value;
-      } else if (kind === "json") {
-        try { kwargs[input.name] = JSON.parse(raw); }
-        catch (e) { ok = showFieldError(form, input.name, "Enter a JSON value, e.g. [1, 2] or \"text\".") && false; }
-      } else {
-        kwargs[input.name] = input.value;
-      }
-    });
-    return ok ? kwargs : null;
-  }
+  var clearErrors = UI.clearErrors;
+  var showFieldError = UI.showFieldError;
 
   function submitJob(event) {
     event.preventDefault();
     var form = event.currentTarget;
     var button = form.querySelector("button[type=submit]");
     clearErrors(form);
-    var kwargs = collect(form);
+    var kwargs = UI.collectArgs(form);
     if (kwargs === null) return;
     var queue = form.querySelector('[data-kind="queue"]');
     var payload = { name: form.dataset.job, kwargs: kwargs };

@@ -1,0 +1,63 @@
+-- uses: events, index
+-- A submission's admission checks and writes (webapp/store/admission.py), from A[base] on: the
+-- rate limit, the idempotency key and the queue-depth cap are checked first and, only if all
+-- pass, the writes run, so a submission is all-or-nothing. Used by lua/submit.lua (a request's
+-- jobs) and lua/schedule_tick.lua (a schedule's run, behind the schedule's own guard).
+--
+-- Fields, from A[base]:
+--   +0 rate-limit key ('' = none)   +1 limit   +2 window (s)   +3 cost (jobs in this request)
+--   +4 idempotency key ('' = none)  +5 value to store          +6 ttl (s)
+--   +7 queue-depth cap (0 = none)
+--   +8 a job key that this submission creates ('' = none): if it exists already, an earlier
+--      send of this very submission landed (a retry after a lost reply), and nothing is done
+--   +9 n queue keys, then n pairs (queue key, jobs added to it)
+--   then the number of commands, then per command: argc, then argc arguments. A command is a
+--   Redis command, or EVENT (the arguments of append_event) or INDEX (n sets, the sets, the
+--   sweep key, job id, score, entries to sweep per set).
+local function admit_and_write(A, base)
+  local o = base - 1
+  if A[o + 9] ~= '' and redis.call('EXISTS', A[o + 9]) == 1 then return {'ok'} end
+  local rate_key = A[o + 1]
+  if rate_key ~= '' then
+    local count = redis.call('INCRBY', rate_key, A[o + 4])
+    if redis.call('TTL', rate_key) < 0 then redis.call('EXPIRE', rate_key, A[o + 3]) end
+    if count > tonumber(A[o + 2]) then
+      return {'limited', redis.call('PTTL', rate_key)}
+    end
+  end
+  local idem_key = A[o + 5]
+  if idem_key ~= '' then
+    local previous = redis.call('GET', idem_key)
+    if previous then return {'duplicate', previous} end
+  end
+  local cap = tonumber(A[o + 8])
+  local nqueues = tonumber(A[o + 10])
+  local i = o + 11
+  for _ = 1, nqueues do
+    if cap > 0 then
+      local depth = redis.call('LLEN', A[i])
+      if depth + tonumber(A[i + 1]) > cap then return {'full', A[i], depth} end
+    end
+    i = i + 2
+  end
+  if idem_key ~= '' then redis.call('SET', idem_key, A[o + 6], 'EX', A[o + 7]) end
+  local ncommands = tonumber(A[i])
+  i = i + 1
+  for _ = 1, ncommands do
+    local argc = tonumber(A[i])
+    local c = {}
+    for k = 1, argc do c[k] = A[i + k] end
+    i = i + argc + 1
+    if c[1] == 'EVENT' then
+      append_event(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], tonumber(c[10]))
+    elseif c[1] == 'INDEX' then
+      local nsets = tonumber(c[2])
+      local sets = {}
+      for k = 1, nsets do sets[k] = c[2 + k] end
+      index_and_sweep(sets, c[3 + nsets], c[4 + nsets], c[5 + nsets], tonumber(c[6 + nsets]))
+    else
+      redis.call(unpack(c))
+    end
+  end
+  return {'ok'}
+end
