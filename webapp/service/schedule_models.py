@@ -9,13 +9,14 @@ a job that `POST /api/jobs` would refuse.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Ge, Le
 from pydantic import ConfigDict, Field, create_model
 
 from webapp.service.schedule_timing import CRON_PATTERN, time_zones
 from webapp.service.submission import Strict, SubmitRequest
-from webapp.service.validation import FORMS
+from webapp.service.validation import FORMS, WHOLE_NUMBER
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 TIMING_OPTIONS = ("enqueue_in", "enqueue_at", "depends_on")
@@ -50,7 +51,9 @@ CRON = Field(
     description="5 fields one space apart: minute hour day-of-month month day-of-week, e.g. `0 2 * * *` (values, "
     "ranges, lists, steps; months and days also by name); or @hourly, @daily, @weekly, @monthly, @yearly.",
 )
-INTERVAL = Field(None, ge=1, le=MAX_INTERVAL, description="Seconds between runs (instead of `cron`).")
+INTERVAL = Field(None, description="Seconds between runs (instead of `cron`).")
+Seconds = Annotated[int, Ge(1), Le(MAX_INTERVAL), WHOLE_NUMBER]  # an interval; 5.0 is 5, as JSON has it
+JitterSeconds = Annotated[int, Ge(0), Le(86400), WHOLE_NUMBER]
 # The server checks the name against the same list (schedule_timing.parse_timezone).
 ZONES = {"enum": list(time_zones())}
 TIMEZONE = Field("UTC", description="IANA time zone of a cron expression.", json_schema_extra=ZONES)
@@ -61,8 +64,6 @@ MISFIRE = Field(
 )
 JITTER = Field(
     0,
-    ge=0,
-    le=86400,
     description="Interval schedules: delay each run by up to this many seconds (at most the interval less one).",
 )
 PAUSED = Field(False, description="A paused schedule makes no runs until resumed.")
@@ -70,11 +71,11 @@ PAUSED = Field(False, description="A paused schedule makes no runs until resumed
 
 class ScheduleOptions(Strict):
     cron: str | None = CRON
-    interval: int | None = INTERVAL
+    interval: Seconds | None = INTERVAL
     timezone: str = TIMEZONE
     no_overlap: bool = NO_OVERLAP
     misfire: Misfire = MISFIRE
-    jitter: int = JITTER
+    jitter: JitterSeconds = JITTER
     paused: bool = PAUSED
 
 
@@ -123,11 +124,11 @@ class SchedulePatch(Strict):
 
     job: ScheduledJob | None = None
     cron: str | None = CRON
-    interval: int | None = INTERVAL
+    interval: Seconds | None = INTERVAL
     timezone: str | None = Field(None, description=TIMEZONE.description, json_schema_extra=ZONES)
     no_overlap: bool | None = Field(None, description=NO_OVERLAP.description)
     misfire: Misfire | None = Field(None, description=MISFIRE.description)
-    jitter: int | None = Field(None, ge=0, le=86400, description=JITTER.description)
+    jitter: JitterSeconds | None = Field(None, description=JITTER.description)
     paused: bool | None = Field(None, description=PAUSED.description)
 
 

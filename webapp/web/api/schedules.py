@@ -8,14 +8,14 @@ caller to the service: with API keys, a key sees and changes only its own schedu
 
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, url_for
 from pydantic import BaseModel, ValidationError
 
 from webapp.infra.errors import BadRequest, ValidationFailed
 from webapp.service.schedule_models import RunNowRequest, ScheduleCreate, SchedulePatch
 from webapp.service.validation import details_of, summary
 from webapp.web import schemas
-from webapp.web.api.requests import WRITE_ERRORS, read_body
+from webapp.web.api.requests import WRITE_ERRORS, optional_body, read_body
 from webapp.web.auth import caller
 from webapp.web.extensions import get_schedules
 from webapp.web.openapi import respond, spec
@@ -112,14 +112,13 @@ def delete_schedule(name: str):
     "runSchedule",
     summary="Enqueue one run of the schedule now (202 with the job), also while it is paused.",
     body=RunNowRequest,
+    body_required=False,
     responses={202: schemas.ScheduleRunStarted, **WRITE_ERRORS, 404: None, 409: None, 503: None},
     response_headers={202: {"Location": {"description": "URL of the job.", "schema": {"type": "string"}}}},
     tag="schedules",
 )
 def run_schedule(name: str):
-    raw = request.get_data(cache=True)
-    if raw.strip():
-        _parse(RunNowRequest, raw)
+    optional_body(RunNowRequest)
     started = get_schedules().run_now(name, caller())
     url = url_for("jobs.get_job", job_id=started["id"])
     response = respond(schemas.ScheduleRunStarted, {**started, "url": url}, status=202)
