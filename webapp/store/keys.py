@@ -119,6 +119,12 @@ ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"  # + job id: first sighting of a lost
 IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"  # + hash of (API key name, Idempotency-Key)
 RATE_PREFIX = "jobsvc:rate:"  # + hash of the client: its submission count this window
 
+SESSION_SECRET = "jobsvc:session:secret"  # signs web sign-in sessions when SECRET_KEY is unset
+SESSION_ENDED_PREFIX = "jobsvc:session:ended:"  # + session id: signed out (expires with the session)
+AUDIT = "jobsvc:audit"  # who changed what (a stream, trimmed by AUDIT_RETENTION and AUDIT_MAXLEN)
+STATS_PREFIX = "jobsvc:stats:"  # + hour (Unix time // 3600): per-minute counters and gauges (a hash)
+STATS_SAMPLED = "jobsvc:stats:sampled"  # claimed by the one process sampling the gauges this interval
+
 
 def job_events(job_id: str) -> str:
     return JOB_EVENTS_PREFIX + job_id
@@ -148,6 +154,14 @@ def orphan_mark(job_id: str) -> str:
     return ORPHAN_MARK_PREFIX + job_id
 
 
+def session_ended(session_id: str) -> str:
+    return SESSION_ENDED_PREFIX + session_id
+
+
+def stats_hour(hour: int) -> str:
+    return f"{STATS_PREFIX}{hour}"
+
+
 def events_channel(config) -> str:
     """The configured events channel, or the default one."""
     return config.get("EVENTS_CHANNEL") or EVENTS_CHANNEL
@@ -171,4 +185,5 @@ LUA_NAMES = {
     "METRICS_DURATION": METRICS_DURATION,
     "RUN_STARTED": RUN_STARTED,
     "LIVE": LIVE,
+    "STATS_PREFIX": STATS_PREFIX,
 }

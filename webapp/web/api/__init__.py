@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web.api import catalog, cluster, jobs, requests
+from webapp.web.api import audit, catalog, cluster, jobs, requests, stats
 
-BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp)
+BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, audit.bp, stats.bp)
 
 
 def init_app(app: Flask) -> None:

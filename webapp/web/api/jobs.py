@@ -15,6 +15,7 @@ from webapp.service.submission import BatchRequest, RetryRequest, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
 from webapp.web.api.requests import WRITE_ERRORS, enqueue, read_body, validation_error
+from webapp.web.audit import SUBMISSIONS, not_audited
 from webapp.web.auth import caller
 from webapp.web.extensions import get_service
 from webapp.web.openapi import IDEMPOTENCY_KEY, LOCATION, parse_query, respond, spec
@@ -27,6 +28,7 @@ def _submitted(entry: dict) -> dict:
 
 
 @bp.post("/jobs")
+@not_audited(SUBMISSIONS)
 @spec(
     "submitJob",
     summary="Enqueue an allow-listed job: 202 with its id and a Location to poll (200: a replayed Idempotency-Key).",
@@ -50,6 +52,7 @@ def submit_job():
 
 
 @bp.post("/jobs/batch")
+@not_audited(SUBMISSIONS)
 @spec(
     "submitBatch",
     summary="Enqueue several jobs at once, validated all-or-nothing (200: a replayed Idempotency-Key).",
