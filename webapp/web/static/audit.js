@@ -23,14 +23,30 @@
     }).join(" ");
   }
 
+  /* The target: a job id links to its page (shortened, full id in the title); the rest as key=value. */
+  function targetCell(entry) {
+    var parts = [];
+    var rest = {};
+    Object.keys(entry.target || {}).forEach(function (key) {
+      if (key === "job_id") {
+        var id = entry.target[key];
+        parts.push(UI.el("a", { href: "/jobs/" + encodeURIComponent(id), title: id }, ["job ", UI.el("code", { text: id.slice(0, 8) })]));
+      } else {
+        rest[key] = entry.target[key];
+      }
+    });
+    var text = [describe(rest), describe(entry.details)].filter(Boolean).join(" · ");
+    if (text) parts.push(UI.el("span", { text: (parts.length ? " " : "") + text }));
+    return UI.el("td", { class: "target" }, parts.length ? parts : ["—"]);
+  }
+
   function row(entry) {
     var who = entry.actor || "(open API)";
-    var target = [describe(entry.target), describe(entry.details)].filter(Boolean).join(" · ");
     return UI.el("tr", { dataset: { action: entry.action, actor: entry.actor || "" } }, [
       UI.el("td", {}, [UI.timeEl(entry.at)]),
       UI.el("td", {}, [UI.el("strong", { text: who }), " ", UI.el("span", { class: "hint", text: [entry.role, entry.via].filter(Boolean).join(", ") })]),
       UI.el("td", {}, [UI.el("code", { text: entry.action })]),
-      UI.el("td", { class: "target", text: target || "—" }),
+      targetCell(entry),
       UI.el("td", {}, [UI.el("span", { class: "badge", dataset: { status: entry.ok ? "finished" : "failed" }, text: String(entry.status) })]),
       UI.el("td", { class: "hint", text: entry.client || "—" })
     ]);

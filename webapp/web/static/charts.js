@@ -6,7 +6,7 @@
 
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
-  var WIDTH = 640, HEIGHT = 180, LEFT = 46, RIGHT = 10, TOP = 10, BOTTOM = 24;
+  var WIDTH = 640, HEIGHT = 200, LEFT = 52, RIGHT = 10, TOP = 10, BOTTOM = 26;
 
   function node(tag, attrs, text) {
     var el = document.createElementNS(SVG, tag);
@@ -16,12 +16,14 @@
   }
 
   /* The smallest of 1, 2, 2.5, 5 × 10^n at or above `value`: round numbers on the axis. */
-  function niceMax(value) {
-    if (!(value > 0)) return 1;
+  function niceMax(value, whole) {
+    if (!(value > 0)) return whole ? 2 : 1;
     var power = Math.pow(10, Math.floor(Math.log10(value)));
     var steps = [1, 2, 2.5, 5, 10];
-    for (var i = 0; i < steps.length; i++) if (steps[i] * power >= value) return steps[i] * power;
-    return 10 * power;
+    var top = 10 * power;
+    for (var i = 0; i < steps.length; i++) if (steps[i] * power >= value) { top = steps[i] * power; break; }
+    // Counts: the middle line must be a whole number too (2, 4, 6, 10, 26...).
+    return whole ? Math.max(2, 2 * Math.ceil(top / 2)) : top;
   }
 
   function clock(iso) {
@@ -51,7 +53,7 @@
     var totals = labels.map(function (_, i) {
       return series.reduce(function (sum, s) { return sum + (s.values[i] || 0); }, 0);
     });
-    var yMax = niceMax(Math.max.apply(null, totals.concat([0])));
+    var yMax = niceMax(Math.max.apply(null, totals.concat([0])), true);
     var area = frame(svg, yMax, labels, format);
     var slot = area.width / Math.max(1, labels.length);
     labels.forEach(function (label, i) {
@@ -69,10 +71,10 @@
   }
 
   /* Lines: series [{name, cls, values}] where null is a gap (no sample). */
-  function lines(svg, labels, series, format) {
+  function lines(svg, labels, series, format, whole) {
     var all = [];
     series.forEach(function (s) { s.values.forEach(function (v) { if (v !== null && v !== undefined) all.push(v); }); });
-    var yMax = niceMax(Math.max.apply(null, all.concat([0])));
+    var yMax = niceMax(Math.max.apply(null, all.concat([0])), whole);
     var area = frame(svg, yMax, labels, format);
     var last = Math.max(1, labels.length - 1);
     function x(i) { return LEFT + area.width * i / last; }
@@ -97,11 +99,11 @@
   }
 
   /* Draw a chart into `figure` (its .plot and .legend), replacing what was there. */
-  function render(figure, kind, labels, series, format, summary) {
+  function render(figure, kind, labels, series, format, summary, whole) {
     var plot = figure.querySelector(".plot");
     var legend = figure.querySelector(".legend");
-    var svg = node("svg", { viewBox: "0 0 " + WIDTH + " " + HEIGHT, role: "img", "aria-label": summary, preserveAspectRatio: "none" });
-    (kind === "bars" ? bars : lines)(svg, labels, series, format);
+    var svg = node("svg", { viewBox: "0 0 " + WIDTH + " " + HEIGHT, role: "img", "aria-label": summary });
+    (kind === "bars" ? bars : lines)(svg, labels, series, format, whole);
     plot.textContent = "";
     plot.appendChild(svg);
     legend.textContent = "";

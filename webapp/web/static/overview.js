@@ -49,14 +49,14 @@
       { name: "failed", cls: "s-failed", values: failed }
     ], count, "Jobs per " + step + " " + windowText + ": " + sum(finished) + " finished, " + sum(failed) + " failed");
     JobCharts.render($("chart-depth"), "lines", labels, queueSeries(view, "depth"), count,
-      "Jobs waiting per queue; now " + view.queues.map(function (q, i) { return q + " " + depths[i]; }).join(", "));
+      "Jobs waiting per queue; now " + view.queues.map(function (q, i) { return q + " " + depths[i]; }).join(", "), true);
     JobCharts.render($("chart-age"), "lines", labels, queueSeries(view, "oldest_age"), duration,
       "Wait of the oldest queued job per queue; now " + view.queues.map(function (q) {
         return q + " " + duration(view.now.queues[q].oldest_age);
       }).join(", "));
     JobCharts.render($("chart-workers"), "lines", labels, [
       { name: "workers", cls: "s-workers", values: view.points.map(function (p) { return p.workers; }) }
-    ], count, "Workers alive; now " + view.now.workers);
+    ], count, "Workers alive; now " + view.now.workers, true);
   }
 
   function load() {
