@@ -226,3 +226,19 @@ def test_retention_is_bounded_by_count_and_by_age(redis_conn):
     short = AuditLog(redis_conn, retention=60, maxlen=100000)
     short.record(actor="a", role="admin", via="bearer", action="x", status=200)
     assert [entry["actor"] for entry in log.page(limit=200)["entries"]] == ["a"]
+
+
+def test_requests_without_any_credentials_are_not_audited(client, redis_conn):
+    """Open API or not, nobody can fill the log without credentials: here the dashboard's password."""
+    from webapp import create_app
+
+    open_api = create_app({"REDIS_URL": client.application.config["REDIS_URL"], "RQ_DASHBOARD_PASSWORD": "pw"})
+    for _ in range(3):
+        response = open_api.test_client().post("/rq/job/0123456789abcdef/requeue", headers=SAME_SITE)
+        assert response.status_code == 401
+    assert client.post("/api/jobs/0123456789abcdef/retry", json={}).status_code == 401
+    assert redis_conn.xlen("jobsvc:audit") == 0
+    # On the open API, an anonymous action is recorded, with its client address.
+    assert open_api.test_client().delete("/api/jobs/0123456789abcdef").status_code == 404
+    [entry] = entries(open_api)
+    assert (entry["actor"], entry["role"], entry["via"], entry["client"]) == (None, "anonymous", "open", "127.0.0.1")

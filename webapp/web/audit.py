@@ -109,6 +109,8 @@ def record_request(response: Response) -> Response:
             found = None
         if found is None:
             return response
+    if found is None and response.status_code == 401:
+        return response  # no credentials at all (the dashboard's password on an open API): nobody to name
     principal = found.principal if found is not None else None
     try:
         current_app.extensions["audit_log"].record(
