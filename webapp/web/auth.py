@@ -32,6 +32,7 @@ from webapp.web import sessions
 from webapp.web.security import SAFE_METHODS
 
 API_PREFIX = "/api"
+NEEDS_A_KEY = "this API needs a key: send 'Authorization: Bearer <key>' (the web UI: sign in at /signin)"
 T = TypeVar("T")
 
 
@@ -128,10 +129,7 @@ def bearer_identity(*, strict: bool = True) -> Identity | None:
     if scheme.lower() != "bearer" or not key.strip():
         if not strict:
             return None
-        raise Unauthorized(
-            "this API needs a key: send 'Authorization: Bearer <key>' (the web UI: sign in at /signin)",
-            headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'},
-        )
+        raise Unauthorized(NEEDS_A_KEY, headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
     principal = keyring().lookup(key.strip())
     if principal is None:
         if not strict:
@@ -175,10 +173,7 @@ def gate():
     write = is_write(request.method, endpoint)
     if identity is None:
         if api or write:
-            raise Unauthorized(
-                "this API needs a key: send 'Authorization: Bearer <key>' (the web UI: sign in at /signin)",
-                headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'},
-            )
+            raise Unauthorized(NEEDS_A_KEY, headers={"WWW-Authenticate": 'Bearer realm="jobsvc"'})
         return sign_in_redirect()
     g.identity = identity  # known from here on, even if refused below: the audit log names it
     if identity.via == "session" and write and not sessions.csrf_ok(sessions.current()):
