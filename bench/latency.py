@@ -39,7 +39,7 @@ def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_second
 
             def enqueue(i):  # what POST /api/jobs runs: validate and plan, then one EVALSHA
                 planned = service.plan(SubmitRequest(name="add", args=[i, 1]))
-                return Result.get_key(service.enqueue([planned]).jobs[0]["id"])
+                return Result.get_key(service.enqueue([planned], None).jobs[0]["id"])
         elif kind == "handwritten":
 
             def enqueue(i):

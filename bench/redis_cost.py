@@ -28,7 +28,7 @@ def main() -> None:
         ]
         connection = server.client()
         for number in range(options.jobs):
-            service.enqueue([service.plan(SubmitRequest(name="add", args=[number, 1]))])
+            service.enqueue([service.plan(SubmitRequest(name="add", args=[number, 1]))], None)
         connection.config_resetstat()
         worker = start_worker(server.url, "--processes", str(options.processes))
         try:

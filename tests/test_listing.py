@@ -163,9 +163,9 @@ def test_enqueueing_sweeps_gone_ids_out_of_the_index(client, redis_conn, monkeyp
         ("queue=nowhere", 422),
         ("name=os.system", 422),
         ("colour=red", 422),
-        ("cursor=not-a-cursor", 400),
-        ("cursor=" + "A" * 40, 400),
-        ("cursor=djE6MTIzOmEvYg", 400),  # "v1:123:a/b": an id with a character ids never have
+        ("cursor=not-a-cursor", 422),  # not the documented cursor pattern
+        ("cursor=" + "A" * 40, 422),  # not the documented cursor pattern
+        ("cursor=djE6MTIzOmEvYg", 422),  # not the documented cursor pattern
         ("cursor=" + "x" * 301, 422),
     ],
 )

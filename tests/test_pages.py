@@ -87,19 +87,3 @@ def test_job_page_and_list_render(client):
     assert '<option value="queued" selected>' in listing.get_data(as_text=True)
     missing = client.get("/jobs/does-not-exist")
     assert missing.status_code == 404 and b"Not found" in missing.data
-
-
-def test_job_pages_are_off_while_api_keys_are_set(redis_server, redis_conn):
-    from webapp import create_app
-
-    app = create_app(
-        {"REDIS_URL": redis_server.url, "RQ_DASHBOARD_PASSWORD": "x", "API_KEYS": "alice:secret-key", "TESTING": True}
-    )
-    client = app.test_client()
-    submitted = client.post(
-        "/api/jobs", json={"name": "add", "args": [1, 2]}, headers={"Authorization": "Bearer secret-key"}
-    )
-    job_id = submitted.get_json()["id"]
-    page = client.get(f"/jobs/{job_id}")
-    assert page.status_code == 403
-    assert job_id not in page.get_data(as_text=True)

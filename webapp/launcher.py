@@ -164,11 +164,12 @@ def main() -> int:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     base = f"http://127.0.0.1:{port}"
+    keys_set = any(os.environ.get(name) for name in ("API_KEYS", "ADMIN_API_KEYS", "VIEWER_API_KEYS"))
     print(
         "\n".join(
             [
                 "",
-                f"  Page:       {base}/",
+                f"  Page:       {base}/" + ("   (sign in with one of your API keys)" if keys_set else ""),
                 f"  API:        {base}/api/jobs   (catalog: {base}/api/functions)",
                 f"  Dashboard:  {base}/rq   user {username!r}, password {password!r}",
                 f"  Redis:      {redis_url}{' (embedded, started by make run)' if embedded else ''}",

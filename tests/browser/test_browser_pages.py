@@ -88,7 +88,7 @@ def test_a_failing_job_shows_its_error(page, stack):
 
 def test_cancel_a_running_job(page, stack):
     stack.require("GET", "/api/jobs/<id>/events")
-    stack.require("DELETE", "/api/jobs/<id>")
+    stack.require("POST", "/api/jobs/<id>/cancel")
     job_id = stack.submit("sleep", seconds=20)
     page.goto(f"/jobs/{job_id}")
     expect(page.locator("#status")).to_have_text("started", timeout=LIVE)

@@ -34,7 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_CONNECT_TIMEOUT", 0.5, float, "Seconds to wait for a new Redis connection."),
     Setting("REDIS_SOCKET_TIMEOUT", 0.5, float, "Seconds the web waits for a Redis reply before answering 503."),
     Setting("REDIS_MAX_CONNECTIONS", 500, int, "Connection pool size per process."),
-    Setting("SECRET_KEY", None, str, "Flask secret; a random one per process when unset."),
+    Setting("SECRET_KEY", None, str, "Signs sign-in sessions; unset: a random one kept in Redis, shared by all."),
     Setting("QUEUES", ["high", "default", "low"], _csv, "Queues, highest priority first."),
     Setting("DEFAULT_QUEUE", "default", str, "Queue used when a submission names none."),
     Setting("JOB_TIMEOUT", 180, int, "Seconds a job may run before it is failed."),
@@ -81,6 +81,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_QUEUE_DEPTH", 0, int, "Refuse submissions (503) to a queue holding this many jobs; 0 = no cap."),
     Setting("API_KEYS", "", str, "`name:key` or `name:sha256:<hex>` pairs, comma-separated; empty = open API."),
     Setting("ADMIN_API_KEYS", "", str, "Same form as API_KEYS; these keys see and manage every job."),
+    # Sign-in, roles, audit log, charts (README: "Sign-in and roles", "Audit log", "Overview charts").
+    Setting("VIEWER_API_KEYS", "", str, "Same form as API_KEYS; read-only keys: they see everything, change nothing."),
+    Setting("SESSION_LIFETIME", 43200, int, "Seconds a web UI sign-in lasts (then sign in again)."),
+    Setting("AUDIT_RETENTION", 7776000, int, "Seconds audit log entries are kept (default 90 days)."),
+    Setting("AUDIT_MAXLEN", 100000, int, "Most audit log entries kept, whatever their age."),
+    Setting("STATS_SAMPLE_INTERVAL", 10.0, float, "Seconds between samples of queue depth, oldest age and workers."),
     Setting("SCHEDULER_INTERVAL", 0.5, float, "Seconds between checks for due scheduled jobs (in `worker.py`)."),
     Setting("LOG_FORMAT", "text", str, "`text`, or `json` for one JSON object per log line (with job_id)."),
     Setting("DEFAULT_JOB_RETRIES", 1, int, "Re-runs a job gets after its worker dies or it raises (0: none)."),
@@ -124,3 +130,5 @@ def configure(app, test_config: Mapping[str, Any] | None = None) -> None:
         app.config.update(test_config)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = secrets.token_hex(32)
+        # Sign-in sessions then share a random secret kept in Redis (webapp/web/sessions.py).
+        app.config["SECRET_KEY_GENERATED"] = True

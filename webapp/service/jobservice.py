@@ -76,7 +76,7 @@ class JobService:
     def check_visible(self, job_id: str, caller: Caller) -> None:
         """NotFound unless the job exists and the caller may see it (one HGET)."""
         jobreads.check_job_id(job_id)
-        if caller is None or caller.admin:
+        if caller is None or caller.sees_all:
             return
         raw_meta = self.connection.hget(keys.job(job_id), "meta")
         if not access.may_see(jobreads.owner_in(raw_meta), caller):
@@ -93,6 +93,7 @@ class JobService:
         Returns (view, stopping): `stopping` is True when a stop was requested from a worker,
         which marks the job `stopped` once it has taken effect.
         """
+        access.check_may_write(caller)
         job, _, _ = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status in states.CANCELABLE:
@@ -135,6 +136,7 @@ class JobService:
         """Requeue a failed, stopped or canceled job (same id) with its original options.
 
         Returns the job as a submission answer: id, name, queue, status (queued)."""
+        access.check_may_write(caller)
         job, _, _ = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status not in states.RETRYABLE:

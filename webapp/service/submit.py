@@ -62,6 +62,7 @@ class Submitter:
         fingerprint: str = "",
     ) -> Submission:
         """Enqueue planned jobs all-or-nothing; one round trip unless a job has dependencies."""
+        access.check_may_write(caller)
         owner = access.owner_of(caller)
         admission = self._admission(planned, caller, client, idempotency_key)
         if any(plan.dependency is not None for plan in planned):

@@ -128,6 +128,11 @@ SCHEDULE_EVENTS_STREAM = "jobsvc:schedule-events"  # every schedule's events (a 
 SCHEDULE_EVENTS_SUFFIX = ":schedules"  # the events channel + this: where schedule events are published
 INDEX_BY_SCHEDULE_PREFIX = "jobsvc:index:schedule:"  # + schedule name: its jobs (a listing index set)
 METRICS_SCHEDULES = "jobsvc:metrics:schedules"  # "<schedule>\t<counter>" -> value (a hash)
+SESSION_SECRET = "jobsvc:session:secret"  # signs web sign-in sessions when SECRET_KEY is unset
+SESSION_ENDED_PREFIX = "jobsvc:session:ended:"  # + session id: signed out (expires with the session)
+AUDIT = "jobsvc:audit"  # who changed what (a stream, trimmed by AUDIT_RETENTION and AUDIT_MAXLEN)
+STATS_PREFIX = "jobsvc:stats:"  # + hour (Unix time // 3600): per-minute counters and gauges (a hash)
+STATS_SAMPLED = "jobsvc:stats:sampled"  # claimed by the one process sampling the gauges this interval
 
 
 def job_events(job_id: str) -> str:
@@ -175,6 +180,14 @@ def orphan_mark(job_id: str) -> str:
     return ORPHAN_MARK_PREFIX + job_id
 
 
+def session_ended(session_id: str) -> str:
+    return SESSION_ENDED_PREFIX + session_id
+
+
+def stats_hour(hour: int) -> str:
+    return f"{STATS_PREFIX}{hour}"
+
+
 def events_channel(config) -> str:
     """The configured events channel, or the default one."""
     return config.get("EVENTS_CHANNEL") or EVENTS_CHANNEL
@@ -198,4 +211,5 @@ LUA_NAMES = {
     "METRICS_DURATION": METRICS_DURATION,
     "RUN_STARTED": RUN_STARTED,
     "LIVE": LIVE,
+    "STATS_PREFIX": STATS_PREFIX,
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from redis.commands.core import Script
 
-from webapp.store import keys, states
+from webapp.store import keys, states, stats
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
@@ -29,6 +29,7 @@ DURATION_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
 LUA_CONSTANTS = {
     "TERMINAL_EVENTS": ", ".join(f"{event} = true" for event in sorted(states.TERMINAL)),
     "DURATION_BUCKETS": ", ".join(f"'{bound}'" for bound in DURATION_BUCKETS),
+    "STATS_RETENTION": str(stats.RETENTION),
 }
 
 

@@ -1,21 +1,22 @@
 """The web: the JSON API, its OpenAPI document and docs page, the event streams, the pages,
 the dashboard at /rq and the operations endpoints, behind one error boundary, one set of
-security headers and one authentication gate for all of /api."""
+security headers, one authentication gate (keys, sessions, roles) and one audit hook."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web import api, auth, dashboard, docs, errors, ops, pages, routing, security, sse
+from webapp.web import api, audit, auth, dashboard, docs, errors, ops, pages, routing, security, signin, sse
 
 
 def init_app(app: Flask) -> None:
     routing.init_app(app)  # URL converters (job ids)
     errors.init_app(app)  # every failure as JSON with its status
     security.init_app(app)  # headers, same-origin writes, trusted proxies
-    auth.init_app(app)  # the gate of /api: API keys, the caller of each request
+    auth.init_app(app)  # the gate: API keys and sessions, the caller and role of each request
+    audit.init_app(app)  # every state-changing request into the audit log
     api.init_app(app)  # the JSON API: jobs, catalog, queues and workers
     sse.init_app(app)  # event streams and their hub
     dashboard.init_app(app)  # rq-dashboard at /rq behind its password
-    for blueprint in (pages.bp, docs.bp, ops.bp):
+    for blueprint in (pages.bp, docs.bp, ops.bp, signin.bp):
         app.register_blueprint(blueprint)

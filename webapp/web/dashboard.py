@@ -2,6 +2,9 @@
 
 - HTTP Basic auth, compared in constant time. Without a configured password every request to
   /rq is refused: the dashboard is never served open.
+- With API keys set, a web UI session of an admin key opens it without the Basic-auth prompt,
+  and one of a viewer key read-only (every action 403). Owner keys see only their own jobs, so
+  their sessions do not open it (the dashboard shows every job): they get the Basic prompt.
 - Its actions (requeue, delete, empty, compact) are POSTs. A GET on one of their routes
   (0.9 accepts `GET /requeue/<queue>`) is refused with 405, and every state-changing request
   must come from this site: a same-origin `Origin`/`Referer`, or the `X-CSRFToken` header that
@@ -26,6 +29,8 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import MethodNotAllowed, Unauthorized
 
 from webapp.infra.errors import APIError
+from webapp.service.access import ADMIN, OWNER, Principal
+from webapp.web import auth, sessions
 from webapp.web.security import DEFAULT_CSP, SAFE_METHODS, CrossSiteRequest, is_same_origin, request_origin
 
 PREFIX = "/rq"
@@ -57,13 +62,21 @@ def _credentials_match(username: str, password: str) -> bool:
 def require_credentials():
     if not _in_dashboard():
         return None
-    auth = request.authorization
-    if auth is not None and auth.type == "basic" and _credentials_match(auth.username or "", auth.password or ""):
+    basic = request.authorization
+    if basic is not None and basic.type == "basic" and _credentials_match(basic.username or "", basic.password or ""):
+        auth.set_identity(auth.Identity(Principal(basic.username or "", ADMIN), "basic"))
         return None
+    session = sessions.current() if auth.keyring().enabled else None
+    if session is not None and session.principal.sees_all:
+        auth.set_identity(auth.Identity(session.principal, "session"))
+        return None
+    with_keys = " or sign in to the web UI with an admin key" if auth.keyring().enabled else ""
     if not current_app.config["RQ_DASHBOARD_PASSWORD"]:
-        message = "The dashboard is disabled until RQ_DASHBOARD_PASSWORD is set."
+        message = f"The dashboard is disabled until RQ_DASHBOARD_PASSWORD is set{with_keys}."
     else:
-        message = "The dashboard needs the credentials printed by `make run` (RQ_DASHBOARD_USERNAME/PASSWORD)."
+        message = (
+            f"The dashboard needs the credentials printed by `make run` (RQ_DASHBOARD_USERNAME/PASSWORD){with_keys}."
+        )
     raise Unauthorized(message, www_authenticate=WWWAuthenticate("basic", {"realm": "rq-dashboard"}))
 
 
@@ -95,6 +108,9 @@ def guard_actions():
         return None
     if current_app.config["RQ_DASHBOARD_READ_ONLY"]:
         raise ReadOnly("The dashboard is read-only (RQ_DASHBOARD_READ_ONLY is set).")
+    who = auth.caller()
+    if who is not None and not who.has(OWNER):
+        raise ReadOnly(f"key {who.name!r} is read-only ({who.role}): the dashboard's actions need an admin key")
     origin = request_origin()
     if origin is not None and not is_same_origin(origin):
         raise CrossSiteRequest(f"{request.method} from {origin} refused: dashboard actions come from its own pages")
@@ -158,6 +174,7 @@ def init_app(app: Flask) -> None:
     app.before_request(require_credentials)
     app.before_request(guard_actions)
     app.after_request(secure_dashboard_response)
+    auth.own_guard(rq_dashboard.blueprint)  # the app-wide gate leaves /rq to the hooks above
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
     app.redis_conn = app.extensions["redis"]
     # Runs after the blueprint's own connection hook, which registration has just added.

@@ -39,7 +39,8 @@ IDEMPOTENCY_KEY_PATTERN = r"^[ -~]{1,200}$"
 # Descriptions of the error statuses; every one has the ErrorBody shape.
 ERRORS = {
     400: "Malformed request: invalid JSON or an invalid cursor.",
-    401: "API keys are configured and the request has no valid 'Authorization: Bearer <key>'.",
+    401: "API keys are configured and the request has no valid 'Authorization: Bearer <key>' (nor sign-in session).",
+    403: "The key's role may not do this (see x-required-role), or a session request came without its CSRF token.",
     404: "No such job (in the path, or named by depends_on): it never existed or has expired.",
     409: "Conflict: the job's current status does not allow this, or an Idempotency-Key was reused "
     "with a different body.",
@@ -249,18 +250,57 @@ def build_document(app: Flask) -> dict:
         path: {method: _operation_object(path, operation, refs) for method, operation in sorted(methods.items())}
         for path, methods in sorted(operations.items())
     }
+    _state_the_roles(paths, app, {"$ref": REF_TEMPLATE.format(model="ErrorBody")})
     document = {
         "openapi": "3.1.0",
         "info": {
             "title": "jobsvc",
             "version": "1",
             "description": "Submit allow-listed jobs to RQ workers and follow them. "
-            'Every error is JSON: {"error": {"code", "message"}}.',
+            'Every error is JSON: {"error": {"code", "message"}}. ' + ROLES_TEXT,
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"apiKey": []}, {"session": []}],
     }
     return _with_this_apps_choices(document, app)
+
+
+ROLES_TEXT = (
+    "With API keys configured (API_KEYS, VIEWER_API_KEYS, ADMIN_API_KEYS), each operation needs a key of at least "
+    "the role in its `x-required-role`, ranked viewer < owner < admin: viewer keys read everything and change "
+    "nothing, owner keys read and change their own jobs, admin keys everything. Without keys the API is open."
+)
+SECURITY_SCHEMES = {
+    "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer <key>`."},
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "jobsvc_session",
+        "description": "The web UI's sign-in session (POST /signin); its writes also need the X-CSRF-Token header.",
+    },
+}
+
+
+def _state_the_roles(paths: dict, app: Flask, error_ref: dict) -> None:
+    """Each operation's least role, derived the way the gate derives it (webapp/web/auth.py):
+    from the method and the view's `requires(...)` marker, never written per view."""
+    from webapp.web import auth  # the gate's own rule; imported here, auth needs no OpenAPI
+
+    for rule in app.url_map.iter_rules():
+        path = openapi_path(rule.rule)
+        for method, operation in paths.get(path, {}).items():
+            if method.upper() not in (rule.methods or ()):
+                continue
+            write = auth.is_write(method.upper(), rule.endpoint, app)
+            role = auth.required_role(rule.endpoint, write, app)
+            operation["x-required-role"] = role
+            operation["description"] = f"Needs a key of role {role} or above when API keys are configured."
+            responses = operation["responses"]
+            for status in (401, 403) if write or role != "viewer" else (401,):
+                responses.setdefault(str(status), {
+                    "description": ERRORS[status], "content": {"application/json": {"schema": error_ref}}})  # fmt: skip
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 def _with_this_apps_choices(document: dict, app: Flask) -> dict:

@@ -19,9 +19,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from webapp.store import metrics
+from webapp.web.auth import public
 from webapp.web.extensions import get_redis
 
-bp = Blueprint("ops", __name__)
+# Open to load balancers and Prometheus, keys or not (keep /metrics on a private network).
+bp = public(Blueprint("ops", __name__))
 
 
 @bp.get("/healthz")

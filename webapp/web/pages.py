@@ -1,8 +1,11 @@
-"""The web UI (catalog with forms, job page, job list, schedules) and the tutorial's two demos.
+"""The web UI (overview charts, catalog with forms, job page, job list, schedules, audit log) and the
+tutorial's two demos.
 
 Pages are rendered on the server; small static scripts (webapp/static) submit the forms to
 the JSON API and follow jobs over its server-sent event streams. No page carries inline
 script: the data a script needs travels in `data-` attributes or a JSON `<script>` block.
+With API keys set, the gate (webapp/web/auth.py) sends visitors without a session to the
+sign-in page, and each page shows what the signed-in key may see.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from webapp.infra.errors import NotFound
+from webapp.service.access import ADMIN
 from webapp.store.states import STATUSES
-from webapp.web.auth import caller, keyring
+from webapp.web.audit import SUBMISSIONS, not_audited
+from webapp.web.auth import caller, changes_state, requires
 from webapp.web.extensions import get_redis, get_service
 from webapp.web.security import require_same_origin
 
@@ -73,17 +78,26 @@ def index():
 
 @bp.get("/jobs/<job_id:job_id>")
 def job_page(job_id: str):
-    """One job, followed live over its event stream."""
-    if keyring().enabled:
-        # The page has no key to show a caller only their own jobs: with keys set, jobs are
-        # read through the API (Authorization: Bearer), never from an open page.
-        message = "Job pages are off while API keys are set (API_KEYS/ADMIN_API_KEYS): read jobs through the API."
-        return render_template("not_found.html", message=message), 403
+    """One job, followed live over its event stream; with keys set, only a job the signed-in key may see."""
     try:
         job = get_service().describe(job_id, caller())
     except NotFound as exc:
         return render_template("not_found.html", message=exc.message), 404
     return render_template("job.html", job=job)
+
+
+@bp.get("/overview")
+def overview():
+    """Charts of the last hour (or day): throughput, failures, queue depth and wait, workers."""
+    return render_template("overview.html", queues=list(get_service().queues))
+
+
+@bp.get("/audit")
+@requires(ADMIN)
+def audit_page():
+    """The audit log, newest first, filtered; the rows are fetched from GET /api/audit."""
+    filters = {key: request.args.get(key, "") for key in ("actor", "action", "target")}
+    return render_template("audit.html", filters=filters)
 
 
 @bp.get("/jobs")
@@ -130,6 +144,8 @@ def _publish_demo_number() -> int:
 
 
 @bp.get("/prodcons")
+@changes_state
+@not_audited(SUBMISSIONS)
 def prodcons():
     """Producer/consumer demo: enqueue a job carrying a random number 0-9."""
     _enqueue_demo_job()
@@ -137,6 +153,7 @@ def prodcons():
 
 
 @bp.get("/pubsub")
+@changes_state
 def pubsub():
     """Publish/subscribe demo: publish a random number 0-9 on the demo channel."""
     _publish_demo_number()
@@ -144,6 +161,7 @@ def pubsub():
 
 
 @bp.post("/prodcons")
+@not_audited(SUBMISSIONS)
 def prodcons_post():
     """The home page's button: same as GET, from this site only; JSON for its script."""
     require_same_origin()

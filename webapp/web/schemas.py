@@ -8,6 +8,7 @@ added to the API is added here first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -274,3 +275,78 @@ class ScheduleRunStarted(Submitted):
     """`POST /api/schedules/<name>/run`: the job of the run, and its schedule."""
 
     schedule: str
+
+
+# -- the audit log and the overview charts (GET /api/audit, GET /api/stats) --------------------
+
+
+class AuditQuery(BaseModel):
+    """`GET /api/audit` query parameters; every filter given must match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=200, description="Page size (1-200).")
+    cursor: str | None = Field(None, max_length=41, description="`next_cursor` of the previous page.")
+    actor: str | None = Field(None, max_length=200, description="Only actions of this key name (or user).")
+    action: str | None = Field(None, max_length=200, description="Only this action, e.g. `cancelJob`.")
+    target: str | None = Field(None, max_length=200, description="Only actions whose target or details contain this.")
+    since: datetime | None = Field(None, description="Only actions at or after this time (ISO 8601).")
+    until: datetime | None = Field(None, description="Only actions at or before this time (ISO 8601).")
+
+
+class AuditEntry(BaseModel):
+    id: str = Field(description="Stream id; also the cursor that pages past this entry.")
+    at: str
+    actor: str | None = Field(description="API key name, dashboard user or operator login; null on the open API.")
+    role: str | None
+    via: str | None = Field(description="bearer, session, basic (dashboard), cli or open.")
+    action: str = Field(description="The operation: its OpenAPI operationId, or e.g. dashboard.requeue_job, signIn.")
+    method: str | None
+    path: str | None
+    target: dict[str, str] = Field(description="What it acted on, from the URL (job_id, queue_name, name...).")
+    details: dict[str, Any] = Field(description="What the body said it acts on (name, action, filter, paused...).")
+    status: int = Field(description="HTTP status of the answer, or a command's exit status.")
+    ok: bool
+    client: str | None = Field(description="Client address (behind TRUSTED_PROXIES: the proxy's X-Forwarded-For).")
+
+
+class AuditPage(BaseModel):
+    """`GET /api/audit`: newest first; pass `next_cursor` as `cursor` for older entries."""
+
+    entries: list[AuditEntry]
+    next_cursor: str | None
+
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window: Literal["1h", "1d"] = Field("1h", description="The last hour by minute, or the last day by 10 minutes.")
+
+
+class QueueGauges(BaseModel):
+    depth: int | None = Field(description="Jobs waiting in the queue (null: no sample in this step).")
+    oldest_age: float | None = Field(description="Seconds the job at the head of the queue has waited.")
+
+
+class StatsPoint(BaseModel):
+    at: str = Field(description="Start of the step.")
+    finished: int
+    failed: int
+    workers: int | None
+    queues: dict[str, QueueGauges]
+
+
+class StatsNow(BaseModel):
+    workers: int
+    queues: dict[str, QueueGauges]
+
+
+class StatsView(BaseModel):
+    """`GET /api/stats`: the charts' data; gauges in coarse steps are the step's highest sample."""
+
+    window: Literal["1h", "1d"]
+    step: int = Field(description="Seconds per point.")
+    sample_interval: float = Field(description="Seconds between two samples of the gauges.")
+    queues: list[str]
+    points: list[StatsPoint]
+    now: StatsNow

@@ -14,7 +14,8 @@ It also keeps the jobs safe (see RELIABILITY.md):
   their jobs handed back to the front of their queues, retries untouched;
 - every RECOVERY_INTERVAL, under a Redis lock shared by all supervisors, the reaper
   recovers the jobs of workers that vanished without a word (lost heartbeat) and the
-  reconciler requeues jobs lost between a pop and its registration.
+  reconciler requeues jobs lost between a pop and its registration;
+- every STATS_SAMPLE_INTERVAL, one supervisor samples the overview charts' gauges.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from rq.serializers import JSONSerializer
 from webapp.infra import logs
 from webapp.infra.process import die_with_parent, wait_for_redis
 from webapp.infra.redis import RedisFactory
-from webapp.store import keys
+from webapp.store import keys, stats
 from webapp.worker.fastworker import FastWorker
 from webapp.worker.recovery import Recovery
 from webapp.worker.resilience import patient
@@ -133,6 +134,7 @@ class Supervisor:
         self.pending: dict[str, tuple[str, bool]] = {}  # dead worker -> (reason, hand back)
         self.next_beat = 0.0
         self.next_pass = 0.0
+        self.next_sample = 0.0
         self.replace_at: list[float] = []
         self.redis_ok_since: float | None = 0.0  # the start-up pass need not wait
 
@@ -289,6 +291,11 @@ class Supervisor:
             if moment >= self.next_pass and not self.burst and settled:
                 self.next_pass = moment + float(self.config["RECOVERY_INTERVAL"])
                 self.recovery.run_pass()
+            if moment >= self.next_sample:
+                # The overview charts' gauges: one supervisor per interval samples (a Redis claim).
+                interval = float(self.config["STATS_SAMPLE_INTERVAL"])
+                self.next_sample = moment + interval
+                stats.sample_if_due(self.recovery.connection, self.config["QUEUES"], interval)
         except RedisError as exc:
             self.redis_ok_since = None
             log.debug("Redis duties postponed: %s", exc)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web.api import catalog, cluster, jobs, requests, schedules
+from webapp.web.api import audit, catalog, cluster, jobs, requests, schedules, stats
 
-BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, schedules.bp)
+BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, schedules.bp, audit.bp, stats.bp)
 
 
 def init_app(app: Flask) -> None:

@@ -16,6 +16,7 @@ from webapp.service.submission import BatchRequest, NoOptions, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
 from webapp.web.api.requests import WRITE_ERRORS, enqueue, optional_body, read_body, validation_error
+from webapp.web.audit import SUBMISSIONS, not_audited
 from webapp.web.auth import caller
 from webapp.web.extensions import get_service
 from webapp.web.openapi import IDEMPOTENCY_KEY, LOCATION, parse_query, respond, spec
@@ -28,6 +29,7 @@ def _submitted(entry: dict) -> dict:
 
 
 @bp.post("/jobs")
+@not_audited(SUBMISSIONS)
 @spec(
     "submitJob",
     summary="Enqueue an allow-listed job: 202 with its id and a Location to poll (200: a replayed Idempotency-Key).",
@@ -59,6 +61,7 @@ def submit_job():
 
 
 @bp.post("/jobs/batch")
+@not_audited(SUBMISSIONS)
 @spec(
     "submitBatch",
     summary="Enqueue several jobs at once, validated all-or-nothing (200: a replayed Idempotency-Key).",

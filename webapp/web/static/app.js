@@ -63,14 +63,29 @@
     });
   }
 
+  /* The sign-in session's CSRF token (empty without a session): every state-changing request
+     a page makes carries it, or the server refuses the request (webapp/web/sessions.py). */
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  /* False for a read-only (viewer) key: pages leave out what would change state. */
+  function canWrite() { return document.body.dataset.canWrite !== "false"; }
+
   /* fetch() that returns {status, body} with the body parsed as JSON when it is JSON. */
   function request(method, url, body) {
     var options = { method: method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+    if (["GET", "HEAD", "OPTIONS"].indexOf(method) < 0 && csrfToken()) options.headers["X-CSRF-Token"] = csrfToken();
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
     return fetch(url, options).then(function (response) {
+      if (response.status === 401 && csrfToken()) {
+        // The sign-in session ended (expired, signed out elsewhere, key removed): sign in again.
+        window.location.assign("/signin?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+      }
       var type = response.headers.get("Content-Type") || "";
       var parse = type.indexOf("application/json") >= 0 ? response.json() : response.text();
       return parse.then(function (parsed) { return { status: response.status, body: parsed }; });
@@ -144,6 +159,8 @@
     setTime: setTime,
     localizeTimes: localizeTimes,
     request: request,
+    csrfToken: csrfToken,
+    canWrite: canWrite,
     errorMessage: errorMessage,
     setLive: setLive
   };

@@ -17,8 +17,9 @@
     var badge = $("status");
     badge.dataset.status = status || "unknown";
     badge.textContent = status || "unknown";
-    $("cancel").hidden = !(status === "queued" || status === "started" || status === "deferred" || status === "scheduled");
-    $("retry").hidden = !(status === "failed" || status === "canceled" || status === "stopped");
+    var writable = UI.canWrite();
+    $("cancel").hidden = !writable || !(status === "queued" || status === "started" || status === "deferred" || status === "scheduled");
+    $("retry").hidden = !writable || !(status === "failed" || status === "canceled" || status === "stopped");
   }
 
   function renderProgress(progress) {

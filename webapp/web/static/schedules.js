@@ -57,7 +57,7 @@
       UI.el("td", { class: "when", text: when(s) + (s.no_overlap ? ", no overlap" : "") }),
       UI.el("td", { class: "next" }, [s.paused ? badge("paused") : UI.timeEl(s.next_run_at)]),
       UI.el("td", {}, [runs]),
-      UI.el("td", {}, [UI.el("div", { class: "row-actions" }, actions)])
+      UI.el("td", {}, [UI.el("div", { class: "row-actions needs-write" }, actions)])
     ]);
   }
 

@@ -1,10 +1,19 @@
 -- Counters kept beside every event write (webapp/web/ops.py serves them as Prometheus metrics):
 -- events by name, the live-job index the reconciler scans (queued or running jobs, scored by
--- when they were queued), and each run's duration in fixed histogram buckets.
+-- when they were queued), each run's duration in fixed histogram buckets, and jobs finished
+-- and failed per minute for the overview charts (webapp/store/stats.py): one HINCRBY, and an
+-- EXPIRE only when a minute's field is new.
 local function jobsvc_metrics(event, job_id, at)
   local ends = {{{TERMINAL_EVENTS}}}
   if not event then return end
   redis.call('HINCRBY', '{{METRICS_EVENTS}}', event, 1)
+  if event == 'finished' or event == 'failed' then
+    local minute = math.floor(at / 60)
+    local hour_key = '{{STATS_PREFIX}}' .. math.floor(minute / 60)
+    if redis.call('HINCRBY', hour_key, minute .. ':' .. event, 1) == 1 then
+      redis.call('EXPIRE', hour_key, {{STATS_RETENTION}})
+    end
+  end
   if event == 'queued' or event == 'retrying' then
     redis.call('ZADD', '{{LIVE}}', at, job_id)
   elseif ends[event] then
