@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium faults
+.PHONY: run test lint bench lock clean chromium faults env-example
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -71,6 +71,10 @@ lock: $(VENV)/.installed
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-dev.txt requirements-dev.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links -o requirements-bench.txt requirements-bench.in
+
+# .env.example lists every setting with its default (tests/test_envfile.py fails when it drifts).
+env-example: $(VENV)/.installed
+	$(BIN)/flask settings --example > .env.example
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -122,11 +122,11 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
 class ServiceProcess:
     """A process of the service (web or worker) with its output kept in a log file."""
 
-    def __init__(self, command: list[str], env: dict[str, str], name: str):
+    def __init__(self, command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT):
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"jobsvc-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
