@@ -69,7 +69,9 @@ def test_the_wheel_carries_every_file_the_service_reads(install):
     assert wanted and not wanted - packed, f"missing from the wheel: {sorted(wanted - packed)}"
     metadata = next(name for name in packed if name.endswith("METADATA"))
     text = zipfile.ZipFile(install["wheel"]).read(metadata).decode()
-    declared = {str(Requirement(line.split(": ", 1)[1])) for line in text.splitlines() if line.startswith("Requires-Dist:")}
+    declared = {
+        str(Requirement(line.split(": ", 1)[1])) for line in text.splitlines() if line.startswith("Requires-Dist:")
+    }
     direct = [line.split("#")[0].strip() for line in (ROOT / "requirements.in").read_text().splitlines()]
     for requirement in filter(None, direct):
         assert str(Requirement(requirement)) in declared, f"{requirement} (requirements.in) is not a dependency"
