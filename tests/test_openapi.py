@@ -43,6 +43,8 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("POST", "/api/jobs/batch"),
         ("DELETE", "/api/jobs/{job_id}"),
         ("POST", "/api/jobs/{job_id}/retry"),
+        ("GET", "/api/jobs/{job_id}/deliveries"),
+        ("POST", "/api/jobs/{job_id}/deliveries/{delivery_id}/redeliver"),
     }
     assert not any(path.startswith("/rq") or "docs" in path or "openapi" in path for path in document["paths"])
 

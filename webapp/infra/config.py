@@ -93,6 +93,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_SENTINEL_MASTER", "mymaster", str, "Name of the master the sentinels watch."),
     Setting("REDIS_SENTINEL_PASSWORD", None, str, "Password of the sentinels themselves, if any."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
+    # Webhooks (webapp/service/webhooks.py, README "Webhooks").
+    Setting("WEBHOOK_ALLOWED_HOSTS", [], _csv, "Webhook hosts allowed: `a.example.com`, `*.example.com`; empty = off."),
+    Setting("WEBHOOK_SECRETS", "", str, "`name:secret` per API key name (`*`: any other caller), comma-separated."),
+    Setting("WEBHOOK_TIMEOUT", 10.0, float, "Seconds one delivery attempt may take in all (connect, send, answer)."),
+    Setting("WEBHOOK_RETRY_WINDOW", 86400.0, float, "Seconds a delivery is retried (with backoff) before it fails."),
+    Setting("WEBHOOK_BACKOFF", 2.0, float, "Seconds before the first retry of a delivery; doubled each time."),
+    Setting("WEBHOOK_MAX_BACKOFF", 3600.0, float, "Longest wait between two attempts of a delivery, in seconds."),
+    Setting("WEBHOOK_CONCURRENCY", 8, int, "Deliveries in flight at once per `worker.py` (at most half to one host)."),
+    Setting("WEBHOOK_LOG_TTL", 604800, int, "Seconds a delivery and its attempts are kept after it ends."),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.store.states import STATUSES
+from webapp.store.webhooks import WEBHOOK_EVENTS
 
 JobId = str  # checked against webapp.store.jobreads.JOB_ID_PATTERN before any lookup
 JobStatus = Literal[STATUSES]  # what a client can see (webapp/store/states.py)
@@ -35,6 +36,15 @@ class Dependencies(Strict):
     allow_failure: bool = Field(False, description="Run even if a dependency failed.")
 
 
+class WebhookOptions(Strict):
+    """Where to POST the job's events, signed (README, "Webhooks")."""
+
+    url: str = Field(max_length=2000, description="http(s) URL on a host in the server's WEBHOOK_ALLOWED_HOSTS.")
+    events: list[Literal[WEBHOOK_EVENTS]] | None = Field(
+        None, min_length=1, description="Events to deliver; default: finished, failed, stopped, canceled."
+    )
+
+
 class SubmitRequest(Strict):
     """`POST /api/jobs`. Every option is bounded by the server's configured maxima."""
 
@@ -51,6 +61,7 @@ class SubmitRequest(Strict):
     enqueue_at: datetime | None = Field(None, description="Run at this time (ISO 8601).")
     depends_on: list[JobId] | Dependencies | None = None
     description: str | None = Field(None, max_length=500)
+    webhook: WebhookOptions | None = Field(None, description="POST these events of the job to a URL (null: none).")
 
 
 class RetryRequest(Strict):

@@ -28,6 +28,7 @@ from webapp.service import access
 from webapp.service.access import Caller
 from webapp.service.planning import PlannedJob
 from webapp.service.ratelimit import RateLimit
+from webapp.service.webhooks import Secrets
 from webapp.store import jobreads, jobrecord, keys, listing
 from webapp.store.admission import Admission, GuardedWriter
 from webapp.store.events import EventLog
@@ -51,6 +52,7 @@ class Submitter:
         self.events = events
         self.writer = GuardedWriter(connection)
         self.rate_limit = RateLimit.parse(config["SUBMIT_RATE_LIMIT"])
+        self.webhook_secrets = Secrets(config["WEBHOOK_SECRETS"])
 
     def enqueue(
         self,
@@ -63,6 +65,11 @@ class Submitter:
     ) -> Submission:
         """Enqueue planned jobs all-or-nothing; one round trip unless a job has dependencies."""
         owner = access.owner_of(caller)
+        if any("webhook" in plan.meta for plan in planned) and not self.webhook_secrets.for_owner(owner):
+            raise ValidationFailed(
+                f"webhook: no secret signs the deliveries of {'key ' + repr(owner) if owner else 'the open API'} "
+                "on this server (WEBHOOK_SECRETS); ask its operator to add one"
+            )
         admission = self._admission(planned, caller, client, idempotency_key)
         if any(plan.dependency is not None for plan in planned):
             return self._submit_with_dependencies(planned, caller, owner, admission, fingerprint)
@@ -102,7 +109,7 @@ class Submitter:
 
     def _write(self, plan: PlannedJob, owner: str | None, commands: list[tuple]) -> dict[str, str]:
         """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`."""
-        meta: dict[str, Any] = {"name": plan.job_type.name}
+        meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
         if owner is not None:
             meta["owner"] = owner
         queue = plan.queue
@@ -161,7 +168,7 @@ class Submitter:
             return self._refused(outcome, fingerprint)
         try:
             for entry, plan in zip(created, planned, strict=True):
-                meta: dict[str, Any] = {"name": plan.job_type.name}
+                meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
                 if owner is not None:
                     meta["owner"] = owner
                 job = plan.queue.enqueue_call(

@@ -119,6 +119,12 @@ ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"  # + job id: first sighting of a lost
 IDEMPOTENCY_PREFIX = "jobsvc:idempotency:"  # + hash of (API key name, Idempotency-Key)
 RATE_PREFIX = "jobsvc:rate:"  # + hash of the client: its submission count this window
 
+WEBHOOK_PREFIX = "jobsvc:webhook:"  # + delivery id (the event's id): one delivery (a hash)
+WEBHOOK_ATTEMPTS_SUFFIX = ":attempts"  # delivery key + this: its attempts, oldest first (a list)
+WEBHOOK_DUE = "jobsvc:webhooks:due"  # delivery ids by when their next attempt is due, in ms (a sorted set)
+WEBHOOK_WAKE = "jobsvc:webhooks:wake"  # tokens that wake an idle delivery thread (a list)
+WEBHOOK_JOB_PREFIX = "jobsvc:webhooks:job:"  # + job id: the job's delivery ids, oldest first (a list)
+
 
 def job_events(job_id: str) -> str:
     return JOB_EVENTS_PREFIX + job_id
@@ -148,6 +154,18 @@ def orphan_mark(job_id: str) -> str:
     return ORPHAN_MARK_PREFIX + job_id
 
 
+def webhook(delivery_id: str) -> str:
+    return WEBHOOK_PREFIX + delivery_id
+
+
+def webhook_attempts(delivery_id: str) -> str:
+    return WEBHOOK_PREFIX + delivery_id + WEBHOOK_ATTEMPTS_SUFFIX
+
+
+def webhooks_of_job(job_id: str) -> str:
+    return WEBHOOK_JOB_PREFIX + job_id
+
+
 def events_channel(config) -> str:
     """The configured events channel, or the default one."""
     return config.get("EVENTS_CHANNEL") or EVENTS_CHANNEL
@@ -171,4 +189,9 @@ LUA_NAMES = {
     "METRICS_DURATION": METRICS_DURATION,
     "RUN_STARTED": RUN_STARTED,
     "LIVE": LIVE,
+    "WEBHOOK_PREFIX": WEBHOOK_PREFIX,
+    "WEBHOOK_ATTEMPTS_SUFFIX": WEBHOOK_ATTEMPTS_SUFFIX,
+    "WEBHOOK_DUE": WEBHOOK_DUE,
+    "WEBHOOK_WAKE": WEBHOOK_WAKE,
+    "WEBHOOK_JOB_PREFIX": WEBHOOK_JOB_PREFIX,
 }

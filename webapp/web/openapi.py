@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.deliveries import DELIVERY_ID_PATTERN
 from webapp.service.validation import failed
 from webapp.store.jobreads import JOB_ID_PATTERN
 from webapp.web import schemas
@@ -48,7 +49,11 @@ PATH_PARAMETERS = {
     "job_id": {
         "description": "A job id: letters, digits, '-' and '_'.",
         "schema": {"type": "string", "pattern": JOB_ID_PATTERN.pattern},
-    }
+    },
+    "delivery_id": {
+        "description": "A webhook delivery's id (its event's id, `<ms>-<seq>`).",
+        "schema": {"type": "string", "pattern": DELIVERY_ID_PATTERN.pattern},
+    },
 }
 
 
@@ -82,6 +87,7 @@ IDEMPOTENCY_KEY = {
         "schema": {"type": "string", "minLength": 1, "maxLength": 200},
     }
 }
+
 
 def openapi_path(rule: str) -> str:
     """Flask's `/api/jobs/<job_id>` (or `<string:job_id>`) as OpenAPI's `/api/jobs/{job_id}`."""

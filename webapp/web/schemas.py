@@ -150,3 +150,30 @@ class Event(BaseModel):
     progress: Progress | None = None
     error: JobError | None = None
     worker: str | None = None
+
+
+class DeliveryAttempt(BaseModel):
+    """One attempt of a webhook delivery."""
+
+    at: str
+    status: int | None = Field(None, description="The endpoint's HTTP status; null when it gave none.")
+    error: str | None = Field(None, description="Why the attempt failed (a status, a timeout, a refused redirect).")
+    duration_ms: int
+
+
+class Delivery(BaseModel):
+    """A webhook delivery of one job event (README, "Webhooks")."""
+
+    id: str = Field(description="The event's id; sent as Jobsvc-Delivery: receivers deduplicate on it.")
+    job_id: JobId
+    event: str
+    url: str
+    state: Literal["pending", "delivering", "retrying", "delivered", "failed"]
+    created_at: str | None = None
+    next_attempt_at: str | None = None
+    ended_at: str | None = None
+    attempts: list[DeliveryAttempt]
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[Delivery]

@@ -317,7 +317,8 @@ class FastWorker(ServiceWorker):
         """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (
-            isinstance(return_value, Retry)
+            "webhook" in job.meta  # its `finished` may be a delivery: the event script records it
+            or isinstance(return_value, Retry)
             or job._success_callback_name
             or job.repeats_left
             or job.has_rate_limit

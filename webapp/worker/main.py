@@ -14,6 +14,7 @@ from webapp.infra.process import wait_for_redis
 from webapp.infra.redis import RedisFactory
 from webapp.worker.scheduler import start_scheduler
 from webapp.worker.supervisor import Supervisor
+from webapp.worker.webhooks import start_deliveries
 
 log = logging.getLogger("webapp.worker")
 
@@ -34,6 +35,7 @@ def main(create_app, argv: list[str] | None = None) -> int:
         return 2
     log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
     scheduler = None if options.burst else start_scheduler(app.config, factory)
+    deliveries = None if options.burst else start_deliveries(app, factory)  # webhooks (README "Webhooks")
     try:
         supervisor = Supervisor(
             create_app,
@@ -47,3 +49,5 @@ def main(create_app, argv: list[str] | None = None) -> int:
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if deliveries is not None:
+            deliveries.stop()

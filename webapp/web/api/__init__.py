@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web.api import catalog, cluster, jobs, requests
+from webapp.web.api import catalog, cluster, deliveries, jobs, requests
 
-BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp)
+BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, deliveries.bp)
 
 
 def init_app(app: Flask) -> None:
