@@ -151,9 +151,11 @@ class ServiceProcess:
         return self.process.returncode
 
 
-def start_web(redis_url: str, app: str = "webapp:create_app()", **env: str) -> tuple[ServiceProcess, str]:
-    """gunicorn serving `app` (the Procfile's, by default) on a free port, once /healthz answers."""
-    port = free_port()
+def start_web(
+    redis_url: str, app: str = "webapp:create_app()", port: int | None = None, **env: str
+) -> tuple[ServiceProcess, str]:
+    """gunicorn serving `app` (the Procfile's, by default) on `port` (a free one), once /healthz answers."""
+    port = port or free_port()
     web = ServiceProcess(
         [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app],
         service_env(
