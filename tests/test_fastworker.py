@@ -195,7 +195,7 @@ def wait_status(job: Job, statuses: tuple[str, ...], timeout: float = 20.0) -> J
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = fetch(job)
-        if current.get_status() in statuses:
+        if current.get_status(refresh=False) in statuses:  # the status of the same read as the fields
             return current
         time.sleep(0.02)
     raise AssertionError(f"job {job.id} is {fetch(job).get_status()} after {timeout} s")

@@ -79,7 +79,7 @@ def test_every_operation_documents_its_errors(document):
             assert "503" in responses and "Retry-After" in responses["503"]["headers"], (method, path)
             if "{job_id}" in path:
                 assert "404" in responses
-                [parameter] = [p for p in operation["parameters"] if p["in"] == "path"]
+                [parameter] = [p for p in operation["parameters"] if p["in"] == "path" and p["name"] == "job_id"]
                 assert parameter["schema"]["pattern"] == "^[A-Za-z0-9_-]{1,128}$"
             for status, response in responses.items():
                 if int(status) >= 400:

@@ -102,6 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_MAX_BACKOFF", 3600.0, float, "Longest wait between two attempts of a delivery, in seconds."),
     Setting("WEBHOOK_CONCURRENCY", 8, int, "Deliveries in flight at once per `worker.py` (at most half to one host)."),
     Setting("WEBHOOK_LOG_TTL", 604800, int, "Seconds a delivery and its attempts are kept after it ends."),
+    Setting("TRACING", "auto", str, "`auto`: OpenTelemetry spans when opentelemetry-api is installed; `off`: never."),
 )
 
 
