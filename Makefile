@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium faults env-example
+.PHONY: run test lint bench lock clean chromium faults env-example image
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -75,6 +75,11 @@ lock: $(VENV)/.installed
 # .env.example lists every setting with its default (tests/test_envfile.py fails when it drifts).
 env-example: $(VENV)/.installed
 	$(BIN)/flask settings --example > .env.example
+
+# Build the Dockerfile with podman and run the image's web and worker (outside `make test`):
+# the base image is made with debootstrap from Debian's packages, so no registry is needed.
+image: $(VENV)/.dev-installed
+	bash tests/image_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

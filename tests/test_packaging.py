@@ -45,6 +45,14 @@ def _checkout_copy(target: Path) -> Path:
     return target
 
 
+def _readme_client_example() -> str:
+    """The five-line example of the README's "The Python client" section."""
+    section = (ROOT / "README.md").read_text().split("### The Python client", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(example.strip().splitlines()) <= 6 and "wait(" in example
+    return example
+
+
 @pytest.fixture(scope="module")
 def install(tmp_path_factory):
     """A clean venv with `pip install -c requirements.txt .`, and the built wheel."""
@@ -114,6 +122,12 @@ def test_the_procfile_commands_run_the_installed_service(install, redis_server, 
         # and none of it came from this checkout
         origin = _run(["python", "-c", "import webapp; print(webapp.__file__)"], cwd=install["deploy"], env=env)
         assert str(install["venv"]) in origin.stdout
+        # The Python client installs on its own (httpx only) and the README's example runs.
+        _run(["python", "-m", "pip", "install", "--progress-bar", "off", ROOT / "client"], cwd=install["venv"], env=env)
+        example = _readme_client_example().replace("http://localhost:5000", base)
+        assert _run(["python", "-c", example], cwd=install["venv"], env=env).stdout.strip() == "5"
+        shown = _run(["python", "-m", "pip", "show", "jobsvc-client"], cwd=install["venv"], env=env).stdout
+        assert "Requires: httpx\n" in shown
     finally:
         for process in processes.values():
             process.stop()
