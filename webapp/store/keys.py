@@ -121,7 +121,8 @@ RATE_PREFIX = "jobsvc:rate:"  # + hash of the client: its submission count this 
 
 WEBHOOK_PREFIX = "jobsvc:webhook:"  # + delivery id (the event's id): one delivery (a hash)
 WEBHOOK_ATTEMPTS_SUFFIX = ":attempts"  # delivery key + this: its attempts, oldest first (a list)
-WEBHOOK_DUE = "jobsvc:webhooks:due"  # delivery ids by when their next attempt is due, in ms (a sorted set)
+WEBHOOK_DUE = "jobsvc:webhooks:due"  # target hosts by their earliest due delivery, in ms (a sorted set)
+WEBHOOK_DUE_HOST_PREFIX = "jobsvc:webhooks:due:"  # + host: its delivery ids by due time, in ms (a sorted set)
 WEBHOOK_WAKE = "jobsvc:webhooks:wake"  # tokens that wake an idle delivery thread (a list)
 WEBHOOK_JOB_PREFIX = "jobsvc:webhooks:job:"  # + job id: the job's delivery ids, oldest first (a list)
 
@@ -192,6 +193,7 @@ LUA_NAMES = {
     "WEBHOOK_PREFIX": WEBHOOK_PREFIX,
     "WEBHOOK_ATTEMPTS_SUFFIX": WEBHOOK_ATTEMPTS_SUFFIX,
     "WEBHOOK_DUE": WEBHOOK_DUE,
+    "WEBHOOK_DUE_HOST_PREFIX": WEBHOOK_DUE_HOST_PREFIX,
     "WEBHOOK_WAKE": WEBHOOK_WAKE,
     "WEBHOOK_JOB_PREFIX": WEBHOOK_JOB_PREFIX,
 }

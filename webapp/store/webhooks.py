@@ -5,16 +5,19 @@ when the webhook subscribes to the event, the event script also records a delive
 its id the event's id) and puts it in the due set (lua/lib/webhooks.lua). Nothing else is
 written, and jobs without a webhook pass an empty URL (or, in STEP's claim, none).
 
-Delivery threads (webapp/worker/webhooks.py) claim due deliveries (lua/webhook_claim.lua): a
-claim moves the delivery `lease` seconds ahead in the due set and gives it a new token, so a
-delivery whose claimant dies comes due again and is delivered by another thread, while the
-report of a claimant that lost its claim is ignored (lua/webhook_done.lua). Deliveries are
-therefore at least once; receivers deduplicate by delivery id.
+Due deliveries wait per target host (lib/webhooks.lua), so a delivery thread claims from each
+host only what that host's share of its senders allows, and a slow host's backlog is never
+read, claimed or handed back while it is busy (lua/webhook_claim.lua). A claim moves the
+delivery `lease` seconds ahead and gives it a new token, so a delivery whose claimant dies
+comes due again and is delivered by another thread, while the report of a claimant that lost
+its claim is ignored (lua/webhook_done.lua). Deliveries are therefore at least once;
+receivers deduplicate by delivery id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +43,21 @@ def target_for(webhook: Mapping[str, Any] | None, event: str) -> str:
     if isinstance(url, str) and isinstance(events, list) and event in events:
         return url
     return ""
+
+
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+
+
+def host_key(url: str) -> str:
+    """The host part of a URL as the outbox keys it ("a.example.com", "[::1]"), as lib/webhooks.lua."""
+    match = _AUTHORITY.match(url)
+    authority = match.group(1) if match else ""
+    authority = authority.rpartition("@")[2] if "@" in authority else authority
+    if authority.startswith("["):
+        host = authority[: authority.index("]") + 1] if "]" in authority else ""
+    else:
+        host = authority.split(":", 1)[0]
+    return host.lower()
 
 
 def now_ms() -> int:
@@ -74,10 +92,14 @@ class Outbox:
         self._done = scripts.script("webhook_done")
         self._redeliver = scripts.script("webhook_redeliver")
 
-    def claim(self, claimant: str, limit: int, lease: float, now: int | None = None) -> list[Claimed]:
-        """Up to `limit` due deliveries, each held for `lease` seconds."""
+    def claim(self, claimant: str, limit: int, lease: float, per_host: int, busy: Mapping[str, int] | None = None,
+              now: int | None = None) -> list[Claimed]:  # fmt: skip
+        """Up to `limit` due deliveries, at most `per_host` in flight to one host counting `busy`
+        (host_key → deliveries this thread is sending there), each held for `lease` seconds."""
         now = now_ms() if now is None else now
-        replies = self._claim(args=[now, int(lease * 1000), limit, claimant], client=self.connection)
+        pairs = [part for host, count in (busy or {}).items() for part in (host, count)]
+        args = [now, int(lease * 1000), limit, claimant, per_host, *pairs]
+        replies = self._claim(args=args, client=self.connection)
         claimed = []
         for delivery_id, token, flat in replies:
             fields = {_text(name): _text(value) for name, value in zip(flat[::2], flat[1::2], strict=True)}
@@ -98,7 +120,7 @@ class Outbox:
 
     def report(self, claimed: Claimed, outcome: str, *, attempt: Mapping[str, Any] | None = None,
                next_at: int = 0, log_ttl: int = 604800, body: str = "") -> bool:  # fmt: skip
-        """Record an attempt's outcome ('delivered', 'retry', 'failed') or hand it back ('release').
+        """Record an attempt's outcome: 'delivered', 'retry' (at `next_at`, ms) or 'failed'.
 
         False when the claim was lost meanwhile (its lease ran out and another thread took it)."""
         args = [claimed.id, claimed.token, outcome, json.dumps(attempt) if attempt else "", next_at, log_ttl, body,
@@ -110,7 +132,7 @@ class Outbox:
         return self.connection.blpop([keys.WEBHOOK_WAKE], timeout=max(timeout, 0.01)) is not None
 
     def next_due(self) -> int | None:
-        """When the earliest delivery is due (ms), if any."""
+        """When the earliest delivery is due (ms), if any (it may be one of a busy host's)."""
         first = self.connection.zrange(keys.WEBHOOK_DUE, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
 

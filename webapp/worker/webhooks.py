@@ -16,14 +16,13 @@ import socket
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 
 from webapp.infra.redis import RedisFactory
 from webapp.service.webhooks import Deliverer
 from webapp.store import jobreads
-from webapp.store.webhooks import Claimed, Outbox, now_ms
+from webapp.store.webhooks import Claimed, Outbox, host_key, now_ms
 
 log = logging.getLogger("webapp.worker.webhooks")
 
@@ -70,26 +69,24 @@ class DeliveryThread(threading.Thread):
     def _turn(self) -> None:
         with self.lock:
             free = self.concurrency - sum(self.busy.values())
+            busy = dict(self.busy)
             self.slot_freed.clear()
         if free <= 0:
             self.slot_freed.wait(1.0)
             return
-        claimed = self.outbox.claim(self.claimant, free, self.lease)
+        # The claim skips hosts that already have their share of the slots: their backlog waits
+        # in Redis, unread, and the other hosts' deliveries go out meanwhile.
+        claimed = self.outbox.claim(self.claimant, free, self.lease, self.per_host, busy)
         for delivery in claimed:
-            host = urlsplit(delivery.url).hostname or ""
+            host = host_key(delivery.url)
             with self.lock:
-                crowded = self.busy[host] >= self.per_host
-                if not crowded:
-                    self.busy[host] += 1
-            if crowded:  # hand it back untried: this host already has its share of the slots
-                self.outbox.report(delivery, "release", next_at=now_ms() + 500)
-                continue
+                self.busy[host] += 1
             self.pool.submit(self._attempt, delivery, host)
-        if len(claimed) < free:  # nothing more is due now: sleep until woken or the next is due
+        if len(claimed) < free:  # nothing more may go now: sleep until woken or the next is due
             due = self.outbox.next_due()
-            wait = 1.0 if due is None else min(1.0, max(0.0, (due - now_ms()) / 1000))
-            if wait > 0:
-                self.outbox.wait(wait)
+            wait = 1.0 if due is None else (due - now_ms()) / 1000
+            # A due delivery left unclaimed belongs to a busy host: look again a little later.
+            self.outbox.wait(0.2 if wait <= 0 else min(1.0, wait))
 
     def _attempt(self, delivery: Claimed, host: str) -> None:
         try:
