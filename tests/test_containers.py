@@ -112,3 +112,8 @@ def test_redis_is_durable_and_never_evicts_and_the_workers_scale(compose):
         assert services[role]["depends_on"]["redis"]["condition"] == "service_healthy"
     # `--scale worker=4` needs a worker without a fixed name or host port.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
+
+
+def test_the_build_context_leaves_out_the_venv_and_secrets():
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
+    assert {".venv", ".git", ".env", "var"} <= ignored
