@@ -291,3 +291,19 @@ def test_jobs_without_a_webhook_write_nothing_for_webhooks(hook_client, worker, 
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert list(redis_conn.scan_iter("jobsvc:webhook*")) == []
+
+
+def test_the_webs_events_are_delivered_too_and_only_subscribed_ones(hook_client, worker, receiver):
+    url = receiver.base + "/web"
+    later = submit(hook_client, {"name": "add", "args": [1, 1], "enqueue_in": 600, "webhook": {"url": url}})
+    assert hook_client.delete(f"/api/jobs/{later['id']}").status_code == 200  # the web writes `canceled`
+    (request,) = receiver.wait_for("/web")
+    assert json.loads(request.body)["event"]["event"] == "canceled"
+    started_only = submit(hook_client, {"name": "add", "args": [1, 2], "webhook": {"url": url, "events": ["started"]}})
+    receiver.wait_for("/web", 2)
+    deadline = time.monotonic() + 15
+    while hook_client.get(f"/api/jobs/{started_only['id']}").get_json()["status"] != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert [json.loads(r.body)["event"]["event"] for r in receiver.at("/web")] == ["canceled", "started"]

@@ -32,7 +32,7 @@ from rq.worker import WorkerStatus
 from webapp.infra import tracing
 from webapp.infra.clock import now_iso
 from webapp.infra.redis import RedisFactory
-from webapp.store import keys, step
+from webapp.store import keys, step, webhooks
 from webapp.store.jobreads import job_name
 from webapp.worker.rqworker import ServiceWorker
 from webapp.worker.traced import perform_traced
@@ -329,7 +329,7 @@ class FastWorker(ServiceWorker):
         """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (
-            "webhook" in job.meta  # its `finished` may be a delivery: the event script records it
+            ("webhook" in job.meta and webhooks.target_for(job.meta["webhook"], "finished"))  # a delivery too
             or isinstance(return_value, Retry)
             or job._success_callback_name
             or job.repeats_left
