@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 from redis.exceptions import RedisError
 
@@ -41,7 +41,13 @@ class DeliveryThread(threading.Thread):
         self.per_host = max(1, self.concurrency // 2)
         self.lease = 2 * float(config["WEBHOOK_TIMEOUT"]) + 5
         self.claimant = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
-        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="jobsvc-webhook")
+        # Daemon threads, not a ThreadPoolExecutor (whose threads are joined at exit): stopping
+        # worker.py never waits for an attempt in flight; one cut short is delivered again later.
+        self.work: queue.SimpleQueue = queue.SimpleQueue()
+        self.senders = [
+            threading.Thread(target=self._send_loop, name=f"jobsvc-webhook-{index}", daemon=True)
+            for index in range(self.concurrency)
+        ]
         self.busy: Counter[str] = Counter()  # attempts in flight, by host
         self.lock = threading.Lock()
         self.slot_freed = threading.Event()
@@ -56,6 +62,8 @@ class DeliveryThread(threading.Thread):
         return jobreads.to_dict(job, results[0] if results else None, last_event_id, names)
 
     def run(self) -> None:
+        for sender in self.senders:
+            sender.start()
         while not self._stop_event.is_set():
             try:
                 self._turn()
@@ -81,12 +89,17 @@ class DeliveryThread(threading.Thread):
             host = host_key(delivery.url)
             with self.lock:
                 self.busy[host] += 1
-            self.pool.submit(self._attempt, delivery, host)
+            self.work.put((delivery, host))
         if len(claimed) < free:  # nothing more may go now: sleep until woken or the next is due
             due = self.outbox.next_due()
             wait = 1.0 if due is None else (due - now_ms()) / 1000
             # A due delivery left unclaimed belongs to a busy host: look again a little later.
             self.outbox.wait(0.2 if wait <= 0 else min(1.0, wait))
+
+    def _send_loop(self) -> None:
+        while True:
+            delivery, host = self.work.get()
+            self._attempt(delivery, host)
 
     def _attempt(self, delivery: Claimed, host: str) -> None:
         try:
@@ -104,11 +117,10 @@ class DeliveryThread(threading.Thread):
             self.slot_freed.set()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop claiming; attempts in flight get `timeout` to end (any cut short are redelivered)."""
+        """Stop claiming; attempts in flight end with the process (any cut short are redelivered)."""
         self._stop_event.set()
         self.slot_freed.set()
         self.join(timeout)
-        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_deliveries(app, factory: RedisFactory) -> DeliveryThread | None:
