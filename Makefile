@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium faults swagger-ui
+.PHONY: run test lint bench lock clean chromium faults swagger-ui env-example image
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -87,6 +87,14 @@ swagger-ui:
 	  for f in $(SWAGGER_UI_FILES); do cp "$$tmp/package/$$f" webapp/web/swagger_ui/ || exit 1; done && \
 	  echo "swagger-ui-dist $$version" > webapp/web/swagger_ui/VERSION && \
 	  echo "make: webapp/web/swagger_ui/ now holds Swagger UI $$version; run make test, then commit it"
+# .env.example lists every setting with its default (tests/test_envfile.py fails when it drifts).
+env-example: $(VENV)/.installed
+	$(BIN)/flask settings --example > .env.example
+
+# Build the Dockerfile with podman and run the image's web and worker (outside `make test`):
+# the base image is made with debootstrap from Debian's packages, so no registry is needed.
+image: $(VENV)/.dev-installed
+	bash tests/image_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,4 +1,7 @@
-"""Worker entry point: `python worker.py` (Procfile `worker:`); scale with more processes."""
+"""Worker entry point: `python worker.py` (Procfile `worker:`); scale with more processes.
+
+Installed with `pip install .`, the same is the `jobsvc-worker` command (webapp/console.py).
+"""
 
 import sys
 

@@ -109,9 +109,7 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
         time.sleep(0.2)
     # the same two routes under gunicorn's sync workers, to choose the worker class by measurement
     sync_results: dict[str, list[dict]] = {"plain": [], "enqueue": []}
-    web, base = start_web(
-        redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync"
-    )
+    web, base = start_web(redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync")
     try:
         run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)
         for _ in range(rounds):

@@ -127,11 +127,11 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
 class ServiceProcess:
     """A process of the service (web or worker) with its output kept in a log file."""
 
-    def __init__(self, command: list[str], env: dict[str, str], name: str):
+    def __init__(self, command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT):
         self.name = name
         self.log_path = Path(tempfile.mkstemp(prefix=f"jobsvc-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:
@@ -156,9 +156,11 @@ class ServiceProcess:
         return self.process.returncode
 
 
-def start_web(redis_url: str, app: str = "webapp:create_app()", **env: str) -> tuple[ServiceProcess, str]:
-    """gunicorn serving `app` (the Procfile's, by default) on a free port, once /healthz answers."""
-    port = free_port()
+def start_web(
+    redis_url: str, app: str = "webapp:create_app()", port: int | None = None, **env: str
+) -> tuple[ServiceProcess, str]:
+    """gunicorn serving `app` (the Procfile's, by default) on `port` (a free one), once /healthz answers."""
+    port = port or free_port()
     web = ServiceProcess(
         [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app],
         service_env(

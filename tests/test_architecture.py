@@ -33,6 +33,8 @@ MAY_IMPORT = {
     "worker": {"infra", "store", "service"},
     "launcher": {"infra"},
     "factory": {"infra", "service", "web", "cli"},
+    # the installed console scripts: the app factory and the worker's entry, side by side
+    "console": {"worker"},
 }
 NO_FLASK = {"infra", "store", "service", "launcher"}
 NO_PROMETHEUS = {"infra", "store", "service", "cli", "worker", "launcher"}
@@ -46,7 +48,7 @@ def layer_of(path: Path) -> str:
     parts = path.relative_to(ROOT / "webapp").parts
     if parts[0] in LAYERS:
         return parts[0]
-    return {"__init__.py": "factory", "launcher.py": "launcher"}[parts[0]]
+    return {"__init__.py": "factory", "launcher.py": "launcher", "console.py": "console"}[parts[0]]
 
 
 def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:

@@ -206,7 +206,7 @@ def test_pages_filters_and_cursor(app, client, redis_conn):
     assert [entry["target"]["job_id"] for entry in seen] == [f"job-{n}" for n in range(27, -1, -3)]
     found = client.get("/api/audit?target=job-14", headers=bearer(ADMIN_KEY)).get_json()["entries"]
     assert [entry["target"] for entry in found] == [{"job_id": "job-14"}]
-    assert client.get("/api/audit?cursor=nope", headers=bearer(ADMIN_KEY)).status_code == 400
+    assert client.get("/api/audit?cursor=nope", headers=bearer(ADMIN_KEY)).status_code == 422  # not an entry id
     assert client.get("/api/audit?cursor=0-0", headers=bearer(ADMIN_KEY)).get_json()["entries"] == []
     later = client.get("/api/audit?since=2999-01-01T00:00:00Z", headers=bearer(ADMIN_KEY)).get_json()
     assert later == {"entries": [], "next_cursor": None}

@@ -22,7 +22,7 @@ from webapp.web.auth import is_api_path
 ALICE, BOB, ADMIN = "alice-key-1", "bob-key-2", "root-key-3"
 KEYS = {"API_KEYS": f"alice:{ALICE},bob:{BOB}", "ADMIN_API_KEYS": f"ops:{ADMIN}"}
 PUBLIC = {"docs.openapi_document", "docs.docs_page", "docs.swagger_asset", "docs.static"}
-SAMPLE_ARGS = {"name": "swagger-ui.css", "filename": "api-docs.js"}
+SAMPLE_ARGS = {"name": "swagger-ui.css", "filename": "api-docs.js", "delivery_id": "1-0"}
 
 
 @pytest.fixture
@@ -71,7 +71,10 @@ def test_every_rule_that_addresses_a_job_hides_another_owners_job(app, redis_con
         if "job_id" not in rule.arguments or method == "OPTIONS":  # Flask's OPTIONS only lists the methods
             continue
         with app.test_request_context():
-            path = app.url_for(rule.endpoint, job_id=alice_job)
+            path = app.url_for(
+                rule.endpoint,
+                **{**{name: SAMPLE_ARGS[name] for name in rule.arguments - {"job_id"}}, "job_id": alice_job},
+            )
         body = {} if method in ("POST", "PUT", "PATCH") else None
         response = client.open(path, method=method, json=body, headers=bearer(BOB))
         assert response.status_code == 404, (method, path, response.status_code)

@@ -56,6 +56,8 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("POST", "/api/schedules/{name}/run"),
         ("GET", "/api/audit"),
         ("GET", "/api/stats"),
+        ("GET", "/api/jobs/{job_id}/deliveries"),
+        ("POST", "/api/jobs/{job_id}/deliveries/{delivery_id}/redeliver"),
     }
     assert not any(path.startswith("/rq") or "docs" in path or "openapi" in path for path in document["paths"])
 
@@ -94,13 +96,20 @@ def test_every_operation_documents_its_errors(document):
             assert "503" in responses and "Retry-After" in responses["503"]["headers"], (method, path)
             if "{job_id}" in path:
                 assert "404" in responses
-                [parameter] = [p for p in operation["parameters"] if p["in"] == "path"]
+                [parameter] = [p for p in operation["parameters"] if p["in"] == "path" and p["name"] == "job_id"]
                 assert parameter["schema"]["pattern"] == "^(?!batch$)[A-Za-z0-9_-]{1,128}$"
             for status, response in responses.items():
                 if int(status) >= 400:
                     assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
             if path.endswith("/events"):
                 assert "text/event-stream" in responses["200"]["content"], path
+
+
+def test_the_document_asks_for_a_key_only_when_keys_are_configured(redis_server, document):
+    assert "security" not in document  # the open API: a client needs nothing
+    keyed = openapi.build_document(create_app({"REDIS_URL": redis_server.url, "API_KEYS": "alice:k1"}))
+    assert keyed["security"] == [{"apiKey": []}, {"session": []}]
+    assert set(keyed["components"]["securitySchemes"]) == {"apiKey", "session"}
 
 
 def test_a_route_without_a_spec_is_reported(redis_server):

@@ -76,6 +76,13 @@ def test_what_depends_on_the_stored_schedule_is_a_conflict(client, redis_conn):
     assert client.patch("/api/schedules/c", json={"cron": None}).status_code == 409  # would leave no timing
 
 
+def test_a_null_job_in_a_patch_changes_nothing(client, redis_conn):
+    assert client.post("/api/schedules", json={"name": "n", "job": JOB, "interval": 60}).status_code == 201
+    response = client.patch("/api/schedules/n", json={"job": None, "paused": True, "timezone": "Australia/Melbourne"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["paused"] is True and response.get_json()["job"]["name"] == JOB["name"]
+
+
 def test_jitter_never_pushes_a_run_into_the_next_tick(client, redis_conn, app):
     body = {"name": "j", "job": JOB, "interval": 2, "jitter": 600}
     assert client.post("/api/schedules", json=body).status_code == 201

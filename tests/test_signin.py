@@ -107,7 +107,9 @@ def test_session_writes_need_the_csrf_token_bearer_writes_do_not(client, redis_c
     wrong_token = {"X-CSRF-Token": sign_in(other, OWNER_KEY)}
     assert client.post(f"/api/jobs/{job_id}/cancel", headers=wrong_token).status_code == 403
     # A cross-site request with the cookie is refused even with the right token (Origin check).
-    crossed = client.post(f"/api/jobs/{job_id}/cancel", headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
+    crossed = client.post(
+        f"/api/jobs/{job_id}/cancel", headers={"X-CSRF-Token": token, "Origin": "http://evil.example"}
+    )
     assert crossed.status_code == 403 and crossed.get_json()["error"]["code"] == "cross_site_request"
     # A script with its key needs no token (and no cookie).
     script = client.application.test_client()

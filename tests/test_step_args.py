@@ -11,7 +11,7 @@ from webapp.store.scripts import LUA_DIR, source
 def test_the_script_reads_exactly_the_fields_python_sends():
     lua = (LUA_DIR / "step.lua").read_text()
     read = set(re.findall(r"\bA\.([a-z_]+)", lua))
-    assert read == set(step.STEP_FIELDS), (read ^ set(step.STEP_FIELDS))
+    assert read == set(step.STEP_FIELDS), read ^ set(step.STEP_FIELDS)
 
 
 def test_the_argument_table_follows_the_field_order():

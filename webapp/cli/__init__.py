@@ -1,5 +1,6 @@
 """Command-line tools, as `flask` commands: `flask listen`, `flask jobs ...`, `flask schedules ...`,
-`flask audit`, `flask sessions end-all`. Every state-changing command is written to the audit log."""
+`flask audit`, `flask sessions end-all`, `flask settings`. Every state-changing command is written to the audit
+log."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from webapp.cli.audit import audit_command, audit_commands, read_only, sessions_
 from webapp.cli.jobs import jobs_group
 from webapp.cli.listen import listen_command
 from webapp.cli.schedules import schedules_group
+from webapp.cli.settings import settings_command
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(listen_command)
     app.cli.add_command(jobs_group)
     app.cli.add_command(schedules_group)
+    app.cli.add_command(settings_command)
     app.cli.add_command(audit_command)
     app.cli.add_command(sessions_group)
     read_only(jobs_group.commands["submit"])  # a submission is recorded as its job's `queued` event

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from webapp.infra import checks, logs
+from webapp.infra import checks, logs, tracing
 from webapp.infra.redis import RedisFactory
 
 
@@ -17,6 +17,7 @@ def init_app(app) -> None:
         raise RuntimeError("infra.init_app() was called twice for this app")
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.install(app.config)
+    tracing.configure(app.config)  # OpenTelemetry, only when installed (README "OpenTelemetry")
     factory = RedisFactory(app.config)
     app.extensions["redis_factory"] = factory
     app.extensions["redis"] = factory.client(name="jobsvc-app")

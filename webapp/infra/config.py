@@ -104,6 +104,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULE_HISTORY", 50, int, "Runs and skips kept per schedule."),
     Setting("SCHEDULE_POLL_INTERVAL", 1.0, float, "Longest a `worker.py` ticker waits between looks at due schedules."),
     Setting("MAX_SCHEDULES", 1000, int, "Most schedules the service keeps (POST /api/schedules answers 409 beyond)."),
+    # Webhooks (webapp/service/webhooks.py, README "Webhooks").
+    Setting("WEBHOOK_ALLOWED_HOSTS", [], _csv, "Webhook hosts allowed: `a.example.com`, `*.example.com`; empty = off."),
+    Setting("WEBHOOK_SECRETS", "", str, "`name:secret` per API key name (`*`: any other caller), comma-separated."),
+    Setting("WEBHOOK_TIMEOUT", 10.0, float, "Seconds one delivery attempt may take in all (connect, send, answer)."),
+    Setting("WEBHOOK_RETRY_WINDOW", 86400.0, float, "Seconds a delivery is retried (with backoff) before it fails."),
+    Setting("WEBHOOK_BACKOFF", 2.0, float, "Seconds before the first retry of a delivery; doubled each time."),
+    Setting("WEBHOOK_MAX_BACKOFF", 3600.0, float, "Longest wait between two attempts of a delivery, in seconds."),
+    Setting("WEBHOOK_CONCURRENCY", 8, int, "Deliveries in flight at once per `worker.py` (at most half to one host)."),
+    Setting("WEBHOOK_LOG_TTL", 604800, int, "Seconds a delivery and its attempts are kept after it ends."),
+    Setting("TRACING", "auto", str, "`auto`: OpenTelemetry spans when opentelemetry-api is installed; `off`: never."),
 )
 
 

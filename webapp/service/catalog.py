@@ -89,7 +89,7 @@ def job_type_for(name: str, func: Callable) -> JobType:
 
 
 # Options a job type may set a default for (jobs.DEFAULT_OPTIONS); a submission may override them.
-OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry")
+OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "webhook")
 
 
 class Catalog(dict[str, JobType]):

@@ -120,9 +120,7 @@ class JobService:
         job, _, _ = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status == "started":
-            raise Conflict(
-                f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it"
-            )
+            raise Conflict(f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it")
         name = jobreads.job_name(job, self.names_by_path)
         job.delete(remove_from_queue=True, delete_dependents=False)
         with self.connection.pipeline(transaction=False) as pipe:

@@ -18,6 +18,7 @@ from webapp.infra.errors import PayloadTooLarge, ValidationFailed
 from webapp.service.catalog import Catalog, JobType, effective_options
 from webapp.service.submission import Dependencies, SubmitRequest
 from webapp.service.validation import failed
+from webapp.service.webhooks import webhook_meta
 from webapp.store.jobreads import JOB_ID_PATTERN
 
 
@@ -32,6 +33,7 @@ class PlannedJob:
     run_at: datetime | None = None
     dependency: Dependency | None = None
     dependency_ids: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # kept in the job's meta (webhook, traceparent)
 
     @property
     def initial_status(self) -> str:
@@ -117,6 +119,13 @@ class Planner:
         if retry and retry.get("max", 0) > 0:
             options["retry"] = Retry(max=retry["max"], interval=list(retry.get("intervals") or []) or 0)
         planned = PlannedJob(job_type, call_kwargs, queue, options)
+        # A job type's default webhook applies unless the submission names one, or null.
+        spec = request.webhook.model_dump() if request.webhook is not None else None
+        if "webhook" not in request.model_fields_set:
+            spec = defaults.get("webhook")
+        webhook = webhook_meta(spec, self.config["WEBHOOK_ALLOWED_HOSTS"])
+        if webhook is not None:
+            planned.meta["webhook"] = webhook
         planned.run_at = self._run_at(request)
         if request.depends_on is not None:
             deps = request.depends_on

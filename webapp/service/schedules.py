@@ -169,8 +169,8 @@ class ScheduleService:
         now_ms = self.store.now_ms()
         spec = self._spec(body, body.job)
         timing = self._timing(spec)
-        self._plan(spec["job"])
         owner = owner if source == "code" else access.owner_of(caller)
+        self.jobs.submitter.check_signable([self._plan(spec["job"])], owner)
         next_due = timing.first_tick(now_ms)
         stamp = now_iso()
         stored = Stored(body.name, spec, owner, source, body.paused, new_revision(), next_due,
@@ -202,15 +202,16 @@ class ScheduleService:
                 spec["cron"] = None
             for field in definition:
                 if field == "job":
-                    spec["job"] = patch.job.model_dump(mode="json", exclude_none=True)
+                    if patch.job is not None:  # null, as for the other fields: no change
+                        spec["job"] = patch.job.model_dump(mode="json", exclude_none=True)
                 elif changes[field] is not None or field in ("cron", "interval"):
                     spec[field] = changes[field]
             now_ms = self.store.now_ms()
             timing = self._timing(spec, patched=True)
-            if "job" in changes:
-                self._plan(spec["job"])
             paused = stored.paused if changes.get("paused") is None else changes["paused"]
             owner, source = (declared[0], "code") if declared is not None else (stored.owner, stored.source)
+            if changes.get("job") is not None:
+                self.jobs.submitter.check_signable([self._plan(spec["job"])], owner)
             retimed = any(spec.get(field) != stored.spec.get(field) for field in TIMING_FIELDS)
             resumed = stored.paused and not paused
             new = replace(stored, spec=spec, paused=paused, owner=owner, source=source, rev=new_revision(),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.service.validation import WHOLE_NUMBER, Integer
 from webapp.store.states import STATUSES
+from webapp.store.webhooks import WEBHOOK_EVENTS
 
 JobId = str  # checked against webapp.store.jobreads.JOB_ID_PATTERN before any lookup
 JobStatus = Literal[STATUSES]  # what a client can see (webapp/store/states.py)
@@ -37,6 +38,15 @@ class Dependencies(Strict):
     allow_failure: bool = Field(False, description="Run even if a dependency failed.")
 
 
+class WebhookOptions(Strict):
+    """Where to POST the job's events, signed (README, "Webhooks")."""
+
+    url: str = Field(max_length=2000, description="http(s) URL on a host in the server's WEBHOOK_ALLOWED_HOSTS.")
+    events: list[Literal[WEBHOOK_EVENTS]] | None = Field(
+        None, min_length=1, description="Events to deliver; default: finished, failed, stopped, canceled."
+    )
+
+
 class SubmitRequest(Strict):
     """`POST /api/jobs`. Every option is bounded by the server's configured maxima."""
 
@@ -53,6 +63,7 @@ class SubmitRequest(Strict):
     enqueue_at: datetime | None = Field(None, description="Run at this time (ISO 8601).")
     depends_on: list[JobId] | Dependencies | None = None
     description: str | None = Field(None, max_length=500)
+    webhook: WebhookOptions | None = Field(None, description="POST these events of the job to a URL (null: none).")
 
 
 class NoOptions(Strict):

@@ -23,11 +23,12 @@ from rq.job import JobStatus
 from rq.utils import get_version
 
 from webapp.infra.clock import iso
-from webapp.infra.errors import Conflict, NotFound, TooManyRequests, Unavailable
+from webapp.infra.errors import Conflict, NotFound, TooManyRequests, Unavailable, ValidationFailed
 from webapp.service import access
 from webapp.service.access import Caller
 from webapp.service.planning import PlannedJob
 from webapp.service.ratelimit import RateLimit
+from webapp.service.webhooks import Secrets
 from webapp.store import jobreads, jobrecord, keys, listing
 from webapp.store.admission import Admission, GuardedWriter
 from webapp.store.events import EventLog
@@ -51,6 +52,7 @@ class Submitter:
         self.events = events
         self.writer = GuardedWriter(connection)
         self.rate_limit = RateLimit.parse(config["SUBMIT_RATE_LIMIT"])
+        self.webhook_secrets = Secrets(config["WEBHOOK_SECRETS"])
 
     def enqueue(
         self,
@@ -64,6 +66,7 @@ class Submitter:
         """Enqueue planned jobs all-or-nothing; one round trip unless a job has dependencies."""
         access.check_may_write(caller)
         owner = access.owner_of(caller)
+        self.check_signable(planned, owner)
         admission = self._admission(planned, caller, client, idempotency_key)
         if any(plan.dependency is not None for plan in planned):
             return self._submit_with_dependencies(planned, caller, owner, admission, fingerprint)
@@ -105,7 +108,7 @@ class Submitter:
         """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`.
 
         `schedule`: the periodic schedule making the job, kept in its meta, events and index."""
-        meta: dict[str, Any] = {"name": plan.job_type.name}
+        meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
         if owner is not None:
             meta["owner"] = owner
         if schedule is not None:
@@ -150,6 +153,14 @@ class Submitter:
             commands.append(("RPUSH", keys.wake(queue.name), 1))  # wakes an idle worker at once
         return {"id": job_id, "name": name, "queue": queue.name, "status": plan.initial_status}
 
+    def check_signable(self, planned: Sequence[PlannedJob], owner: str | None) -> None:
+        """A job with a webhook needs a secret to sign its deliveries with (422 otherwise)."""
+        if any("webhook" in plan.meta for plan in planned) and not self.webhook_secrets.for_owner(owner):
+            raise ValidationFailed(
+                f"webhook: no secret signs the deliveries of {'key ' + repr(owner) if owner else 'the open API'} "
+                "on this server (WEBHOOK_SECRETS); ask its operator to add one"
+            )
+
     def job_writes(self, plan: PlannedJob, owner: str | None, schedule: str) -> tuple[list[tuple], Admission, dict]:
         """A schedule's run: the job's writes and their admission checks, for lua/schedule_tick.lua
         to run behind the schedule's guard. No rate limit or idempotency key (a tick is claimed
@@ -179,7 +190,7 @@ class Submitter:
             return self._refused(outcome, fingerprint)
         try:
             for entry, plan in zip(created, planned, strict=True):
-                meta: dict[str, Any] = {"name": plan.job_type.name}
+                meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
                 if owner is not None:
                     meta["owner"] = owner
                 job = plan.queue.enqueue_call(

@@ -27,7 +27,7 @@ from redis.client import Pipeline
 from rq.job import Job
 
 from webapp.infra.clock import now_iso
-from webapp.store import keys, scripts, states
+from webapp.store import keys, scripts, states, webhooks
 
 # Every event name, in lifecycle order. Who writes which:
 # - the web: queued, scheduled (enqueue_at/enqueue_in), deferred (depends_on), canceled,
@@ -83,15 +83,17 @@ class EventLog:
         body.update(extra)
         return json.dumps(body, separators=(",", ":"), default=str)
 
-    def command(self, event: str, *, job_id: str, ttl: int | None = None, **fields: Any) -> tuple:
+    def command(self, event: str, *, job_id: str, ttl: int | None = None, webhook: Mapping | None = None,
+                **fields: Any) -> tuple:  # fmt: skip
         """The event write as one `EVENT` command of the submit script (lua/submit.lua).
 
-        `fields` are `payload`'s: name, queue, status, owner and any extra ones.
+        `fields` are `payload`'s: name, queue, status, owner and any extra ones. `webhook` is the
+        job's (its meta's): when it subscribes to `event`, the same write records a delivery.
         """
         keep = ttl if ttl is not None and ttl > 0 else self.default_ttl
         data = self.payload(event, job_id=job_id, **fields)
         return ("EVENT", keys.EVENTS_STREAM, self.channel, self.maxlen, self.job_maxlen, keep, job_id, data, event,
-                f"{time.time():.6f}")  # fmt: skip
+                f"{time.time():.6f}", webhooks.target_for(webhook, event))  # fmt: skip
 
     def append(self, event: str, *, pipeline: Pipeline | None = None, **fields: Any):
         """Record one event; returns its id, or queues the write on `pipeline` if given."""
@@ -112,7 +114,7 @@ class EventLog:
             ttl = terminal_ttl(job, status)
         return self.append(event, job_id=job.id, name=name or job.meta.get("name") or job.func_name, queue=job.origin,
                            status=status, owner=job.meta.get("owner"), schedule=job.meta.get("schedule"), ttl=ttl,
-                           pipeline=pipeline, **extra)  # fmt: skip
+                           pipeline=pipeline, webhook=job.meta.get("webhook"), **extra)  # fmt: skip
 
 
 def terminal_ttl(job: Job, status: str) -> int | None:

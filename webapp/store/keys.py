@@ -133,6 +133,12 @@ SESSION_ENDED_PREFIX = "jobsvc:session:ended:"  # + session id: signed out (expi
 AUDIT = "jobsvc:audit"  # who changed what (a stream, trimmed by AUDIT_RETENTION and AUDIT_MAXLEN)
 STATS_PREFIX = "jobsvc:stats:"  # + hour (Unix time // 3600): per-minute counters and gauges (a hash)
 STATS_SAMPLED = "jobsvc:stats:sampled"  # claimed by the one process sampling the gauges this interval
+WEBHOOK_PREFIX = "jobsvc:webhook:"  # + delivery id (the event's id): one delivery (a hash)
+WEBHOOK_ATTEMPTS_SUFFIX = ":attempts"  # delivery key + this: its attempts, oldest first (a list)
+WEBHOOK_DUE = "jobsvc:webhooks:due"  # target hosts by their earliest due delivery, in ms (a sorted set)
+WEBHOOK_DUE_HOST_PREFIX = "jobsvc:webhooks:due:"  # + host: its delivery ids by due time, in ms (a sorted set)
+WEBHOOK_WAKE = "jobsvc:webhooks:wake"  # tokens that wake an idle delivery thread (a list)
+WEBHOOK_JOB_PREFIX = "jobsvc:webhooks:job:"  # + job id: the job's delivery ids, oldest first (a list)
 
 
 def job_events(job_id: str) -> str:
@@ -188,6 +194,18 @@ def stats_hour(hour: int) -> str:
     return f"{STATS_PREFIX}{hour}"
 
 
+def webhook(delivery_id: str) -> str:
+    return WEBHOOK_PREFIX + delivery_id
+
+
+def webhook_attempts(delivery_id: str) -> str:
+    return WEBHOOK_PREFIX + delivery_id + WEBHOOK_ATTEMPTS_SUFFIX
+
+
+def webhooks_of_job(job_id: str) -> str:
+    return WEBHOOK_JOB_PREFIX + job_id
+
+
 def events_channel(config) -> str:
     """The configured events channel, or the default one."""
     return config.get("EVENTS_CHANNEL") or EVENTS_CHANNEL
@@ -212,4 +230,10 @@ LUA_NAMES = {
     "RUN_STARTED": RUN_STARTED,
     "LIVE": LIVE,
     "STATS_PREFIX": STATS_PREFIX,
+    "WEBHOOK_PREFIX": WEBHOOK_PREFIX,
+    "WEBHOOK_ATTEMPTS_SUFFIX": WEBHOOK_ATTEMPTS_SUFFIX,
+    "WEBHOOK_DUE": WEBHOOK_DUE,
+    "WEBHOOK_DUE_HOST_PREFIX": WEBHOOK_DUE_HOST_PREFIX,
+    "WEBHOOK_WAKE": WEBHOOK_WAKE,
+    "WEBHOOK_JOB_PREFIX": WEBHOOK_JOB_PREFIX,
 }

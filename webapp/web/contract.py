@@ -17,7 +17,10 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webapp.service.access import KeyRing
 from webapp.service.catalog import JobType
+from webapp.service.submission import WebhookOptions
+from webapp.service.webhooks import Secrets, url_pattern
 from webapp.store.jobreads import JOB_ID_PATTERN
 
 REF_PREFIX = "#/components/schemas/"
@@ -62,6 +65,8 @@ def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: I
             {"type": "null"},
         ]
     }
+    if "webhook" in options:
+        options["webhook"] = webhook_option(config)
     if "depends_on" not in options:
         return
     job_ids = {"type": "array", "items": {"type": "string", "pattern": JOB_ID_PATTERN.pattern}, "minItems": 1,
@@ -79,6 +84,22 @@ def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: I
         ],
         "description": "Jobs (ids) that must end before this one runs; they must exist and be visible to you.",
     }
+
+
+def webhook_option(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The `webhook` option as this server takes it: URLs on its allowed hosts (the pattern
+    check_url applies), or only null where webhooks are off or nothing could sign them."""
+    allowed = config["WEBHOOK_ALLOWED_HOSTS"]
+    keys_in_use = KeyRing.from_config(config).enabled
+    if not allowed or (not keys_in_use and not Secrets(config["WEBHOOK_SECRETS"]).for_owner(None)):
+        return {"type": "null", "description": "Webhooks are off here (WEBHOOK_ALLOWED_HOSTS, WEBHOOK_SECRETS)."}
+    schema = WebhookOptions.model_json_schema()
+    schema.pop("title", None)
+    schema["properties"]["url"]["pattern"] = url_pattern(allowed)
+    for prop in schema["properties"].values():
+        prop.pop("title", None)
+    # With keys, a key without a secret (WEBHOOK_SECRETS) is refused with a 422 all the same.
+    return {"anyOf": [schema, {"type": "null"}], "description": WebhookOptions.__doc__}
 
 
 def _ways_to_pass(job_type: JobType, params: dict) -> list[dict]:

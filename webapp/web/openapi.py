@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.deliveries import DELIVERY_ID_PATTERN
 from webapp.service.schedule_models import NAME_PATTERN, ScheduledJob
 from webapp.service.submission import SubmitRequest as SUBMISSION_MODEL
 from webapp.service.validation import failed
@@ -61,6 +62,10 @@ PATH_PARAMETERS = {
     "name": {
         "description": "A schedule's name: letters, digits, '_', '.' and '-'.",
         "schema": {"type": "string", "pattern": NAME_PATTERN},
+    },
+    "delivery_id": {
+        "description": "A webhook delivery's id (its event's id, `<ms>-<seq>`).",
+        "schema": {"type": "string", "pattern": DELIVERY_ID_PATTERN.pattern},
     },
 }
 
@@ -261,8 +266,9 @@ def build_document(app: Flask) -> dict:
         },
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
-        "security": [{"apiKey": []}, {"session": []}],
     }
+    if app.extensions["jobsvc_keys"].enabled:  # an open API (no keys configured) asks for none
+        document["security"] = [{"apiKey": []}, {"session": []}]
     return _with_this_apps_choices(document, app)
 
 

@@ -202,7 +202,6 @@ class EventsQuery(BaseModel):
     last_event_id: str | None = LAST_EVENT_ID
 
 
-
 # -- periodic schedules (webapp/service/schedules.py) ---------------------------------------
 
 
@@ -286,7 +285,9 @@ class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(50, ge=1, le=200, description="Page size (1-200).")
-    cursor: str | None = Field(None, max_length=41, description="`next_cursor` of the previous page.")
+    cursor: str | None = Field(
+        None, pattern=r"^[0-9]{1,19}-[0-9]{1,19}$", description="`next_cursor` of the previous page (an entry's id)."
+    )
     actor: str | None = Field(None, max_length=200, description="Only actions of this key name (or user).")
     action: str | None = Field(None, max_length=200, description="Only this action, e.g. `cancelJob`.")
     target: str | None = Field(None, max_length=200, description="Only actions whose target or details contain this.")
@@ -350,3 +351,30 @@ class StatsView(BaseModel):
     queues: list[str]
     points: list[StatsPoint]
     now: StatsNow
+
+
+class DeliveryAttempt(BaseModel):
+    """One attempt of a webhook delivery."""
+
+    at: str
+    status: int | None = Field(None, description="The endpoint's HTTP status; null when it gave none.")
+    error: str | None = Field(None, description="Why the attempt failed (a status, a timeout, a refused redirect).")
+    duration_ms: int
+
+
+class Delivery(BaseModel):
+    """A webhook delivery of one job event (README, "Webhooks")."""
+
+    id: str = Field(description="The event's id; sent as Jobsvc-Delivery: receivers deduplicate on it.")
+    job_id: JobId
+    event: str
+    url: str
+    state: Literal["pending", "delivering", "retrying", "delivered", "failed"]
+    created_at: str | None = None
+    next_attempt_at: str | None = None
+    ended_at: str | None = None
+    attempts: list[DeliveryAttempt]
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[Delivery]

@@ -29,11 +29,13 @@ from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
 
+from webapp.infra import tracing
 from webapp.infra.clock import now_iso
 from webapp.infra.redis import RedisFactory
-from webapp.store import keys, step
+from webapp.store import keys, step, webhooks
 from webapp.store.jobreads import job_name
 from webapp.worker.rqworker import ServiceWorker
+from webapp.worker.traced import perform_traced
 
 
 class FastWorker(ServiceWorker):
@@ -71,6 +73,7 @@ class FastWorker(ServiceWorker):
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._next_periodic = 0.0
         self._waiting = False
+        self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
 
     @classmethod
     def from_app(cls, app, connection, queues, name: str | None = None) -> FastWorker:
@@ -204,6 +207,7 @@ class FastWorker(ServiceWorker):
             event_at=now_iso(),
             claim="1" if claim else "0",
         )
+        began = time.time_ns() if self._tracing else 0
         reply = self._call_step(step.argv(claim_args, pending[4] if pending is not None else None))
         status = reply[0]
         if len(reply) == 1:
@@ -220,6 +224,8 @@ class FastWorker(ServiceWorker):
         job.restore(raw)
         job._lazy_dates = lazy
         job.started_at = job.last_heartbeat = moment
+        if self._tracing:
+            job._claim_ns = (began, time.time_ns())  # the claim's span, if the job carries a trace
         queue = self._queues_by_name.get(job.origin) or self.queues[index - 1]
         execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = moment
@@ -295,6 +301,12 @@ class FastWorker(ServiceWorker):
             self.refuse(self._restore_dates(job), queue, execution, reason)
             return None
         job.progress_hook = self._record_progress
+        if self._tracing and "traceparent" in job.meta:
+            perform_traced(self, queue, job, execution)  # in spans; records the outcome itself
+            return None
+        return self._perform_plain(queue, job, execution)
+
+    def _perform_plain(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
         in_main_thread = threading.current_thread() is threading.main_thread()
         penalty = self.death_penalty_class if in_main_thread else TimerDeathPenalty  # SIGALRM: main thread only
         with self.app.app_context():
@@ -317,7 +329,8 @@ class FastWorker(ServiceWorker):
         """STEP's finish arguments, or None when the outcome needs RQ's own success path."""
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         if (
-            isinstance(return_value, Retry)
+            ("webhook" in job.meta and webhooks.target_for(job.meta["webhook"], "finished"))  # a delivery too
+            or isinstance(return_value, Retry)
             or job._success_callback_name
             or job.repeats_left
             or job.has_rate_limit

@@ -17,6 +17,7 @@ from webapp.infra.redis import RedisFactory
 from webapp.worker.scheduler import start_scheduler
 from webapp.worker.supervisor import Supervisor
 from webapp.worker.ticker import start_ticker
+from webapp.worker.webhooks import start_deliveries
 
 log = logging.getLogger("webapp.worker")
 
@@ -38,6 +39,7 @@ def main(create_app, argv: list[str] | None = None) -> int:
     log.info("supervising %d worker process(es) on queues %s", processes, ", ".join(app.config["QUEUES"]))
     scheduler = None if options.burst else start_scheduler(app.config, factory)
     ticker = None if options.burst else start_ticker(app, factory, getattr(jobs, "SCHEDULES", {}))
+    deliveries = None if options.burst else start_deliveries(app, factory)  # webhooks (README "Webhooks")
     try:
         supervisor = Supervisor(
             create_app,
@@ -53,3 +55,5 @@ def main(create_app, argv: list[str] | None = None) -> int:
             scheduler.stop()
         if ticker is not None:
             ticker.stop()
+        if deliveries is not None:
+            deliveries.stop()

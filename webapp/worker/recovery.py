@@ -212,7 +212,8 @@ class Recovery:
         """Queue on `pipe` what recovering `job` takes; returns the outcome's name."""
         status = job.get_status(refresh=False)
         where = {"job_id": job.id, "name": job_name(job, self.names_by_path), "queue": queue.name,
-                 "owner": job.meta.get("owner"), "schedule": job.meta.get("schedule"), "pipeline": pipe}  # fmt: skip
+                 "owner": job.meta.get("owner"), "schedule": job.meta.get("schedule"),
+                 "webhook": job.meta.get("webhook"), "pipeline": pipe}  # fmt: skip
         if status == JobStatus.QUEUED:
             # Popped and registered, but the job never started: nothing ran, nothing to count.
             queue._enqueue_job(job, pipeline=pipe, at_front=True)

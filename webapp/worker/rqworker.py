@@ -70,6 +70,7 @@ class ServiceWorker(SimpleWorker):
     def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
         self.events.append(event, job_id=job.id, name=job_name(job, self.names_by_path), queue=job.origin,
                            status=status, owner=job.meta.get("owner"), schedule=job.meta.get("schedule"),
+                           webhook=job.meta.get("webhook"),
                            pipeline=pipeline, **extra)  # fmt: skip
 
     def _record_progress(self, job: Job, progress: dict) -> None:

@@ -15,8 +15,8 @@
 -- enqueues them), -1 its hash vanished while it ran, false when there was nothing to finish.
 {{STEP_ARGS}}
 
-local function event(job_id, payload, ttl, name, at)
-  append_event(KEYS[1], A.channel, A.events_maxlen, A.job_events_maxlen, ttl, job_id, payload, name, at)
+local function event(job_id, payload, ttl, name, at, webhook_url)
+  append_event(KEYS[1], A.channel, A.events_maxlen, A.job_events_maxlen, ttl, job_id, payload, name, at, webhook_url)
 end
 
 local function finish()
@@ -103,13 +103,14 @@ local function claim()
         else
           redis.call('LTRIM', wake, 0, remaining - 1)
         end
-        local name, owner, schedule = nil, nil, nil
+        local name, owner, schedule, webhook_url = nil, nil, nil, nil
         if fields[3] then
           local ok, meta = pcall(cjson.decode, fields[3])
           if ok and type(meta) == 'table' then
             if type(meta['name']) == 'string' then name = meta['name'] end
             if type(meta['owner']) == 'string' then owner = meta['owner'] end
             if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
+            if meta['webhook'] then webhook_url = webhook_target(meta['webhook'], 'started') end
           end
         end
         if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
@@ -121,7 +122,7 @@ local function claim()
           .. ',"status":"started","at":' .. cjson.encode(A.event_at) .. ',"worker":' .. cjson.encode(A.worker_name)
         if owner then payload = payload .. ',"owner":' .. cjson.encode(owner) end
         if schedule then payload = payload .. ',"schedule":' .. cjson.encode(schedule) end
-        event(job_id, payload .. '}', A.events_ttl, 'started', now_ts)
+        event(job_id, payload .. '}', A.events_ttl, 'started', now_ts, webhook_url)
         return {i, job_id, redis.call('HGETALL', job_key)}
       end
       -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does

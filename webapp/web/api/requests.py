@@ -15,6 +15,7 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from webapp.infra import tracing
 from webapp.infra.errors import APIError, BadRequest, UnsupportedMediaType, ValidationFailed
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import fingerprint_of
@@ -103,10 +104,14 @@ def enqueue(planned: list, body: BaseModel, route: str):
     """Enqueue for the caller, under its Idempotency-Key if it sent one (the body's
     fingerprint is only computed then)."""
     key = idempotency_key()
-    return get_service().enqueue(
-        planned,
-        caller(),
-        client=request.remote_addr or "",
-        idempotency_key=key,
-        fingerprint=fingerprint_of(body.model_dump(mode="json"), route) if key is not None else "",
-    )
+    with tracing.submit_span(request.headers, route) as traceparent:
+        if traceparent is not None:  # the jobs continue the request's trace (README "OpenTelemetry")
+            for plan in planned:
+                plan.meta["traceparent"] = traceparent
+        return get_service().enqueue(
+            planned,
+            caller(),
+            client=request.remote_addr or "",
+            idempotency_key=key,
+            fingerprint=fingerprint_of(body.model_dump(mode="json"), route) if key is not None else "",
+        )

@@ -1,0 +1,64 @@
+"""Python client of the jobsvc job service (README, "Python client").
+
+from jobsvc_client import Client
+
+with Client("http://localhost:5000", api_key="...") as jobs:
+    job = jobs.submit("add", 2, 3)
+    print(jobs.wait(job.id, timeout=30).result)   # 5
+"""
+
+from __future__ import annotations
+
+from jobsvc_client._shared import submission
+from jobsvc_client.aclient import AsyncClient
+from jobsvc_client.client import Client
+from jobsvc_client.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InternalError,
+    JobsvcError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RedisUnavailable,
+    ServiceUnreachable,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationError,
+    WaitTimeout,
+)
+from jobsvc_client.models import Attempt, Delivery, DeliveryAttempt, Event, Job, JobError, Submitted
+from jobsvc_client.webhooks import verify_webhook
+
+__all__ = [
+    "AsyncClient",
+    "Attempt",
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "Delivery",
+    "DeliveryAttempt",
+    "Event",
+    "Forbidden",
+    "InternalError",
+    "Job",
+    "JobError",
+    "JobsvcError",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RedisUnavailable",
+    "ServiceUnreachable",
+    "Submitted",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "WaitTimeout",
+    "submission",
+    "verify_webhook",
+]

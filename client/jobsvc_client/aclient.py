@@ -1,0 +1,179 @@
+"""`AsyncClient`: the async twin of `Client` (jobsvc_client/client.py), same methods, awaited.
+
+`jobs`, `events` are async iterators; `wait` follows, resumes and falls back as `Client.wait` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import httpx
+
+from jobsvc_client import _shared as shared
+from jobsvc_client.errors import NotFound, ServiceUnreachable, Unavailable, WaitTimeout
+from jobsvc_client.models import Delivery, Event, Job, Submitted
+from jobsvc_client.sse import SSEParser
+
+
+class AsyncClient:
+    """`AsyncClient("http://localhost:5000", api_key=...)`; `async with` it, or `await aclose()`."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, *, timeout: float = 10.0,
+                 headers: dict[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None):  # fmt: skip
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=shared.client_headers(api_key, headers),
+                                  timeout=timeout, transport=transport, follow_redirects=False)  # fmt: skip
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"{method} {path}: {exc!r}") from exc
+        return shared.answer(response)
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def submit(self, name: str, *args: Any, idempotency_key: str | None = None, **options: Any) -> Submitted:
+        """Enqueue job `name` with positional `args`; options as the API's (queue=, timeout=, kwargs=, ...)."""
+        body = shared.submission(name, *args, **options)
+        return Submitted.from_json(await self._call("POST", "/api/jobs", json=body,
+                                              headers=shared.headers_for(idempotency_key)))  # fmt: skip
+
+    async def submit_batch(self, jobs: Iterable[dict[str, Any]], idempotency_key: str | None = None) -> list[Submitted]:
+        """Enqueue several jobs all-or-nothing; build each with `jobsvc_client.submission(name, *args, ...)`."""
+        data = await self._call("POST", "/api/jobs/batch", json={"jobs": list(jobs)},
+                          headers=shared.headers_for(idempotency_key))  # fmt: skip
+        return [Submitted.from_json(entry) for entry in data["jobs"]]
+
+    async def get(self, job_id: str) -> Job:
+        return Job.from_json(await self._call("GET", shared.job_path(job_id)))
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a waiting job, or ask its worker to stop a running one (then it ends `stopped`)."""
+        return Job.from_json(await self._call("POST", shared.job_path(job_id, "cancel"), json={}))
+
+    async def delete(self, job_id: str) -> None:
+        """Delete an ended or waiting job and its result (Conflict while it runs: cancel it first)."""
+        await self._call("DELETE", shared.job_path(job_id))
+
+    async def retry(self, job_id: str) -> Submitted:
+        return Submitted.from_json(await self._call("POST", shared.job_path(job_id, "retry"), json={}))
+
+    async def jobs(self, *, status: str | None = None, queue: str | None = None, name: str | None = None,
+             page_size: int = 50) -> AsyncIterator[Job]:  # fmt: skip
+        """Every job matching the filters, newest first, fetching one page at a time."""
+        params = shared.list_params(status, queue, name, page_size)
+        while True:
+            page = await self._call("GET", "/api/jobs", params=params)
+            for entry in page["jobs"]:
+                yield Job.from_json(entry)
+            if not page.get("next_cursor"):
+                return
+            params = {**params, "cursor": page["next_cursor"]}
+
+    async def deliveries(self, job_id: str) -> list[Delivery]:
+        """The job's webhook deliveries, each with its attempts."""
+        data = await self._call("GET", shared.job_path(job_id, "deliveries"))
+        return [Delivery.from_json(entry) for entry in data["deliveries"]]
+
+    async def redeliver(self, job_id: str, delivery_id: str) -> Delivery:
+        path = shared.job_path(job_id, "deliveries", delivery_id, "redeliver")
+        return Delivery.from_json(await self._call("POST", path, json={}))
+
+    # -- events ----------------------------------------------------------------------------------
+
+    async def _lines(self, path: str, params: dict, last_event_id: str | None) -> AsyncIterator[Event | None]:
+        """One connection to an event stream: each event, and None for every other line."""
+        timeout = httpx.Timeout(self.timeout, read=shared.STREAM_READ_TIMEOUT)
+        try:
+            async with self._http.stream("GET", path, params=params, headers=shared.stream_headers(last_event_id),
+                                   timeout=timeout) as response:  # fmt: skip
+                if response.status_code >= 400:
+                    await response.aread()
+                    shared.answer(response)
+                if not shared.is_event_stream(response):
+                    raise shared.NotAStream(f"{path} answered {response.headers.get('content-type')!r}")
+                parser = SSEParser()
+                async for line in response.aiter_lines():
+                    yield parser.feed(line)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(f"event stream {path}: {exc!r}") from exc
+
+    async def events(self, job_id: str | None = None, *, last_event_id: str | None = None, queue=None, name=None,
+               event=None, max_reconnects: int = 10) -> AsyncIterator[Event]:  # fmt: skip
+        """A job's events (its timeline so far, then live, ending with its last event), or every
+        job's events (filtered by queue, name, event; endless). A dropped connection is resumed
+        after the last event received, so nothing is missed or repeated."""
+        path = shared.job_path(job_id, "events") if job_id else "/api/events"
+        params = {} if job_id else shared.event_params(queue, name, event)
+        failures = 0
+        while True:
+            try:
+                async for item in self._lines(path, params, last_event_id):
+                    if item is None:
+                        continue
+                    failures = 0
+                    last_event_id = item.id or last_event_id
+                    yield item
+                    if job_id and item.ends_job:
+                        return
+            except (ServiceUnreachable, Unavailable):
+                failures += 1
+                if failures > max_reconnects:
+                    raise
+            await asyncio.sleep(shared.backoff(failures))
+
+    async def wait(self, job_id: str, timeout: float | None = None, *, on_event: Callable[[Event], None] | None = None,
+             poll_interval: float = 1.0) -> Job:  # fmt: skip
+        """Block until the job has ended, then return it (with its result or error).
+
+        Raises WaitTimeout (with `.job`, as last seen) after `timeout` seconds, NotFound for an
+        unknown job. `on_event` is called with each event seen, progress included."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = await self.get(job_id)
+        last_event_id, streaming, failures = job.last_event_id, True, 0
+        while not job.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout} s", job)
+            if streaming:
+                try:
+                    stream = self._lines(shared.job_path(job_id, "events"), {}, last_event_id)
+                    async for item in stream:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
+                        if item is None:
+                            continue
+                        failures, last_event_id = 0, item.id or last_event_id
+                        if on_event is not None:
+                            on_event(item)
+                        if item.ends_job:
+                            break
+                    await stream.aclose()
+                except shared.NotAStream:
+                    streaming = False
+                except (ServiceUnreachable, Unavailable):
+                    failures += 1
+            try:  # the stream ended, dropped or is not available: look at the job itself
+                job = await self.get(job_id)
+            except (ServiceUnreachable, Unavailable):
+                failures += 1
+            except NotFound:
+                raise
+            if not job.done:
+                pause = poll_interval if not streaming else shared.backoff(failures)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - time.monotonic()))
+                await asyncio.sleep(pause)
+        return job

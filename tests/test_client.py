@@ -1,0 +1,217 @@
+"""The Python client (client/, `pip install ./client`) against the real service: gunicorn and
+worker.py processes, including an event stream dropped in the middle of `wait`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import start_web, start_worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
+
+import jobsvc_client  # noqa: E402
+from jobsvc_client import AsyncClient, Client, submission  # noqa: E402
+from jobsvc_client.errors import NotFound  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server):
+    web, base = start_web(redis_server.url)
+    worker = start_worker(redis_server.url, WORKER_PROCESSES="2")
+    processes = {"web": web, "base": base, "worker": worker, "redis": redis_server}
+    yield processes
+    worker.stop()
+    processes["web"].stop()  # the one running now: a test may have restarted it
+
+
+@pytest.fixture
+def client(stack):
+    with Client(stack["base"]) as jobs:
+        yield jobs
+
+
+def test_submit_then_wait_returns_the_typed_result(client):
+    job = client.submit("add", 2, 3)
+    assert isinstance(job, jobsvc_client.Submitted) and job.status == "queued" and job.name == "add"
+    done = client.wait(job.id, timeout=30)
+    assert isinstance(done, jobsvc_client.Job)
+    assert done.succeeded and done.done and done.result == 5 and done.error is None
+    assert done.ended_at >= done.started_at and done.attempts[0].outcome == "finished"
+
+
+def test_a_failed_job_waits_to_its_error_and_is_retried(client):
+    job = client.submit("fail", "boom", retry={"max": 0})
+    failed = client.wait(job.id, timeout=30)
+    assert failed.status == "failed" and failed.error == jobsvc_client.JobError("RuntimeError", "boom")
+    again = client.retry(job.id)
+    assert again.id == job.id and again.status == "queued"
+    assert client.wait(job.id, timeout=30).status == "failed"
+
+
+def test_each_error_code_is_its_own_exception(client, stack):
+    with pytest.raises(jobsvc_client.NotFound) as missing:
+        client.get("no-such-job")
+    assert missing.value.status == 404 and missing.value.code == "not_found"
+    with pytest.raises(jobsvc_client.ValidationError) as invalid:
+        client.submit("add", "two", 3)
+    assert invalid.value.status == 422 and invalid.value.details[0]["argument"] == "a"
+    with pytest.raises(jobsvc_client.ValidationError):
+        client.submit("no_such_job")
+    job = client.submit("add", 1, 1)
+    client.wait(job.id, timeout=30)
+    with pytest.raises(jobsvc_client.Conflict):
+        client.retry(job.id)
+    with pytest.raises(jobsvc_client.Conflict):
+        client.cancel(job.id)
+    with pytest.raises(jobsvc_client.ServiceUnreachable), Client("http://127.0.0.1:9") as nowhere:
+        nowhere.get("x")
+    with pytest.raises(jobsvc_client.JobsvcError):  # every class shares the base
+        client.get("no-such-job")
+
+
+def test_an_api_key_is_sent_and_a_wrong_one_is_unauthorized(stack):
+    web, base = start_web(stack["redis"].url, API_KEYS="alice:alice-key-123")
+    try:
+        with pytest.raises(jobsvc_client.Unauthorized), Client(base, api_key="wrong") as stranger:
+            stranger.get("x")
+        with Client(base, api_key="alice-key-123") as alice:
+            job = alice.submit("add", 4, 4)
+            assert alice.get(job.id).id == job.id
+    finally:
+        web.stop()
+
+
+def test_cancel_batch_and_listing_every_page(client):
+    scheduled = client.submit("add", 1, 2, enqueue_in=600, description="later")
+    assert scheduled.status == "scheduled"
+    assert client.cancel(scheduled.id).status == "canceled"
+    client.delete(scheduled.id)
+    with pytest.raises(NotFound):
+        client.get(scheduled.id)
+    batch = client.submit_batch([submission("add", i, i, queue="low") for i in range(5)])
+    assert [entry.queue for entry in batch] == ["low"] * 5
+    for entry in batch:
+        client.wait(entry.id, timeout=30)
+    listed = [job.id for job in client.jobs(queue="low", page_size=2)]  # three pages
+    assert set(entry.id for entry in batch) <= set(listed) and len(listed) == len(set(listed))
+    assert [job.id for job in client.jobs(queue="low", name="add", status="finished", page_size=2)][:5]
+
+
+def test_events_of_a_job_end_with_its_last_event(client):
+    job = client.submit("sleep", 0.3)
+    events = list(client.events(job.id))
+    names = [event.event for event in events]
+    assert names[0] == "queued" and names[-1] == "finished" and "progress" in names
+    assert events[-1].ends_job and all(event.job_id == job.id for event in events)
+
+
+def _restart_web(stack, port: int) -> None:
+    stack["web"].signal(signal.SIGTERM)  # the web ends its open event streams at once
+    stack["web"].process.wait(15)
+    stack["web"].stop()
+    stack["web"], _ = start_web(stack["redis"].url, port=port)
+
+
+def test_wait_resumes_a_dropped_stream_with_last_event_id(client, stack):
+    port = int(stack["base"].rsplit(":", 1)[1])
+    job = client.submit("sleep", 3.0)
+    seen: list[jobsvc_client.Event] = []
+    outcome: dict = {}
+    waiter = threading.Thread(target=lambda: outcome.update(job=client.wait(job.id, timeout=60, on_event=seen.append)))
+    waiter.start()
+    deadline = time.monotonic() + 20
+    while not any(event.event == "progress" for event in seen):
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.05)
+    _restart_web(stack, port)  # mid-job: the stream is dropped, then the web is back
+    waiter.join(60)
+    assert outcome["job"].status == "finished"
+    ids = [event.id for event in seen]
+    assert len(ids) == len(set(ids)), "an event was delivered twice across the reconnect"
+    # Every event of the job's timeline after the snapshot, none lost across the drop.
+    timeline = [event.id for event in client.events(job.id)]
+    assert ids == timeline[len(timeline) - len(ids) :] and seen[-1].event == "finished"
+
+
+class _BufferingProxy:
+    """A real HTTP proxy that answers event-stream requests with a plain 200, as a buffering
+    proxy without SSE support would, and passes everything else to the web."""
+
+    def __init__(self, upstream: str):
+        upstream_client = httpx.Client(base_url=upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path.endswith("/events"):
+                    body, status, kind = b"buffered", 200, "text/plain"
+                else:
+                    answer = upstream_client.get(self.path)
+                    body, status, kind = answer.content, answer.status_code, answer.headers["content-type"]
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.upstream = upstream_client
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_wait_falls_back_to_polling_without_an_event_stream(client, stack):
+    proxy = _BufferingProxy(stack["base"])
+    try:
+        job = client.submit("sleep", 0.5)
+        with Client(proxy.base) as through_proxy:
+            done = through_proxy.wait(job.id, timeout=30, poll_interval=0.1)
+        assert done.status == "finished"
+        with pytest.raises(jobsvc_client.WaitTimeout) as late, Client(proxy.base) as through_proxy:
+            through_proxy.wait(client.submit("sleep", 5).id, timeout=0.5, poll_interval=0.1)
+        assert late.value.job.status in ("queued", "started")
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
+        proxy.upstream.close()
+
+
+def test_the_async_twin(stack):
+    async def scenario():
+        async with AsyncClient(stack["base"]) as jobs:
+            job = await jobs.submit("add", 20, 22)
+            done = await jobs.wait(job.id, timeout=30)
+            events = [event.event async for event in jobs.events(job.id)]
+            listed = [entry.id async for entry in jobs.jobs(name="add", page_size=3)]
+            with pytest.raises(jobsvc_client.NotFound):
+                await jobs.get("no-such-job")
+            return done, events, listed, job
+
+    done, events, listed, job = asyncio.run(scenario())
+    assert done.result == 42 and events[-1] == "finished" and job.id in listed
+
+
+def test_verify_webhook_checks_the_signature_and_its_age():
+    import hashlib
+    import hmac
+
+    body = b'{"id": "1-0"}'
+    stamp = int(time.time())
+    code = hmac.new(b"s3cret-s3cret-s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    header = f"t={stamp},v1=0000,v1={code}"
+    assert jobsvc_client.verify_webhook("s3cret-s3cret-s3cret", header, body)
+    assert not jobsvc_client.verify_webhook("other-secret-000000", header, body)
+    assert not jobsvc_client.verify_webhook("s3cret-s3cret-s3cret", header, body + b"x")
+    old = f"t={stamp - 3600},v1={code}"
+    assert not jobsvc_client.verify_webhook("s3cret-s3cret-s3cret", old, body)
