@@ -19,6 +19,9 @@ worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "25"))
 timeout = 30
 keepalive = 5
+# The longest request line gunicorn reads (its maximum; the default is 4094). Every schema-valid
+# query of the API fits well within it; a longer line gets gunicorn's own 414, before the app.
+limit_request_line = 8190
 # The control socket would be written under $HOME, which a container may not have.
 control_socket_disable = True
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None

@@ -207,6 +207,10 @@ def test_pages_filters_and_cursor(app, client, redis_conn):
     found = client.get("/api/audit?target=job-14", headers=bearer(ADMIN_KEY)).get_json()["entries"]
     assert [entry["target"] for entry in found] == [{"job_id": "job-14"}]
     assert client.get("/api/audit?cursor=nope", headers=bearer(ADMIN_KEY)).status_code == 422  # not an entry id
+    # Times are RFC 3339 date-times, with their offset, as documented: not Unix times, not bare dates.
+    for text in ("0.5", "2026-11-26", "2026-11-26T16:00:00"):
+        assert client.get(f"/api/audit?until={text}", headers=bearer(ADMIN_KEY)).status_code == 422, text
+    assert client.get("/api/audit?until=2026-11-26T16:00:00Z", headers=bearer(ADMIN_KEY)).status_code == 200
     assert client.get("/api/audit?cursor=0-0", headers=bearer(ADMIN_KEY)).get_json()["entries"] == []
     later = client.get("/api/audit?since=2999-01-01T00:00:00Z", headers=bearer(ADMIN_KEY)).get_json()
     assert later == {"entries": [], "next_cursor": None}

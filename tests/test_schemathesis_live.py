@@ -46,7 +46,7 @@ def test_st_run_with_all_checks_finds_nothing_against_gunicorn(redis_server, red
         ]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
         output = result.stdout + result.stderr
-        assert result.returncode == 0, output[-8000:]
+        assert result.returncode == 0, output[-30000:]
         assert "Coverage" in output and "Fuzzing" in output and "Stateful" in output, output[-3000:]
         sys.stdout.write(output[-1500:])
     finally:

@@ -8,10 +8,11 @@ added to the API is added here first.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from webapp.service.schedule_models import NAME_PATTERN
 from webapp.service.submission import JobId, JobStatus
@@ -279,6 +280,20 @@ class ScheduleRunStarted(Submitted):
 # -- the audit log and the overview charts (GET /api/audit, GET /api/stats) --------------------
 
 
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$", re.ASCII)
+
+
+def _rfc3339(value: Any) -> Any:
+    """A query's date-time as the document says it (`format: date-time`, RFC 3339, with its
+    offset): pydantic would also read `0.5` as a Unix time, or a bare date."""
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("should be an RFC 3339 date-time, e.g. 2026-11-26T16:00:00Z")
+    return value
+
+
+DateTimeText = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
 class AuditQuery(BaseModel):
     """`GET /api/audit` query parameters; every filter given must match."""
 
@@ -288,11 +303,12 @@ class AuditQuery(BaseModel):
     cursor: str | None = Field(
         None, pattern=r"^[0-9]{1,19}-[0-9]{1,19}$", description="`next_cursor` of the previous page (an entry's id)."
     )
-    actor: str | None = Field(None, max_length=200, description="Only actions of this key name (or user).")
-    action: str | None = Field(None, max_length=200, description="Only this action, e.g. `cancelJob`.")
-    target: str | None = Field(None, max_length=200, description="Only actions whose target or details contain this.")
-    since: datetime | None = Field(None, description="Only actions at or after this time (ISO 8601).")
-    until: datetime | None = Field(None, description="Only actions at or before this time (ISO 8601).")
+    # At most 100 characters each: any schema-valid query fits gunicorn's request line (8190 bytes).
+    actor: str | None = Field(None, max_length=100, description="Only actions of this key name (or user).")
+    action: str | None = Field(None, max_length=100, description="Only this action, e.g. `cancelJob`.")
+    target: str | None = Field(None, max_length=100, description="Only actions whose target or details contain this.")
+    since: DateTimeText | None = Field(None, description="Only actions at or after this time (RFC 3339).")
+    until: DateTimeText | None = Field(None, description="Only actions at or before this time (RFC 3339).")
 
 
 class AuditEntry(BaseModel):
