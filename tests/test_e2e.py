@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -29,10 +32,19 @@ def wait_until(condition, timeout=20.0):
         time.sleep(0.05)
 
 
-def subscribers(redis_server) -> int:
+def listener_subscribed(redis_server, channels: int) -> bool:
+    """The `flask listen` process's own connection (named jobsvc-listen) has subscribed.
+
+    Counting the channel's subscribers would not do: the web's event hub subscribes to the
+    same channel and may be first, so the count says nothing about the listener. The factory
+    names every connection `<role>:<pid>`.
+    """
     client = redis_server.client()
     try:
-        return client.pubsub_numsub("jobsvc:events")[0][1]
+        return any(
+            c.get("name", "").startswith("jobsvc-listen:") and int(c.get("sub", 0)) >= channels
+            for c in client.client_list()
+        )
     finally:
         client.close()
 
@@ -116,63 +128,47 @@ def test_siege_on_pubsub_publishes_50_messages(stack, redis_conn):
     assert len(received) == 50 and all(0 <= n <= 9 for n in received)
 
 
-def wait_subscribed(redis_server, channel="jobsvc:events", timeout=20.0):
-    """Wait until the listener has subscribed (a loaded machine may take seconds to start it)."""
-    client = redis_server.client()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) >= 1:
-            client.close()
-            return
-        time.sleep(0.05)
-    raise AssertionError("the listener did not subscribe")
-
-
-def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server):
-    import subprocess
-    import sys
-
+@contextmanager
+def flask_listen(redis_server, *options: str):
+    """A `flask listen` process, subscribed before the block runs, always reaped after it."""
     from tests.servers import ROOT, service_env
 
     listener = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "webapp", "listen", "--count", "4"],
+        [sys.executable, "-m", "flask", "--app", "webapp", "listen", *options],
         cwd=ROOT,
         env=service_env(redis_server.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
-    with httpx.Client() as http:
-        http.get(f"{stack}/pubsub")
-        job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
-    out, err = listener.communicate(timeout=15)
+    try:
+        wait_until(lambda: listener_subscribed(redis_server, channels=2))
+        yield listener
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+        listener.communicate()
+
+
+def test_listen_command_prints_job_events_and_demo_messages(stack, redis_server):
+    with flask_listen(redis_server, "--count", "4") as listener:
+        with httpx.Client() as http:
+            http.get(f"{stack}/pubsub")
+            job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
+        out, err = listener.communicate(timeout=15)
     lines = out.strip().splitlines()
     assert any(line.startswith("[task:pubsub:channel] Task get ") for line in lines), out + err
     assert [line.split()[1] for line in lines if job_id in line] == ["queued", "started", "finished"], out
-    assert json.dumps  # keeps the json import meaningful for --json below
 
 
 def test_listen_json_prints_the_published_objects(stack, redis_server):
-    import subprocess
-    import sys
-
-    from tests.servers import ROOT, service_env
-
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "webapp", "listen", "--json", "--count", "3"],
-        cwd=ROOT,
-        env=service_env(redis_server.url),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    wait_until(lambda: subscribers(redis_server) >= 1)  # the listener has subscribed
-    with httpx.Client() as http:
-        job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
-    out, _ = listener.communicate(timeout=15)
+    with flask_listen(redis_server, "--json", "--count", "3") as listener:
+        with httpx.Client() as http:
+            job_id = http.post(f"{stack}/api/jobs", json={"name": "add", "args": [1, 2]}).json()["id"]
+        out, err = listener.communicate(timeout=15)
     events = [json.loads(line) for line in out.strip().splitlines()]
     assert [(e["job_id"], e["event"]) for e in events] == [
         (job_id, "queued"),
         (job_id, "started"),
         (job_id, "finished"),
-    ]
+    ], err
