@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, bearer, keyed_app
+from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, bearer, keyed_app, sign_in
 from tests.servers import start_worker
 from webapp import create_app
 from webapp.store import keys
@@ -149,6 +149,18 @@ def test_rq_own_dequeue_leaves_a_paused_queue_alone(app, redis_conn):
     app.extensions["jobsvc_queues"].set_paused(None, "low", False)
     ServiceWorker(["high", "default", "low"], connection=redis_conn, app=app).work(burst=True)
     assert statuses(redis_conn, low) == ["finished"] * 3
+
+
+def test_the_overview_page_offers_pause_and_resume_to_admins_only(keyed):
+    pages = {}
+    for key in (ADMIN_KEY, VIEWER_KEY, OWNER_KEY):
+        session = keyed.test_client()
+        sign_in(session, key)
+        pages[key] = session.get("/overview").get_data(as_text=True)
+    assert 'data-admin="true"' in pages[ADMIN_KEY] and ">Action</th>" in pages[ADMIN_KEY]
+    for key in (VIEWER_KEY, OWNER_KEY):
+        assert 'id="queues-table"' in pages[key]
+        assert 'data-admin="false"' in pages[key] and ">Action</th>" not in pages[key]
 
 
 # -- real worker processes ------------------------------------------------------------------------
