@@ -86,6 +86,18 @@
     var table = $("queues-table");
     var admin = table.dataset.admin === "true" && UI.canWrite();
     var body = table.querySelector("tbody");
+    var rows = body.querySelectorAll("tr[data-queue]");
+    var same = rows.length === queues.length && queues.every(function (q, i) {
+      return rows[i].dataset.queue === q.name && rows[i].dataset.paused === String(q.paused);
+    });
+    if (same) {  // update the figures in place: a focused button keeps its focus
+      queues.forEach(function (q, i) {
+        rows[i].querySelector('[data-field="depth"]').textContent = String(q.depth);
+        rows[i].querySelector('[data-field="oldest-age"]').textContent = duration(q.oldest_age);
+        rows[i].children[3].textContent = String(q.counts.started);
+      });
+      return;
+    }
     body.replaceChildren.apply(body, queues.map(function (q) { return queueRow(q, admin); }));
   }
 
