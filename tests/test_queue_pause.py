@@ -138,6 +138,24 @@ def test_the_cli_pauses_lists_and_resumes_as_the_operator(app, redis_conn):
     assert actions == ["queues resume", "queues resume", "queues pause"]
 
 
+def test_flask_listen_prints_queue_events(app, redis_server, redis_conn):
+    from tests.test_streams_cli import listen
+
+    channel = keys.queue_events_channel(app.config)
+    process = listen(redis_server.url, "--channel", "queues", "--count", "2")
+    try:
+        subscribed = lambda: dict(redis_conn.pubsub_numsub(channel))[channel.encode()] >= 1  # noqa: E731
+        wait_until(subscribed, 20, "the listener's subscription")
+        app.extensions["jobsvc_queues"].set_paused(None, "low", True, by="maria")
+        app.extensions["jobsvc_queues"].set_paused(None, "low", False)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    lines = out.splitlines()
+    assert process.returncode == 0, err
+    assert "queue.paused [low] by maria" in lines[0] and "queue.resumed [low] by the operator" in lines[1]
+
+
 def test_rq_own_dequeue_leaves_a_paused_queue_alone(app, redis_conn):
     client = app.test_client()
     low = [submit(client, "add", [n, 1], "low") for n in range(3)]
