@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.servers import start_web, start_worker
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
+README = Path(__file__).resolve().parent.parent / "README.md"
 METRIC_NAME = re.compile(r"\bjobsvc_[a-z_]+\b")
 
 
@@ -93,15 +94,26 @@ def dashboard_expressions() -> list[str]:
     return expressions
 
 
+def readme_scaling_queries() -> list[str]:
+    """The Prometheus queries of the README's KEDA ScaledObject."""
+    text = README.read_text()
+    block = text[text.index("kind: ScaledObject") :]
+    block = block[: block.index("```")]
+    return [line.split("query:", 1)[1].strip() for line in block.splitlines() if "query:" in line]
+
+
 def test_every_dashboard_expression_names_a_series_the_service_exports(redis_server, redis_conn):
-    """The dashboard's queries against the metric names a real gunicorn serves on /metrics."""
+    """The dashboard's queries (and the README's KEDA queries) against the metric names a real
+    gunicorn serves on /metrics."""
     web, base = start_web(redis_server.url)
     try:
         exported = {name for name, _ in scraped(httpx.get(base + "/metrics", timeout=10).text)}
     finally:
         web.stop()
-    expressions = dashboard_expressions()
-    assert len(expressions) >= 10
+    scaling = readme_scaling_queries()
+    assert len(scaling) == 2
+    expressions = dashboard_expressions() + scaling
+    assert len(expressions) >= 12
     named = set()
     for expression in expressions:
         names = set(METRIC_NAME.findall(expression))

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, bearer, keyed_app, sign_in
-from tests.servers import start_worker
+from tests.servers import RedisServer, start_worker
 from webapp import create_app
 from webapp.store import keys
 from webapp.worker.rqworker import ServiceWorker
@@ -179,6 +179,20 @@ def test_the_overview_page_offers_pause_and_resume_to_admins_only(keyed):
     for key in (VIEWER_KEY, OWNER_KEY):
         assert 'id="queues-table"' in pages[key]
         assert 'data-admin="false"' in pages[key] and ">Action</th>" not in pages[key]
+
+
+def test_the_pause_survives_a_redis_restart_and_a_new_web_process():
+    server = RedisServer(appendonly=True).start()
+    try:
+        first = create_app({"REDIS_URL": server.url, "TESTING": True}).test_client()
+        assert first.post("/api/queues/high/pause").status_code == 200
+        server.kill()  # SIGKILL: only what the append-only file holds comes back
+        server.start()
+        again = create_app({"REDIS_URL": server.url, "TESTING": True}).test_client()
+        view = queue_view(again, "high")
+        assert view["paused"] is True and view["paused_at"] is not None
+    finally:
+        server.cleanup()
 
 
 # -- real worker processes ------------------------------------------------------------------------
