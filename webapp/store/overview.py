@@ -36,7 +36,7 @@ def queue_counts(connection: Redis, queues: Iterable[str]) -> list[dict[str, Any
         pipe.hgetall(keys.PAUSED_QUEUES)
         replies = pipe.execute()
     width = len(STATES) + 1
-    paused = {_text(name): raw for name, raw in replies[-1].items()}
+    paused = {_decoded(name): raw for name, raw in replies[-1].items()}
     heads = [replies[i * width + width - 1] for i in range(len(names))]
     ages = stats.head_ages(connection, heads, now)
     views = []
@@ -54,11 +54,11 @@ def queue_counts(connection: Redis, queues: Iterable[str]) -> list[dict[str, Any
     return views
 
 
-def _text(value) -> str:
+def _decoded(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _field(raw: dict, field: bytes) -> str | None:
+def _text(raw: dict, field: bytes) -> str | None:
     value = raw.get(field)
     return value.decode() if value else None
 
@@ -72,20 +72,20 @@ def _int(raw: dict, field: bytes) -> int:
 
 
 def _worker_view(name: str, raw: dict, executions: set[bytes]) -> dict[str, Any]:
-    heartbeat = _field(raw, b"last_heartbeat")
+    heartbeat = _text(raw, b"last_heartbeat")
     pid = _int(raw, b"pid")
     # An execution is "<job id>:<execution id>"; a worker here runs one job at a time.
     running = sorted(member.decode().split(":", 1)[0] for member in executions)
     return {
         "name": name,
-        "state": _field(raw, b"state") or "unknown",
-        "queues": (_field(raw, b"queues") or "").split(",") if raw.get(b"queues") else [],
+        "state": _text(raw, b"state") or "unknown",
+        "queues": (_text(raw, b"queues") or "").split(",") if raw.get(b"queues") else [],
         "current_job": running[0] if running else None,
         "successful_jobs": _int(raw, b"successful_job_count"),
         "failed_jobs": _int(raw, b"failed_job_count"),
         "last_heartbeat": iso(utcparse(heartbeat)) if heartbeat else None,
         "pid": pid or None,
-        "hostname": _field(raw, b"hostname"),
+        "hostname": _text(raw, b"hostname"),
     }
 
 

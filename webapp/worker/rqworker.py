@@ -132,7 +132,9 @@ class ServiceWorker(SimpleWorker):
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
         """RQ's dequeue over the queues that are not paused. While any queue is paused, the
-        paused set is read again every `pause_recheck` seconds, so a resume is seen at once."""
+        paused set is read again every `pause_recheck` seconds, so a resume is seen within it.
+        A pause made while this worker blocks in RQ's wait with nothing paused is seen after its
+        next job (the fast worker's claim checks on every claim)."""
         idle_since = time.monotonic()
         while True:
             paused = pauses.paused_names(self.connection)
