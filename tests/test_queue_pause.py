@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, bearer, keyed_app, sign_in
+from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, basic, bearer, keyed_app, sign_in
 from tests.servers import RedisServer, start_worker
 from webapp import create_app
 from webapp.store import keys
@@ -202,7 +202,7 @@ def test_a_paused_queue_keeps_its_jobs_through_a_worker_restart_and_runs_them_on
     """100 jobs submitted to a paused queue stay queued for 5 s and across a worker restart,
     while the job already running on it finishes and other queues keep running; resume starts
     them at once (the workers wait 30 s between looks, so only the wake-up can start them)."""
-    app = create_app({"REDIS_URL": redis_server.url, "TESTING": True})
+    app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "RQ_DASHBOARD_PASSWORD": "test-password"})
     client = app.test_client()
     env = {"WORKER_WAKE_TIMEOUT": "30"}
     worker = start_worker(redis_server.url, "--processes", "2", **env)
@@ -220,6 +220,9 @@ def test_a_paused_queue_keeps_its_jobs_through_a_worker_restart_and_runs_them_on
             assert redis_conn.llen(keys.queue("low")) == 100
             time.sleep(0.25)
         assert queue_view(client, "low")["depth"] == 100
+        # rq-dashboard shows the paused queue as usual, its jobs waiting
+        dashboard = client.get("/rq/0/data/queues.json", headers=basic("admin", "test-password")).get_json()
+        assert {q["name"]: q["count"] for q in dashboard["queues"]}["low"] == 100
     finally:
         worker.stop()
     worker = start_worker(redis_server.url, "--processes", "2", **env)
