@@ -201,7 +201,7 @@ def test_the_pause_survives_a_redis_restart_and_a_new_web_process():
 def test_a_paused_queue_keeps_its_jobs_through_a_worker_restart_and_runs_them_on_resume(redis_server, redis_conn):
     """100 jobs submitted to a paused queue stay queued for 5 s and across a worker restart,
     while the job already running on it finishes and other queues keep running; resume starts
-    them at once (the workers wait 30 s between looks, so only the wake-up can start them)."""
+    them at once (the workers wait 30 s between looks, so only the wake-up can start them within 5 s)."""
     app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "RQ_DASHBOARD_PASSWORD": "test-password"})
     client = app.test_client()
     env = {"WORKER_WAKE_TIMEOUT": "30"}
@@ -238,7 +238,7 @@ def test_a_paused_queue_keeps_its_jobs_through_a_worker_restart_and_runs_them_on
         assert client.post("/api/queues/low/resume").status_code == 200
         wait_until(lambda: set(statuses(redis_conn, held)) == {"finished"}, 30, "all 100 jobs to run", every=0.1)
         first_start = min(started_at(redis_conn, job_id) for job_id in held)
-        assert first_start - resumed_at < 2.0, f"first job started {first_start - resumed_at:.2f} s after resume"
+        assert first_start - resumed_at < 5.0, f"first job started {first_start - resumed_at:.2f} s after resume"
         assert queue_view(client, "low")["depth"] == 0
     finally:
         worker.stop()
