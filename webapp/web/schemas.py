@@ -112,6 +112,16 @@ class JobPage(BaseModel):
 class QueueView(BaseModel):
     name: str
     counts: dict[str, int] = Field(description="Jobs per state: queued, started, deferred, scheduled, ...")
+    depth: int = Field(description="Jobs waiting in the queue (`counts.queued`).")
+    oldest_age: float | None = Field(
+        description="Seconds the job at the head of the queue (the next to run) has waited: the wait a new job "
+        "faces at least. 0 when the queue is empty; null when the head job's record is gone."
+    )
+    paused: bool = Field(description="True while the queue is paused: its jobs stay queued, workers take none.")
+    paused_at: str | None = Field(description="When it was paused (ISO 8601 UTC); null when not paused.")
+    paused_by: str | None = Field(
+        description="Who paused it: the API key name, or null (open API, or the command line's operator)."
+    )
 
 
 class QueueList(BaseModel):
