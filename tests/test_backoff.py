@@ -185,8 +185,8 @@ def test_a_job_types_default_backoff_applies_when_the_submission_has_none(app, r
 
 def test_a_schedules_job_takes_a_backoff_and_each_run_draws_its_own(client, redis_conn):
     job = {"name": "fail", "args": ["x"], "retry": {"max": 3, "backoff": {"base": 30, "factor": 2}}}
-    bad = post(client, "/api/schedules", {"name": "both", "interval": 60,
-                                          "job": {**job, "retry": {"max": 1, "intervals": [1], "backoff": {}}}})  # fmt: skip
+    both = {**job, "retry": {"max": 1, "intervals": [1], "backoff": {}}}
+    bad = post(client, "/api/schedules", {"name": "both", "interval": 60, "job": both})
     assert bad.status_code == 422, bad.get_json()
     response = post(client, "/api/schedules", {"name": "flaky", "interval": 3600, "job": job})
     assert response.status_code == 201, response.get_json()
