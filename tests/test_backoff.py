@@ -270,3 +270,12 @@ def test_a_worker_retries_within_the_full_jitter_draws(client, worker):
     assert 0 <= planned[0] <= 2 and 0 <= planned[1] <= 4
     for gap, delay in zip(gaps(view["attempts"]), planned, strict=True):
         assert delay - EARLY <= gap <= delay + LATE, (gap, planned)
+
+
+def test_the_job_page_shows_the_planned_waits(client, redis_conn):
+    job_id = submit(client, {"max": 3, "backoff": NONE_1_2})
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    plan = '<dd id="retry-plan">1 s, 2 s, 4 s <span class="hint">(backoff from 1 s, ×2, at most 3600 s, jitter none)'
+    assert plan in html
+    fixed = submit(client, {"max": 2, "intervals": [5]})
+    assert '<dd id="retry-plan">5 s, 5 s</dd>' in client.get(f"/jobs/{fixed}").get_data(as_text=True)
