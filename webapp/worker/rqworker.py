@@ -23,6 +23,7 @@ from rq.utils import now
 
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
+from webapp.worker.servicejob import ServiceJob
 from webapp.worker.signals import STOP_SIGNAL, StoppableDeathPenalty
 
 
@@ -34,6 +35,7 @@ class ServiceWorker(SimpleWorker):
     """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
 
     death_penalty_class = StoppableDeathPenalty  # stop-on-request support (webapp/worker/signals.py)
+    job_class = ServiceJob  # retries after a delay never start early (webapp/worker/servicejob.py)
 
     def __init__(self, *args, app, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)
