@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 from webapp.infra.errors import Conflict
 from webapp.service import access
 from webapp.service.access import Caller
+from webapp.service.backoff import backoff_delays
 from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
@@ -143,6 +144,11 @@ class JobService:
         registry = registry_class(job.origin, connection=self.connection, serializer=JSONSerializer)
         job.meta.pop("error", None)
         job.meta.pop("progress", None)
+        planned = job.meta.get("retry")
+        if planned and planned.get("backoff"):
+            # A backoff is planned afresh: its full count of retries, with new draws.
+            job.retries_left = planned["max"]
+            job.retry_intervals = backoff_delays(planned["max"], planned["backoff"])
         try:
             registry.requeue(job)
         except InvalidJobOperation:

@@ -28,6 +28,7 @@ from rq.worker import WorkerStatus
 from webapp.store import pauses
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
+from webapp.worker.servicejob import ServiceJob
 from webapp.worker.signals import STOP_SIGNAL, StoppableDeathPenalty
 
 
@@ -40,6 +41,7 @@ class ServiceWorker(SimpleWorker):
 
     death_penalty_class = StoppableDeathPenalty  # stop-on-request support (webapp/worker/signals.py)
     pause_recheck = 1.0  # seconds between looks at the paused queues while any is paused
+    job_class = ServiceJob  # retries after a delay never start early (webapp/worker/servicejob.py)
 
     def __init__(self, *args, app, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)
