@@ -47,6 +47,7 @@ def restore(job_id: str, raw: dict, connection: Redis) -> Job:
     """An RQ Job from its hash as read (no round trip)."""
     job = Job(job_id, connection=connection, serializer=JSONSerializer)
     job.restore(raw)
+    job.waiting_for = raw.get(b"waiting_for")  # b"limit" while parked by its key's limit (store/limits.py)
     return job
 
 
@@ -120,7 +121,20 @@ def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: M
         "last_event_id": last_event_id,
         "description": job.description,
         "schedule": job.meta.get("schedule"),
+        "waiting_for": "limit" if status == "deferred" and getattr(job, "waiting_for", None) == b"limit" else None,
+        "limit": limit_view(job.meta.get("limit")),
     }
+
+
+def limit_view(limit: Any) -> dict[str, Any] | None:
+    """A job's limit as the API shows it: key, concurrency, rate (`5/second`)."""
+    if not isinstance(limit, Mapping) or not isinstance(limit.get("key"), str):
+        return None
+    rate = None
+    if limit.get("rate") and limit.get("per"):
+        unit = {1: "second", 60: "minute", 3600: "hour"}.get(int(limit["per"]), f"{limit['per']}s")
+        rate = f"{limit['rate']}/{unit}"
+    return {"key": limit["key"], "concurrency": limit.get("concurrency"), "rate": rate}
 
 
 def attempts_of(results: list[Result]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
--- uses: events
+-- uses: events, limits
 -- STEP, the fast worker's one call per job (webapp/store/step.py builds its arguments): FINISH
 -- the job just run, if any, and CLAIM the next, writing exactly what RQ 3's own worker writes
 -- (job hash fields, the started registry entry `<job id>:<execution id>`, the execution hash and
@@ -13,6 +13,9 @@
 -- Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status: 1
 -- finished, 0 the job has dependents (nothing written: the caller uses RQ's own path, which
 -- enqueues them), -1 its hash vanished while it ran, false when there was nothing to finish.
+-- Limits per key (lib/limits.lua) add one reply shape, {finish status, wait}, when no job was
+-- claimed: wait 0 = jobs were parked and more may be claimable (call again at once), else the
+-- Unix time at which a parked job's key admits again.
 {{STEP_ARGS}}
 
 local function event(job_id, payload, ttl, name, at, webhook_url)
@@ -28,6 +31,8 @@ local function finish()
   -- a retry after a lost reply: the first call did it all
   if redis.call('EXISTS', '{{EXECUTION_PREFIX}}' .. composite) == 0
     and redis.call('HGET', job_key, 'status') == 'finished' then return 1 end
+  -- limits: the job's slot is given back, the key's oldest parked job woken (lib/limits.lua)
+  if A.done_limit_key ~= '' then limit_release(A.done_limit_key, job_id) end
   redis.call('DEL', '{{EXECUTION_PREFIX}}' .. composite)
   redis.call('ZREM', '{{STARTED_PREFIX}}' .. origin, composite)
   redis.call('ZREM', '{{EXECUTIONS_PREFIX}}' .. job_id, execution_id)
@@ -61,21 +66,41 @@ local function finish()
   return 1
 end
 
+local MAX_PARKED_PER_CALL = 32  -- limits: jobs parked by one claim before it returns
+
 local function claim()
   local n = tonumber(A.queue_count)
   local now_ts = tonumber(A.now)
+  local parked = 0
   for i = 1, n do
     local queue_key, wake = KEYS[3 + i], KEYS[3 + n + i]
     local job_id = redis.call('LPOP', queue_key)
     while job_id do
       local job_key = '{{JOB_PREFIX}}' .. job_id
       local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
-      if fields[1] then
-        local origin = fields[1]
+      local admitted = fields[1] ~= false
+      local origin, ttl, meta = fields[1], tonumber(A.heartbeat_ttl), nil
+      if admitted then
         -- heartbeat ttl as RQ's SimpleWorker computes it: job timeout + 60, or the default
-        local ttl = tonumber(A.heartbeat_ttl)
         local timeout = tonumber(fields[2])
         if timeout and timeout ~= -1 then ttl = timeout + 60 end
+        if fields[3] then
+          local ok, decoded = pcall(cjson.decode, fields[3])
+          if ok and type(decoded) == 'table' then meta = decoded end
+        end
+        -- limits (lib/limits.lua): only a job whose meta carries a limit pays for this block
+        local limit = meta and meta['limit']
+        if type(limit) == 'table' and type(limit['key']) == 'string' then
+          local due = limit_admit(job_id, limit, now_ts, ttl, job_id .. ':' .. A.execution_id)
+          if due then
+            limit_park(job_id, job_key, origin, limit['key'], due, now_ts)
+            admitted = false
+            parked = parked + 1
+            if parked >= MAX_PARKED_PER_CALL then return 0 end
+          end
+        end
+      end
+      if admitted then
         local composite = job_id .. ':' .. A.execution_id
         local execution_key = '{{EXECUTION_PREFIX}}' .. composite
         redis.call('HSET', execution_key, 'id', A.execution_id, 'job_id', job_id, 'created_at', A.now,
@@ -104,14 +129,11 @@ local function claim()
           redis.call('LTRIM', wake, 0, remaining - 1)
         end
         local name, owner, schedule, webhook_url = nil, nil, nil, nil
-        if fields[3] then
-          local ok, meta = pcall(cjson.decode, fields[3])
-          if ok and type(meta) == 'table' then
-            if type(meta['name']) == 'string' then name = meta['name'] end
-            if type(meta['owner']) == 'string' then owner = meta['owner'] end
-            if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
-            if meta['webhook'] then webhook_url = webhook_target(meta['webhook'], 'started') end
-          end
+        if meta then
+          if type(meta['name']) == 'string' then name = meta['name'] end
+          if type(meta['owner']) == 'string' then owner = meta['owner'] end
+          if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
+          if meta['webhook'] then webhook_url = webhook_target(meta['webhook'], 'started') end
         end
         if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
           local names = cjson.decode([==[{{NAMES_JSON}}]==])  -- by import path
@@ -125,18 +147,22 @@ local function claim()
         event(job_id, payload .. '}', A.events_ttl, 'started', now_ts, webhook_url)
         return {i, job_id, redis.call('HGETALL', job_key)}
       end
-      -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does
+      -- the job hash is gone (deleted or expired), or the job was parked: take the next id
       job_id = redis.call('LPOP', queue_key)
     end
   end
   for i = 1, n do redis.call('DEL', KEYS[3 + n + i]) end
-  return nil
+  -- limits: nothing to claim, so this worker is idle; wake the keys whose rate window admits again
+  local promoted, next_due = limit_promote_due(now_ts, 16)
+  if promoted > 0 or parked > 0 then return 0 end
+  return next_due
 end
 
 local finished = false
 if A.done_job_id ~= '' then finished = finish() end
 if A.claim == '1' then
   local claimed = claim()
-  if claimed then return {finished, claimed[1], claimed[2], claimed[3]} end
+  if type(claimed) == 'table' then return {finished, claimed[1], claimed[2], claimed[3]} end
+  if claimed then return {finished, claimed} end
 end
 return {finished}
