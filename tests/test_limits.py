@@ -186,8 +186,17 @@ def test_an_unrelated_job_is_not_held_behind_500_jobs_of_a_saturated_key(client,
     figures = {view["key"]: view for view in client.get("/api/limits").get_json()["limits"]}
     assert figures["busy"]["running"] <= 1 and figures["busy"]["waiting"] >= 490
     assert figures["busy"]["concurrency"] == 1
-    for job_id in saturated:  # cancel the backlog: parked jobs are cancelable like any deferred job
-        client.post(f"/api/jobs/{job_id}/cancel")
+    parked = saturated[-1]
+    assert redis_conn.hget(keys.job(parked), "status") == b"deferred"
+    assert client.post(f"/api/jobs/{parked}/cancel").status_code == 200  # cancelable like any deferred job
+    assert client.get(f"/api/jobs/{parked}").get_json()["status"] == "canceled"
+    registry = DeferredJobRegistry("default", connection=redis_conn, serializer=JSONSerializer)
+    assert parked not in registry.get_job_ids()
+    assert parked.encode() not in redis_conn.lrange(keys.limit_parked("busy"), 0, -1)
+    assert client.delete(f"/api/jobs/{saturated[-2]}").status_code == 204
+    assert saturated[-2].encode() not in redis_conn.lrange(keys.limit_parked("busy"), 0, -1)
+    after = {view["key"]: view for view in client.get("/api/limits").get_json()["limits"]}
+    assert after["busy"]["waiting"] <= figures["busy"]["waiting"] - 2
 
 
 def test_a_killed_worker_gives_its_slot_back(client, redis_conn, workers):

@@ -39,6 +39,13 @@ def release(client, key: str, job_id: str) -> None:
     scripts.script("limit_release")(keys=[], args=[key, job_id], client=client)
 
 
+def unpark(connection: Redis, job) -> None:
+    """Take a canceled or deleted job out of its key's parked list (nothing if it has no limit)."""
+    key = limit_key(job.meta)
+    if key:
+        scripts.script("limit_unpark")(keys=[], args=[key, job.id], client=connection)
+
+
 def tick(connection: Redis, now: float | None = None) -> int:
     """A periodic pass: promote parked jobs whose key admits again; returns how many moved."""
     moment = time.time() if now is None else now
