@@ -66,7 +66,23 @@ local function finish()
   return 1
 end
 
-local MAX_PARKED_PER_CALL = 32  -- limits: jobs parked by one claim before it returns
+-- limits (lib/limits.lua): true when the job's meta carries a limit whose key is at it, and the
+-- job was parked. The plain find spares jobs without a limit a second decode of their meta.
+local MAX_PARKED_PER_CALL = 32  -- jobs parked by one claim before it returns (the worker calls again)
+
+local function parked_by_limit(job_id, job_key, fields, now_ts)
+  if not (fields[3] and string.find(fields[3], '"limit"', 1, true)) then return false end
+  local ok, meta = pcall(cjson.decode, fields[3])
+  local limit = ok and type(meta) == 'table' and meta['limit']
+  if type(limit) ~= 'table' or type(limit['key']) ~= 'string' then return false end
+  local ttl = tonumber(A.heartbeat_ttl)  -- the slot's lease: as the started registry's score below
+  local timeout = tonumber(fields[2])
+  if timeout and timeout ~= -1 then ttl = timeout + 60 end
+  local due = limit_admit(job_id, limit, now_ts, ttl, job_id .. ':' .. A.execution_id)
+  if not due then return false end
+  limit_park(job_id, job_key, fields[1], limit['key'], due, now_ts)
+  return true
+end
 
 local function claim()
   local n = tonumber(A.queue_count)
@@ -78,29 +94,15 @@ local function claim()
     while job_id do
       local job_key = '{{JOB_PREFIX}}' .. job_id
       local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
-      local admitted = fields[1] ~= false
-      local origin, ttl, meta = fields[1], tonumber(A.heartbeat_ttl), nil
-      if admitted then
+      if fields[1] and parked_by_limit(job_id, job_key, fields, now_ts) then  -- limits: take the next id
+        parked = parked + 1
+        if parked >= MAX_PARKED_PER_CALL then return 0 end
+      elseif fields[1] then
+        local origin = fields[1]
         -- heartbeat ttl as RQ's SimpleWorker computes it: job timeout + 60, or the default
+        local ttl = tonumber(A.heartbeat_ttl)
         local timeout = tonumber(fields[2])
         if timeout and timeout ~= -1 then ttl = timeout + 60 end
-        if fields[3] then
-          local ok, decoded = pcall(cjson.decode, fields[3])
-          if ok and type(decoded) == 'table' then meta = decoded end
-        end
-        -- limits (lib/limits.lua): only a job whose meta carries a limit pays for this block
-        local limit = meta and meta['limit']
-        if type(limit) == 'table' and type(limit['key']) == 'string' then
-          local due = limit_admit(job_id, limit, now_ts, ttl, job_id .. ':' .. A.execution_id)
-          if due then
-            limit_park(job_id, job_key, origin, limit['key'], due, now_ts)
-            admitted = false
-            parked = parked + 1
-            if parked >= MAX_PARKED_PER_CALL then return 0 end
-          end
-        end
-      end
-      if admitted then
         local composite = job_id .. ':' .. A.execution_id
         local execution_key = '{{EXECUTION_PREFIX}}' .. composite
         redis.call('HSET', execution_key, 'id', A.execution_id, 'job_id', job_id, 'created_at', A.now,
@@ -129,11 +131,14 @@ local function claim()
           redis.call('LTRIM', wake, 0, remaining - 1)
         end
         local name, owner, schedule, webhook_url = nil, nil, nil, nil
-        if meta then
-          if type(meta['name']) == 'string' then name = meta['name'] end
-          if type(meta['owner']) == 'string' then owner = meta['owner'] end
-          if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
-          if meta['webhook'] then webhook_url = webhook_target(meta['webhook'], 'started') end
+        if fields[3] then
+          local ok, meta = pcall(cjson.decode, fields[3])
+          if ok and type(meta) == 'table' then
+            if type(meta['name']) == 'string' then name = meta['name'] end
+            if type(meta['owner']) == 'string' then owner = meta['owner'] end
+            if type(meta['schedule']) == 'string' then schedule = meta['schedule'] end
+            if meta['webhook'] then webhook_url = webhook_target(meta['webhook'], 'started') end
+          end
         end
         if not name and fields[4] then  -- enqueued by plain RQ code: name it from the catalog
           local names = cjson.decode([==[{{NAMES_JSON}}]==])  -- by import path
@@ -147,7 +152,7 @@ local function claim()
         event(job_id, payload .. '}', A.events_ttl, 'started', now_ts, webhook_url)
         return {i, job_id, redis.call('HGETALL', job_key)}
       end
-      -- the job hash is gone (deleted or expired), or the job was parked: take the next id
+      -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does (or it was parked)
       job_id = redis.call('LPOP', queue_key)
     end
   end
@@ -163,6 +168,6 @@ if A.done_job_id ~= '' then finished = finish() end
 if A.claim == '1' then
   local claimed = claim()
   if type(claimed) == 'table' then return {finished, claimed[1], claimed[2], claimed[3]} end
-  if claimed then return {finished, claimed} end
+  if claimed then return {finished, claimed} end  -- limits: 0 or the next due time
 end
 return {finished}
