@@ -163,6 +163,9 @@ def test_never_more_than_concurrency_at_once_and_parked_jobs_read_as_deferred(cl
 
 
 def test_rate_spaces_the_starts(client, redis_conn, workers):
+    plain = submit_many(client, 3, None)
+    wait_until(lambda: all_ended(redis_conn, plain), 10, message="three jobs without a limit ended")
+    assert redis_conn.keys("jobsvc:limit:*") == []  # jobs without a limit never touch the limits' keys
     ids = submit_many(client, 15, {"key": "paced", "rate": "5/second"})
     wait_until(lambda: all_ended(redis_conn, ids), 30, message="15 rate-limited jobs ended")
     starts = sorted(moment(entry["started_at"]) for entry in hashes(redis_conn, ids))
