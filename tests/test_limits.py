@@ -241,3 +241,20 @@ def test_limits_figures_and_who_sees_which_key(redis_server, redis_conn):
         wait_until(lambda: all_ended(redis_conn, ids), 20, message="the three jobs ended")
     finally:
         worker.stop()
+
+
+def test_a_failed_or_stopped_job_gives_its_slot_back(client, redis_conn, workers):
+    limit = {"key": "ends", "concurrency": 1}
+    failing = client.post("/api/jobs", json={"name": "fail", "limit": limit}).get_json()["id"]
+    after_failure = client.post("/api/jobs", json={"name": "add", "args": [1, 1], "limit": limit}).get_json()["id"]
+    wait_until(lambda: all_ended(redis_conn, [failing, after_failure]), 10, message="both jobs ended")
+    assert [entry["status"] for entry in hashes(redis_conn, [failing, after_failure])] == ["failed", "finished"]
+
+    running = client.post("/api/jobs", json={"name": "sleep", "args": [60], "limit": limit}).get_json()["id"]
+    wait_until(lambda: redis_conn.hget(keys.job(running), "status") == b"started", 10, message="started")
+    waiting = client.post("/api/jobs", json={"name": "add", "args": [2, 2], "limit": limit}).get_json()["id"]
+    wait_until(lambda: redis_conn.hget(keys.job(waiting), "status") == b"deferred", 10, message="parked")
+    assert client.post(f"/api/jobs/{running}/cancel").status_code == 202  # a stop, on a running job
+    wait_until(lambda: all_ended(redis_conn, [running, waiting]), 10, message="stopped, then the next ran")
+    assert [entry["status"] for entry in hashes(redis_conn, [running, waiting])] == ["stopped", "finished"]
+    assert redis_conn.zcard(keys.limit_running("ends")) == 0
