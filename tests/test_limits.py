@@ -16,6 +16,8 @@ import jobs
 from tests.faults.faultkit import fault_env, wait_until, worker_children
 from tests.keyed import ADMIN_KEY, OTHER_KEY, OWNER_KEY, bearer, keyed_app
 from tests.servers import start_worker
+from webapp.service import limits as visibility
+from webapp.service.access import OWNER, VIEWER, Principal
 from webapp.service.catalog import build_catalog
 from webapp.service.planning import Planner
 from webapp.store import keys
@@ -258,3 +260,14 @@ def test_a_failed_or_stopped_job_gives_its_slot_back(client, redis_conn, workers
     wait_until(lambda: all_ended(redis_conn, [running, waiting]), 10, message="stopped, then the next ran")
     assert [entry["status"] for entry in hashes(redis_conn, [running, waiting])] == ["stopped", "finished"]
     assert redis_conn.zcard(keys.limit_running("ends")) == 0
+
+
+def test_owner_keys_see_their_own_keys_and_the_job_types_shared_ones(redis_conn):
+    catalog = build_catalog(jobs.ALLOWED, {"sleep": {"limit": {"key": "sleepers", "concurrency": 2}}})
+    for key in ("sleepers", "alice/exports", "bob/exports"):  # as the claim records active keys
+        redis_conn.zadd(keys.LIMIT_KEYS, {key: time.time()})
+        redis_conn.hset(keys.LIMIT_SPECS, key, "2 0 0")
+    alice = Principal(name="alice", role=OWNER)
+    assert [view["key"] for view in visibility.visible(redis_conn, alice, catalog)] == ["alice/exports", "sleepers"]
+    assert len(visibility.visible(redis_conn, None, catalog)) == 3
+    assert len(visibility.visible(redis_conn, Principal(name="watch", role=VIEWER), catalog)) == 3

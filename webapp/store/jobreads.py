@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from webapp.infra.clock import iso
 from webapp.infra.errors import NotFound
-from webapp.store import keys, scripts
+from webapp.store import keys, limits, scripts
 
 # RQ's own job ids are 32 hex characters; ids given by callers of RQ may use this wider set.
 # Anything else (":" in particular, which would address other keys) never reaches Redis.
@@ -130,10 +130,7 @@ def limit_view(limit: Any) -> dict[str, Any] | None:
     """A job's limit as the API shows it: key, concurrency, rate (`5/second`)."""
     if not isinstance(limit, Mapping) or not isinstance(limit.get("key"), str):
         return None
-    rate = None
-    if limit.get("rate") and limit.get("per"):
-        unit = {1: "second", 60: "minute", 3600: "hour"}.get(int(limit["per"]), f"{limit['per']}s")
-        rate = f"{limit['rate']}/{unit}"
+    rate = limits.describe_rate(int(limit.get("rate") or 0), float(limit.get("per") or 0))
     return {"key": limit["key"], "concurrency": limit.get("concurrency"), "rate": rate}
 
 
