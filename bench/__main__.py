@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import drain as drain_module
 from bench import http as http_module
 from bench import latency as latency_module
+from bench import limits as limits_module
 from bench.util import median, memory_kb, process_tree
 from tests.servers import RedisServer, server_binary
 
@@ -197,6 +198,9 @@ def report(data: dict) -> str:
         add("I/O-bound jobs (sleep 20 ms each), one process")
         t1, t8 = d["io-1-thread"]["jobs_per_s"], d["io-8-threads"]["jobs_per_s"]
         add(f"  WORKER_THREADS=1: {t1:6.1f} jobs/s   WORKER_THREADS=8: {t8:6.1f} jobs/s   ×{ratio(t8, t1):.1f}")
+    if "limits" in data:
+        add("")
+        add(limits_module.report(data["limits"]))
     if "latency" in data:
         add("")
         add("(c) enqueue → result visible, ms (sequential; idle = after the worker sat idle)")
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-jobs", type=int, default=300)
     parser.add_argument("--idle-samples", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=2.5)
-    parser.add_argument("--only", default="http,drain,latency,sse,memory", help="comma-separated sections")
+    parser.add_argument("--only", default="http,drain,limits,latency,sse,memory", help="comma-separated sections")
     options = parser.parse_args(argv)
     sections = set(options.only.split(","))
 
@@ -260,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         if "drain" in sections:
             log("(b, e) drains ...")
             data["drain"] = run_drains(server.url, options.rounds, options.jobs, log)
+        if "limits" in sections:
+            log("limits per key ...")
+            data["limits"] = limits_module.run(server.url, options.rounds, min(options.jobs, 2000), log)
         if "latency" in sections:
             log("(c) latency ...")
             data["latency"] = run_latencies(

@@ -14,3 +14,14 @@ def test_drain_checks_every_result_and_counts_round_trips(redis_server):
     assert service["round_trips_per_job"] <= 2  # one STEP per job, plus start-up noise
     assert service["commands_per_job"] > service["round_trips_per_job"]
     redis_server.client().flushall()
+
+
+def test_limits_drains_verify_every_job(redis_server):
+    """bench/limits.py: no-limit jobs drain while a limited key is live; one key with concurrency 4."""
+    from bench.limits import drain as limits_drain
+
+    in_flight = limits_drain(redis_server.url, "plain_limit_in_flight", 30)
+    assert in_flight["jobs"] == 30 and in_flight["round_trips_per_job"] <= 2
+    shared = limits_drain(redis_server.url, "one_key_c4", 30)
+    assert shared["jobs"] == 30
+    redis_server.client().flushall()

@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from webapp.infra.errors import ValidationFailed
-from webapp.service.submission import RetryOptions
+from webapp.service.submission import LimitOptions, RetryOptions
 from webapp.service.validation import failed, json_integers
 
 
@@ -90,7 +90,7 @@ def job_type_for(name: str, func: Callable) -> JobType:
 
 
 # Options a job type may set a default for (jobs.DEFAULT_OPTIONS); a submission may override them.
-OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "webhook")
+OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "webhook", "limit")
 
 
 class Catalog(dict[str, JobType]):
@@ -126,6 +126,11 @@ def build_catalog(allowed: Mapping[str, Callable], defaults: Mapping[str, Mappin
         unknown = sorted(set(options) - set(OPTION_NAMES))
         if unknown:
             raise TypeError(f"job {name}: unknown default option(s) {unknown}; known: {', '.join(OPTION_NAMES)}")
+        if options.get("limit") is not None:
+            try:  # a fixed key shared by every submission of the type (README, "Limits per key")
+                LimitOptions.model_validate(options["limit"])
+            except ValidationError as exc:
+                raise TypeError(f"job {name}: invalid default limit: {exc}") from None
     catalog = Catalog((name, job_type_for(name, func)) for name, func in allowed.items())
     for name, options in defaults.items():
         options = dict(options)

@@ -17,7 +17,7 @@ from rq.job import Dependency
 from webapp.infra.errors import PayloadTooLarge, ValidationFailed
 from webapp.service.backoff import backoff_delays, fixed_delays
 from webapp.service.catalog import Catalog, JobType, effective_options
-from webapp.service.submission import Dependencies, RetryOptions, SubmitRequest
+from webapp.service.submission import Dependencies, LimitOptions, RetryOptions, SubmitRequest
 from webapp.service.validation import failed
 from webapp.service.webhooks import webhook_meta
 from webapp.store.jobreads import JOB_ID_PATTERN
@@ -35,6 +35,8 @@ class PlannedJob:
     dependency: Dependency | None = None
     dependency_ids: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # kept in the job's meta (webhook, traceparent)
+    limit: dict[str, Any] | None = None  # limits per key, as the job's meta carries it (store/limits.py)
+    limit_own: bool = False  # the key was given in the submission: the submitting API key's own
 
     @property
     def initial_status(self) -> str:
@@ -126,6 +128,13 @@ class Planner:
         webhook = webhook_meta(spec, self.config["WEBHOOK_ALLOWED_HOSTS"])
         if webhook is not None:
             planned.meta["webhook"] = webhook
+        # Likewise the job type's default limit (a fixed key shared by everyone), unless the
+        # submission gives one (the submitter's own key) or null.
+        if "limit" in request.model_fields_set:
+            planned.limit = request.limit.meta() if request.limit is not None else None
+            planned.limit_own = True
+        elif defaults.get("limit") is not None:
+            planned.limit = LimitOptions.model_validate(defaults["limit"]).meta()
         planned.run_at = self._run_at(request)
         if request.depends_on is not None:
             deps = request.depends_on

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from webapp.service.backoff import JITTERS, MAX_BACKOFF_FACTOR
@@ -78,6 +78,49 @@ class WebhookOptions(Strict):
     )
 
 
+LIMIT_KEY_PATTERN = r"^[A-Za-z0-9_.:@-]{1,100}$"
+LIMIT_RATE_PATTERN = r"^[1-9][0-9]{0,3}/(second|minute|hour)$"
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+class LimitOptions(Strict):
+    """Concurrency and rate limits shared by every job with the same key (README, "Limits per key")."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]}]},
+    )
+
+    key: str = Field(
+        pattern=LIMIT_KEY_PATTERN,
+        description="1-100 letters, digits and `_.:@-`. A key given with an API key is that key's own "
+        "(kept as `<key name>/<key>`).",
+    )
+    concurrency: Annotated[int, Ge(1), Le(1000), WHOLE_NUMBER] | None = Field(
+        None, description="At most this many jobs of the key run at once."
+    )
+    rate: str | None = Field(
+        None, pattern=LIMIT_RATE_PATTERN, description="At most n starts per second, minute or hour: `5/second`."
+    )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> LimitOptions:
+        if self.concurrency is None and self.rate is None:
+            raise ValueError("give concurrency, rate or both")
+        return self
+
+    def meta(self) -> dict[str, Any]:
+        """The limit as a job's meta carries it (webapp/store/limits.py)."""
+        limit: dict[str, Any] = {"key": self.key}
+        if self.concurrency is not None:
+            limit["concurrency"] = self.concurrency
+        if self.rate is not None:
+            count, _, unit = self.rate.partition("/")
+            limit["rate"], limit["per"] = int(count), RATE_PERIODS[unit]
+        return limit
+
+
 class SubmitRequest(Strict):
     """`POST /api/jobs`. Every option is bounded by the server's configured maxima."""
 
@@ -95,6 +138,9 @@ class SubmitRequest(Strict):
     depends_on: list[JobId] | Dependencies | None = None
     description: str | None = Field(None, max_length=500)
     webhook: WebhookOptions | None = Field(None, description="POST these events of the job to a URL (null: none).")
+    limit: LimitOptions | None = Field(
+        None, description="Concurrency and rate limits per key (null: none, not even the job type's default)."
+    )
 
 
 class NoOptions(Strict):

@@ -83,6 +83,31 @@ class RetryPlan(BaseModel):
     backoff: Backoff | None = Field(None, description="What the delays were drawn from; null for fixed intervals.")
 
 
+class JobLimit(BaseModel):
+    """A job's concurrency and rate limit (README, "Limits per key")."""
+
+    key: str = Field(description="The limit key; one given with an API key is `<key name>/<key>`.")
+    concurrency: int | None = None
+    rate: str | None = Field(None, description="`<n>/<second|minute|hour>`.")
+
+
+class LimitKey(BaseModel):
+    """One active limit key: jobs running and parked, and its latest limit."""
+
+    key: str
+    running: int = Field(description="Jobs of the key running now.")
+    waiting: int = Field(description="Jobs parked until the key admits them (status deferred).")
+    concurrency: int | None = Field(None, description="The latest concurrency limit seen for the key.")
+    rate: str | None = Field(None, description="The latest rate limit seen for the key, `<n>/<unit>`.")
+    next_start_at: str | None = Field(None, description="When the rate window next admits a parked job.")
+
+
+class LimitsView(BaseModel):
+    """`GET /api/limits`: every key with jobs running or parked."""
+
+    limits: list[LimitKey]
+
+
 class JobView(BaseModel):
     """`GET /api/jobs/<id>`; the list view leaves out `attempts` and `retry`."""
 
@@ -99,6 +124,10 @@ class JobView(BaseModel):
     last_event_id: str | None = Field(None, description="Stream from here with Last-Event-ID for no gap.")
     description: str | None = None
     schedule: str | None = Field(None, description="The periodic schedule that made this job, if any.")
+    waiting_for: Literal["limit"] | None = Field(
+        None, description="`limit` while the job is parked (status deferred) until its limit key admits it."
+    )
+    limit: JobLimit | None = Field(None, description="The job's limit per key, if any.")
     attempts: list[Attempt] | None = None
     retry: RetryPlan | None = Field(None, description="Detail view only: retries left and their planned delays.")
 
