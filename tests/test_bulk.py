@@ -11,9 +11,25 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from tests.keyed import ADMIN_KEY, OTHER_KEY, OWNER_KEY, VIEWER_KEY, bearer, keyed_app
+from tests.keyed import ADMIN_KEY, OTHER_KEY, OWNER_KEY, VIEWER_KEY, bearer, keyed_app, sign_in
 from tests.servers import start_worker
 from webapp import create_app
+from webapp.service.access import OWNER, Principal
+
+
+@pytest.fixture
+def make_app(redis_server, redis_conn):
+    """Apps on the private Redis (keyed: with the test keys), their connections closed after the test."""
+    made = []
+
+    def build(keyed: bool = False, **config):
+        settings = {"REDIS_URL": redis_server.url, "TESTING": True, **config}
+        made.append(keyed_app(redis_server.url, **config) if keyed else create_app(settings))
+        return made[-1]
+
+    yield build
+    for app in made:
+        app.extensions["redis"].connection_pool.disconnect()
 
 
 def post(client, body, headers=None):
@@ -105,8 +121,8 @@ def test_bulk_retry_of_ten_thousand_failed_jobs(app, client, redis_server, redis
           f"{drained - submitted:.1f} s; bulk retry {retried - before:.2f} s in {len(answers)} call(s)")  # fmt: skip
 
 
-def test_the_time_budget_ends_a_call_with_a_cursor_and_the_next_call_goes_on(redis_server, redis_conn):
-    app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "BULK_PAGE_SIZE": 10, "BULK_TIME_BUDGET": 0})
+def test_the_time_budget_ends_a_call_with_a_cursor_and_the_next_call_goes_on(make_app, redis_conn):
+    app = make_app(BULK_PAGE_SIZE=10, BULK_TIME_BUDGET=0)
     client = app.test_client()
     queued = submit_many(app, 35, queue="low")
     submit_many(app, 5, queue="high")
@@ -120,8 +136,8 @@ def test_the_time_budget_ends_a_call_with_a_cursor_and_the_next_call_goes_on(red
     assert (last["event"], last["status"]) == ("canceled", "canceled")
 
 
-def test_jobs_submitted_during_a_walk_are_not_part_of_it(redis_server, redis_conn):
-    app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "BULK_PAGE_SIZE": 10, "BULK_TIME_BUDGET": 0})
+def test_jobs_submitted_during_a_walk_are_not_part_of_it(make_app, redis_conn):
+    app = make_app(BULK_PAGE_SIZE=10, BULK_TIME_BUDGET=0)
     client = app.test_client()
     old = submit_many(app, 20)
     first = post(client, {"action": "cancel", "filter": {}}).get_json()
@@ -158,11 +174,9 @@ def test_each_action_skips_the_statuses_it_does_not_take(app, client, redis_conn
     assert (again["matched"], again["done"], again["skipped"]) == (0, 0, [])
 
 
-def test_owners_see_and_act_on_their_own_jobs_only(redis_server, redis_conn):
-    app = keyed_app(redis_server.url)
+def test_owners_see_and_act_on_their_own_jobs_only(make_app, redis_conn):
+    app = make_app(keyed=True)
     client = app.test_client()
-    from webapp.service.access import OWNER, Principal
-
     alices = submit_many(app, 6, caller=Principal("alice", OWNER))
     bobs = submit_many(app, 4, caller=Principal("bob", OWNER))
     dry = post(client, {"action": "cancel", "filter": {}, "dry_run": True}, bearer(OTHER_KEY)).get_json()
@@ -177,11 +191,9 @@ def test_owners_see_and_act_on_their_own_jobs_only(redis_server, redis_conn):
     assert (admin["matched"], admin["done"]) == (10, 10)
 
 
-def test_one_audit_entry_per_call_with_the_filter_and_the_counts(redis_server, redis_conn):
-    app = keyed_app(redis_server.url)
+def test_one_audit_entry_per_call_with_the_filter_and_the_counts(make_app, redis_conn):
+    app = make_app(keyed=True)
     client = app.test_client()
-    from webapp.service.access import OWNER, Principal
-
     submit_many(app, 7, caller=Principal("alice", OWNER))
     body = {"action": "cancel", "filter": {"status": "queued", "name": "add"}, "dry_run": False}
     assert post(client, body, bearer(OWNER_KEY)).status_code == 200
@@ -236,3 +248,18 @@ def test_the_cli_prints_progress_and_is_audited(app, runner, redis_conn):
     assert [entry["outcome"]["done"] for entry in bulk] == [0, 25, 0]
     bad = runner.invoke(args=["jobs", "bulk", "cancel", "--queue", "nowhere"])
     assert bad.exit_code != 0 and "unknown queue 'nowhere'" in bad.output
+
+
+def test_the_job_list_offers_the_bulk_buttons_to_writers_only(make_app, redis_conn):
+    app = make_app(keyed=True)
+    owner, viewer = app.test_client(), app.test_client()
+    sign_in(owner, OWNER_KEY)
+    sign_in(viewer, VIEWER_KEY)
+    page = owner.get("/jobs").get_data(as_text=True)
+    assert 'id="bulk-retry"' in page and 'id="bulk-cancel"' in page
+    assert "Retry all failed matching this filter" in page and "Cancel all queued matching" in page
+    failed_only = owner.get("/jobs?status=failed").get_data(as_text=True)
+    assert 'id="bulk-cancel" data-action="cancel" data-status="queued" hidden' in failed_only
+    assert 'id="bulk-retry" data-action="retry" data-status="failed">' in failed_only
+    read_only = viewer.get("/jobs").get_data(as_text=True)
+    assert 'id="bulk' not in read_only and 'data-can-write="false"' in read_only
