@@ -196,7 +196,7 @@ class BulkRunner:
                         if action == "cancel":
                             service.cancel_waiting(job, status, pipe)
                         else:
-                            service.delete_loaded(job, pipe)
+                            service.delete_loaded(job, status, pipe)
                     except Conflict:
                         changed += 1
             pipe.execute()

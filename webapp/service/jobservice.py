@@ -120,7 +120,7 @@ class JobService:
         if status == "started":
             raise Conflict(f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it")
         with self.connection.pipeline(transaction=False) as pipe:
-            self.delete_loaded(job, pipe)
+            self.delete_loaded(job, status, pipe)
             pipe.execute()
 
     def retry(self, job_id: str, caller: Caller) -> dict[str, str]:
@@ -153,10 +153,11 @@ class JobService:
         self.events.for_job("canceled", job, status="canceled", name=jobreads.job_name(job, self.names_by_path),
                             pipeline=pipe)  # fmt: skip
 
-    def delete_loaded(self, job: Job, pipe: Pipeline) -> None:
-        """Delete a job that is not running; its `deleted` event and index removals go on `pipe`."""
+    def delete_loaded(self, job: Job, status: str, pipe: Pipeline) -> None:
+        """Delete a job that is not running: RQ's deletes (its queue entry when it is queued, its
+        registries, hash, results), its `deleted` event and its index entries, all on `pipe`."""
         name = jobreads.job_name(job, self.names_by_path)
-        job.delete(remove_from_queue=True, delete_dependents=False)
+        job.delete(pipeline=pipe, remove_from_queue=status == "queued", delete_dependents=False)
         self.events.for_job("deleted", job, status="deleted", name=name, pipeline=pipe)
         pipe.delete(keys.job_events(job.id))
         for index_set in listing.index_keys(job.origin, job.meta.get("name"), job.meta.get("owner")):
