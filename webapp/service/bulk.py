@@ -114,8 +114,8 @@ class BulkRunner:
 
     def __init__(self, service: JobService, *, page_size: int, time_budget: float):
         self.service = service
-        self.page_size = page_size
-        self.time_budget = time_budget
+        self.page_size = max(1, int(page_size))
+        self.time_budget = max(0.0, float(time_budget))
         self.lister = listing.JobLister(service.connection, service.names_by_path, service.queues, service.catalog)
 
     def run(self, caller: Caller, action: str, wanted: BulkFilter, *, dry_run: bool = False,
