@@ -263,3 +263,16 @@ def test_the_job_list_offers_the_bulk_buttons_to_writers_only(make_app, redis_co
     assert 'id="bulk-retry" data-action="retry" data-status="failed">' in failed_only
     read_only = viewer.get("/jobs").get_data(as_text=True)
     assert 'id="bulk' not in read_only and 'data-can-write="false"' in read_only
+
+
+def test_a_job_retried_by_someone_else_meanwhile_is_counted_as_changed(app, redis_conn):
+    service = app.extensions["jobsvc"]
+    job_id = submit_many(app, 1)[0]
+    service.cancel(job_id, None)
+    stale = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)  # read while canceled
+    service.retry(job_id, None)  # someone else retries it first
+    with redis_conn.pipeline(transaction=False) as pipe:
+        changed = service.requeue_ended([(stale, "canceled")], pipe)
+        pipe.execute()
+    assert changed == [stale]
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # queued once, not twice
