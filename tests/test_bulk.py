@@ -276,3 +276,20 @@ def test_a_job_retried_by_someone_else_meanwhile_is_counted_as_changed(app, redi
         pipe.execute()
     assert changed == [stale]
     assert redis_conn.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # queued once, not twice
+
+
+def test_a_queued_job_a_worker_took_meanwhile_is_not_marked_canceled(app, redis_conn):
+    service = app.extensions["jobsvc"]
+    first, second = submit_many(app, 2)
+    read = [
+        (Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer), "queued") for job_id in [first, second]
+    ]
+    assert redis_conn.lpop("rq:queue:default") == first.encode()  # as a worker's claim takes it
+    with redis_conn.pipeline(transaction=False) as pipe:
+        changed = service.cancel_waiting(read, pipe)
+        pipe.execute()
+    assert [job.id for job in changed] == [first]
+    assert statuses(redis_conn, [first, second]) == {"queued": 1, "canceled": 1}
+    assert redis_conn.hget(f"rq:job:{second}", "status") == b"canceled"
+    assert redis_conn.zscore("rq:canceled:default", second) is not None
+    assert redis_conn.zscore("rq:canceled:default", first) is None

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.infra.errors import Conflict, ValidationFailed
+from webapp.infra.errors import ValidationFailed
 from webapp.service import access
 from webapp.service.access import Caller
 from webapp.service.jobservice import JobService
@@ -189,16 +189,12 @@ class BulkRunner:
         with service.connection.pipeline(transaction=False) as pipe:
             if action == "retry":
                 changed = len(service.requeue_ended(jobs, pipe))
+            elif action == "cancel":
+                changed = len(service.cancel_waiting(jobs, pipe))
             else:
                 changed = 0
                 for job, status in jobs:
-                    try:
-                        if action == "cancel":
-                            service.cancel_waiting(job, status, pipe)
-                        else:
-                            service.delete_loaded(job, status, pipe)
-                    except Conflict:
-                        changed += 1
+                    service.delete_loaded(job, status, pipe)
             pipe.execute()
         outcome.done += len(jobs) - changed
         if changed:

@@ -29,6 +29,7 @@ from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import Submitter
 from webapp.store import jobreads, keys, listing, states
+from webapp.store import waiting as waiting_jobs
 from webapp.store.events import EventLog
 
 
@@ -98,7 +99,8 @@ class JobService:
         status = jobreads.status_of(job)
         if status in states.CANCELABLE:
             with self.connection.pipeline(transaction=False) as pipe:
-                self.cancel_waiting(job, status, pipe)
+                if self.cancel_waiting([(job, status)], pipe):
+                    raise Conflict(f"job {job_id} is no longer {status}: a worker may have taken it; look again")
                 pipe.execute()
             return self.describe(job_id, caller), False
         if status == "started":
@@ -144,14 +146,35 @@ class JobService:
     # the action), does RQ's part, and queues the job's event on `pipe`, which the caller runs:
     # one round trip for the events of a whole page of jobs. Conflict: the job changed meanwhile.
 
-    def cancel_waiting(self, job: Job, status: str, pipe: Pipeline) -> None:
-        """Cancel a queued, scheduled or deferred job; its `canceled` event goes on `pipe`."""
-        try:
-            job.cancel()
-        except InvalidJobOperation as exc:
-            raise Conflict(f"job {job.id} cannot be canceled: {exc}") from None
-        self.events.for_job("canceled", job, status="canceled", name=jobreads.job_name(job, self.names_by_path),
-                            pipeline=pipe)  # fmt: skip
+    def cancel_waiting(self, waiting: list[tuple[Job, str]], pipe: Pipeline) -> list[Job]:
+        """Cancel queued, scheduled or deferred jobs (each with its status as read); their
+        `canceled` events go on `pipe`. Returns the jobs that changed meanwhile (left alone).
+
+        Queued jobs are canceled in one pipelined round trip (store/waiting.py: only if still in
+        their queue, so a job a worker took meanwhile is never marked canceled); scheduled and
+        deferred ones through RQ's `Job.cancel`, which takes them out of their registry."""
+        changed: list[Job] = []
+        queued = [job for job, status in waiting if status == "queued"]
+        if queued:
+            with self.connection.pipeline(transaction=False) as take:
+                for job in queued:
+                    waiting_jobs.cancel_queued(take, job.id, job.origin)
+                taken = take.execute()
+            changed += [job for job, done in zip(queued, taken, strict=True) if not done]
+        taken_by_others = {job.id for job in changed}
+        for job, status in waiting:
+            if status == "queued":
+                if job.id in taken_by_others:
+                    continue
+            else:
+                try:
+                    job.cancel()
+                except InvalidJobOperation:
+                    changed.append(job)
+                    continue
+            name = jobreads.job_name(job, self.names_by_path)
+            self.events.for_job("canceled", job, status="canceled", name=name, pipeline=pipe)
+        return changed
 
     def delete_loaded(self, job: Job, status: str, pipe: Pipeline) -> None:
         """Delete a job that is not running: RQ's deletes (its queue entry when it is queued, its
