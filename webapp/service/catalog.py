@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.submission import RetryOptions
 from webapp.service.validation import failed, json_integers
 
 
@@ -127,8 +128,22 @@ def build_catalog(allowed: Mapping[str, Callable], defaults: Mapping[str, Mappin
             raise TypeError(f"job {name}: unknown default option(s) {unknown}; known: {', '.join(OPTION_NAMES)}")
     catalog = Catalog((name, job_type_for(name, func)) for name, func in allowed.items())
     for name, options in defaults.items():
-        catalog[name] = dataclasses.replace(catalog[name], options=dict(options))
+        options = dict(options)
+        if options.get("retry") is not None:
+            options["retry"] = _default_retry(name, options["retry"])
+        catalog[name] = dataclasses.replace(catalog[name], options=options)
     return catalog
+
+
+def _default_retry(name: str, retry: Mapping[str, Any]) -> dict[str, Any]:
+    """A job type's default retry, checked as a submission's is; a backoff gets its defaults filled in."""
+    try:
+        checked = RetryOptions.model_validate(retry)
+    except ValidationError as exc:
+        raise TypeError(f"job {name}: default retry {dict(retry)!r} is invalid: {exc}") from None
+    if checked.backoff is None:
+        return dict(retry)
+    return {"max": checked.max, "backoff": checked.backoff.model_dump()}
 
 
 def effective_options(job_type: JobType, config: Mapping[str, Any]) -> dict[str, Any]:

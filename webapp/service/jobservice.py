@@ -24,6 +24,7 @@ from rq.serializers import JSONSerializer
 from webapp.infra.errors import Conflict
 from webapp.service import access
 from webapp.service.access import Caller
+from webapp.service.backoff import backoff_delays
 from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
@@ -144,7 +145,7 @@ class JobService:
     # -- the one code path of cancel, delete and retry, for one job or many (service/bulk.py) ------
     # Each takes a job already read and checked (visible to the caller, in a status that allows
     # the action), does RQ's part, and queues the job's event on `pipe`, which the caller runs:
-    # one round trip for the events of a whole page of jobs. Conflict: the job changed meanwhile.
+    # one round trip for the events of a whole page of jobs. Jobs that changed meanwhile are returned.
 
     def cancel_waiting(self, waiting: list[tuple[Job, str]], pipe: Pipeline) -> list[Job]:
         """Cancel queued, scheduled or deferred jobs (each with its status as read); their
@@ -205,6 +206,11 @@ class JobService:
                 continue
             job.meta.pop("error", None)
             job.meta.pop("progress", None)
+            planned = job.meta.get("retry")
+            if planned and planned.get("backoff"):
+                # A backoff is planned afresh: its full count of retries, with new draws.
+                job.retries_left = planned["max"]
+                job.retry_intervals = backoff_delays(planned["max"], planned["backoff"])
             job.started_at = job.ended_at = None
             job._exc_info = ""  # as RQ's registry.requeue
             queue = self.queues.get(job.origin) or Queue(

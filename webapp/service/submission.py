@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from webapp.service.backoff import JITTERS, MAX_BACKOFF_FACTOR
 from webapp.service.validation import WHOLE_NUMBER, Integer
 from webapp.store.states import STATUSES
 from webapp.store.webhooks import WEBHOOK_EVENTS
@@ -28,9 +29,39 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class BackoffOptions(Strict):
+    """Exponential backoff: retry i (from 0) waits min(max_delay, base * factor**i), then jitter."""
+
+    base: float = Field(1.0, gt=0, allow_inf_nan=False, description="Seconds before the first retry (before jitter).")
+    factor: float = Field(
+        2.0, ge=1, le=MAX_BACKOFF_FACTOR, allow_inf_nan=False, description="Each retry waits this many times longer."
+    )
+    max_delay: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Longest delay in seconds (default: MAX_RETRY_INTERVAL)."
+    )
+    jitter: Literal[JITTERS] = Field(
+        "full", description="full: uniform in [0, d]; equal: d/2 + uniform in [0, d/2]; none: d."
+    )
+
+
 class RetryOptions(Strict):
     max: Annotated[int, Ge(0), WHOLE_NUMBER] = Field(description="How many times a failed job is retried.")
     intervals: list[Integer] = Field(default_factory=list, description="Seconds to wait before each retry.")
+    backoff: BackoffOptions | None = Field(None, description="Exponential backoff with jitter, instead of intervals.")
+
+    @model_validator(mode="after")
+    def _intervals_or_backoff(self) -> RetryOptions:
+        if self.backoff is not None and "intervals" in self.model_fields_set:
+            raise ValueError("give intervals or backoff, not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _one_kind(self, handler):
+        """With a backoff, no intervals: a stored retry (a schedule's job) reads back as it was given."""
+        data = handler(self)
+        if self.backoff is not None and isinstance(data, dict):
+            data.pop("intervals", None)
+        return data
 
 
 class Dependencies(Strict):

@@ -144,11 +144,25 @@ def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
     ]
 
 
+def retry_plan(job: Job) -> dict[str, Any] | None:
+    """The job's retries: how many are left, the planned wait before each (in order, seconds)
+    and the backoff they were drawn from (null for fixed intervals); None without retries."""
+    if job.retries_left is None:
+        return None
+    planned = job.meta.get("retry") or {}
+    return {
+        "left": job.retries_left,
+        "planned_delays": list(job.retry_intervals or []),
+        "backoff": planned.get("backoff"),
+    }
+
+
 def describe(connection: Redis, job_id: str, names: Mapping[str, str]) -> dict[str, Any]:
-    """The detail view: the list view plus the job's attempts, in one round trip."""
+    """The detail view: the list view plus the job's attempts and retries, in one round trip."""
     job, results, last_event_id = read(connection, job_id, results=None)
     view = to_dict(job, results[0] if results else None, last_event_id, names)
     view["attempts"] = attempts_of(results)
+    view["retry"] = retry_plan(job)
     return view
 
 

@@ -98,6 +98,9 @@ EVENTS_STREAM = "jobsvc:events"  # every job's events (a stream), trimmed to EVE
 EVENTS_CHANNEL = "jobsvc:events"  # the pub/sub channel events are published on (EVENTS_CHANNEL)
 JOB_EVENTS_PREFIX = "jobsvc:job-events:"  # + job id: one job's timeline (a stream)
 WAKE_PREFIX = "jobsvc:wake:"  # + queue name: wake-up tokens for idle workers (a list)
+PAUSED_QUEUES = "jobsvc:queues:paused"  # paused queue name -> {"at", "by"} as JSON (a hash; absent: none paused)
+QUEUE_EVENTS_STREAM = "jobsvc:queue-events"  # queue.paused / queue.resumed events (a stream)
+QUEUE_EVENTS_SUFFIX = ":queues"  # the events channel + this: where queue events are published
 
 INDEX = "jobsvc:index"  # every job by submission time (a sorted set)
 INDEX_BY_QUEUE_PREFIX = "jobsvc:index:queue:"  # + queue name
@@ -178,6 +181,11 @@ def schedule_events_channel(config) -> str:
     return events_channel(config) + SCHEDULE_EVENTS_SUFFIX
 
 
+def queue_events_channel(config) -> str:
+    """Queue events go on a channel of their own, beside the job events' channel."""
+    return events_channel(config) + QUEUE_EVENTS_SUFFIX
+
+
 def liveness(worker_name: str) -> str:
     return LIVENESS_PREFIX + worker_name
 
@@ -225,6 +233,7 @@ LUA_NAMES = {
     "DEPENDENCIES_PREFIX": dependencies("").removesuffix(":dependencies"),
     "JOB_EVENTS_PREFIX": JOB_EVENTS_PREFIX,
     "WAKE_PREFIX": WAKE_PREFIX,
+    "PAUSED_QUEUES": PAUSED_QUEUES,
     "METRICS_EVENTS": METRICS_EVENTS,
     "METRICS_DURATION": METRICS_DURATION,
     "RUN_STARTED": RUN_STARTED,

@@ -68,8 +68,23 @@ class Attempt(BaseModel):
     error: JobError | None = None
 
 
+class Backoff(BaseModel):
+    base: float
+    factor: float
+    max_delay: float
+    jitter: Literal["full", "equal", "none"]
+
+
+class RetryPlan(BaseModel):
+    """A job's retries: `planned_delays[i]` is the wait before retry i + 1 (seconds)."""
+
+    left: int = Field(description="Retries left.")
+    planned_delays: list[float] = Field(description="The wait before each retry, in order (seconds).")
+    backoff: Backoff | None = Field(None, description="What the delays were drawn from; null for fixed intervals.")
+
+
 class JobView(BaseModel):
-    """`GET /api/jobs/<id>`; the list view leaves out `attempts`."""
+    """`GET /api/jobs/<id>`; the list view leaves out `attempts` and `retry`."""
 
     id: JobId
     name: str | None
@@ -85,6 +100,7 @@ class JobView(BaseModel):
     description: str | None = None
     schedule: str | None = Field(None, description="The periodic schedule that made this job, if any.")
     attempts: list[Attempt] | None = None
+    retry: RetryPlan | None = Field(None, description="Detail view only: retries left and their planned delays.")
 
 
 class JobListQuery(BaseModel):
@@ -166,6 +182,16 @@ class BulkResult(BaseModel):
 class QueueView(BaseModel):
     name: str
     counts: dict[str, int] = Field(description="Jobs per state: queued, started, deferred, scheduled, ...")
+    depth: int = Field(description="Jobs waiting in the queue (`counts.queued`).")
+    oldest_age: float | None = Field(
+        description="Seconds the job at the head of the queue (the next to run) has waited: the wait a new job "
+        "faces at least. 0 when the queue is empty; null when the head job's record is gone."
+    )
+    paused: bool = Field(description="True while the queue is paused: its jobs stay queued, workers take none.")
+    paused_at: str | None = Field(description="When it was paused (ISO 8601 UTC); null when not paused.")
+    paused_by: str | None = Field(
+        description="Who paused it: the API key name, or null (open API, or the command line's operator)."
+    )
 
 
 class QueueList(BaseModel):

@@ -61,12 +61,19 @@ local function finish()
   return 1
 end
 
+-- a paused queue (webapp/store/pauses.py) is skipped: its jobs stay queued
+local function is_paused(queue_key)
+  return redis.call('HEXISTS', '{{PAUSED_QUEUES}}', string.sub(queue_key, #'{{QUEUE_PREFIX}}' + 1)) == 1
+end
+
 local function claim()
   local n = tonumber(A.queue_count)
   local now_ts = tonumber(A.now)
+  local any_paused = redis.call('EXISTS', '{{PAUSED_QUEUES}}') == 1
   for i = 1, n do
     local queue_key, wake = KEYS[3 + i], KEYS[3 + n + i]
-    local job_id = redis.call('LPOP', queue_key)
+    local job_id = false
+    if not (any_paused and is_paused(queue_key)) then job_id = redis.call('LPOP', queue_key) end
     while job_id do
       local job_key = '{{JOB_PREFIX}}' .. job_id
       local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
