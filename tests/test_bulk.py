@@ -95,12 +95,15 @@ def test_bulk_retry_of_ten_thousand_failed_jobs(app, client, redis_server, redis
     assert statuses(redis_conn, ids) == {"failed": 10_000}
     submit_many(app, 30)  # queued `add` jobs: matched by no failed filter, skipped by an unfiltered retry
 
-    dry = post(client, {"action": "retry", "filter": {"status": "failed"}, "dry_run": True}).get_json()
-    assert (dry["matched"], dry["eligible"], dry["done"], dry["next_cursor"]) == (10_000, 10_000, 0, None)
+    # Each call answers within its time budget: on a busy machine a walk may take more than one.
+    _, dry = follow(client, {"action": "retry", "filter": {"status": "failed"}, "dry_run": True})
+    assert dry == {"matched": 10_000, "eligible": 10_000, "done": 0}
     assert statuses(redis_conn, ids) == {"failed": 10_000}  # a dry run changes nothing
-    dry_all = post(client, {"action": "retry", "filter": {}, "dry_run": True}).get_json()
-    assert (dry_all["matched"], dry_all["eligible"]) == (10_030, 10_000)
-    assert dry_all["skipped"] == [{"reason": "status", "status": "queued", "count": 30}]
+    answers, dry_all = follow(client, {"action": "retry", "filter": {}, "dry_run": True})
+    assert dry_all == {"matched": 10_030, "eligible": 10_000, "done": 0}
+    skipped = [entry for answer in answers for entry in answer["skipped"]]
+    assert sum(entry["count"] for entry in skipped) == 30
+    assert {(entry["reason"], entry["status"]) for entry in skipped} == {("status", "queued")}
 
     before = time.monotonic()
     answers, totals = follow(client, {"action": "retry", "filter": {"status": "failed", "name": "fail"}})
