@@ -17,6 +17,13 @@ from webapp import create_app
 from webapp.service.access import OWNER, Principal
 
 
+@pytest.fixture(autouse=True)
+def empty_redis(redis_conn):
+    """These tests count every job a filter matches: start from an empty Redis (the session's is
+    flushed after each test that asks for it, and a module's running stack may leave jobs)."""
+    redis_conn.flushall()
+
+
 @pytest.fixture
 def make_app(redis_server, redis_conn):
     """Apps on the private Redis (keyed: with the test keys), their connections closed after the test."""
