@@ -84,7 +84,7 @@ def test_a_route_added_later_is_audited_without_a_line_for_it(redis_server, redi
     app = keyed_app(redis_server.url)
     extra = Blueprint("bulk_example", __name__, url_prefix="/api")
 
-    @extra.post("/jobs/bulk")
+    @extra.post("/jobs/bulk-example")
     def bulk():
         return jsonify({"matched": 3, "done": 3})
 
@@ -95,9 +95,9 @@ def test_a_route_added_later_is_audited_without_a_line_for_it(redis_server, redi
     app.register_blueprint(extra)
     client = app.test_client()
     body = {"action": "retry", "filter": {"status": "failed", "queue": "low"}, "dry_run": False, "extra": [1] * 3}
-    assert client.post("/api/jobs/bulk", json=body, headers=bearer(ADMIN_KEY)).status_code == 200
+    assert client.post("/api/jobs/bulk-example", json=body, headers=bearer(ADMIN_KEY)).status_code == 200
     assert client.post("/api/queues/low/pause", headers=bearer(ADMIN_KEY), json={}).status_code == 200
-    assert client.post("/api/jobs/bulk", json=body, headers=bearer(VIEWER_KEY)).status_code == 403
+    assert client.post("/api/jobs/bulk-example", json=body, headers=bearer(VIEWER_KEY)).status_code == 403
     refused, paused, bulk_entry = entries(app)
     assert bulk_entry["action"] == "bulk_example.bulk" and bulk_entry["actor"] == "ops"
     assert bulk_entry["details"] == {"action": "retry", "filter": {"status": "failed", "queue": "low"},

@@ -25,7 +25,7 @@ from jobsvc_client.errors import NotFound  # noqa: E402
 
 @pytest.fixture(scope="module")
 def stack(redis_server):
-    web, base = start_web(redis_server.url)
+    web, base = start_web(redis_server.url, BULK_PAGE_SIZE="2", BULK_TIME_BUDGET="0")  # bulk: a page per call
     worker = start_worker(redis_server.url, WORKER_PROCESSES="2")
     processes = {"web": web, "base": base, "worker": worker, "redis": redis_server}
     yield processes
@@ -104,6 +104,23 @@ def test_cancel_batch_and_listing_every_page(client):
     listed = [job.id for job in client.jobs(queue="low", page_size=2)]  # three pages
     assert set(entry.id for entry in batch) <= set(listed) and len(listed) == len(set(listed))
     assert [job.id for job in client.jobs(queue="low", name="add", status="finished", page_size=2)][:5]
+
+
+def test_bulk_follows_the_cursor_to_the_end(client):
+    failed = client.submit_batch([submission("fail", "boom", queue="high", retry={"max": 0}) for _ in range(5)])
+    for entry in failed:
+        assert client.wait(entry.id, timeout=30).status == "failed"
+    seen = []
+    dry = client.bulk("retry", {"status": "failed", "queue": "high"}, dry_run=True, on_progress=seen.append)
+    assert (dry.matched, dry.eligible, dry.done, dry.skipped) == (5, 5, 0, {})
+    assert dry.calls >= 3 and len(seen) == dry.calls  # pages of 2, one per call
+    done = client.bulk("retry", {"status": "failed", "queue": "high", "name": "fail"})
+    assert (done.matched, done.done) == (5, 5)
+    for entry in failed:
+        again = client.wait(entry.id, timeout=30)
+        assert again.status == "failed" and len(again.attempts) == 2
+    skipped = client.bulk("cancel", {"queue": "high", "name": "fail"}, dry_run=True)
+    assert (skipped.matched, skipped.eligible, skipped.skipped) == (5, 0, {"status:failed": 5})
 
 
 def test_events_of_a_job_end_with_its_last_event(client):
@@ -194,6 +211,8 @@ def test_the_async_twin(stack):
             done = await jobs.wait(job.id, timeout=30)
             events = [event.event async for event in jobs.events(job.id)]
             listed = [entry.id async for entry in jobs.jobs(name="add", page_size=3)]
+            counted = await jobs.bulk("delete", {"status": "finished", "name": "add"}, dry_run=True)
+            assert counted.eligible == counted.matched >= 1 and counted.done == 0
             with pytest.raises(jobsvc_client.NotFound):
                 await jobs.get("no-such-job")
             return done, events, listed, job

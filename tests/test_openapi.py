@@ -41,6 +41,7 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("GET", "/api/workers"),
         ("GET", "/api/functions"),
         ("POST", "/api/jobs/batch"),
+        ("POST", "/api/jobs/bulk"),
         ("POST", "/api/jobs/{job_id}/cancel"),
         ("DELETE", "/api/jobs/{job_id}"),
         ("POST", "/api/jobs/{job_id}/retry"),

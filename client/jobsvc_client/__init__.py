@@ -30,13 +30,14 @@ from jobsvc_client.errors import (
     ValidationError,
     WaitTimeout,
 )
-from jobsvc_client.models import Attempt, Delivery, DeliveryAttempt, Event, Job, JobError, Submitted
+from jobsvc_client.models import Attempt, BulkResult, Delivery, DeliveryAttempt, Event, Job, JobError, Submitted
 from jobsvc_client.webhooks import verify_webhook
 
 __all__ = [
     "AsyncClient",
     "Attempt",
     "BadRequest",
+    "BulkResult",
     "Client",
     "Conflict",
     "Delivery",

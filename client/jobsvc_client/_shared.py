@@ -97,3 +97,12 @@ class NotAStream(JobsvcError):
 
 # Errors after which `wait` and `events` try again (the connection, or the service's Redis).
 RETRYABLE = (httpx.TransportError,)
+
+
+def bulk_body(action: str, filter: Mapping[str, Any] | None, dry_run: bool, cursor: str | None) -> dict[str, Any]:
+    """The body of `POST /api/jobs/bulk` (filters left out when None)."""
+    wanted = {key: value for key, value in (filter or {}).items() if value is not None}
+    body: dict[str, Any] = {"action": action, "filter": wanted, "dry_run": dry_run}
+    if cursor:
+        body["cursor"] = cursor
+    return body

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from jobsvc_client import _shared as shared
 from jobsvc_client.errors import NotFound, ServiceUnreachable, Unavailable, WaitTimeout
-from jobsvc_client.models import Delivery, Event, Job, Submitted
+from jobsvc_client.models import BulkResult, Delivery, Event, Job, Submitted
 from jobsvc_client.sse import SSEParser
 
 
@@ -70,6 +70,22 @@ class AsyncClient:
 
     async def retry(self, job_id: str) -> Submitted:
         return Submitted.from_json(await self._call("POST", shared.job_path(job_id, "retry"), json={}))
+
+    async def bulk(self, action: str, filter: Mapping[str, Any] | None = None, *, dry_run: bool = False,
+             on_progress: Callable[[BulkResult], None] | None = None) -> BulkResult:  # fmt: skip
+        """Retry, cancel or delete every job matching `filter` (status, queue, name, schedule):
+        the server works in pages within a time budget, and this follows its cursor to the end,
+        calling `on_progress` with the running totals after each call."""
+        result = BulkResult(action, dry_run)
+        cursor = None
+        while True:
+            data = await self._call("POST", "/api/jobs/bulk", json=shared.bulk_body(action, filter, dry_run, cursor))
+            result.add(data)
+            if on_progress is not None:
+                on_progress(result)
+            cursor = data.get("next_cursor")
+            if not cursor:
+                return result
 
     async def jobs(self, *, status: str | None = None, queue: str | None = None, name: str | None = None,
              page_size: int = 50) -> AsyncIterator[Job]:  # fmt: skip

@@ -156,3 +156,28 @@ class Delivery:
         ]
         return cls(data["id"], data["job_id"], data["event"], data["url"], data["state"], attempts,
                    _time(data.get("next_attempt_at")))  # fmt: skip
+
+
+@dataclass
+class BulkResult:
+    """`POST /api/jobs/bulk`, added up over every call of one bulk action (the client follows
+    the cursor): jobs matched by the filter, eligible for the action, acted on, and skipped
+    by reason (`"status:finished"`, `"changed"`)."""
+
+    action: str
+    dry_run: bool
+    matched: int = 0
+    eligible: int = 0
+    done: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    calls: int = 0
+
+    def add(self, data: dict) -> None:
+        """Count one call's answer in."""
+        self.calls += 1
+        self.matched += data["matched"]
+        self.eligible += data["eligible"]
+        self.done += data["done"]
+        for entry in data.get("skipped") or []:
+            reason = entry["reason"] + (f":{entry['status']}" if entry.get("status") else "")
+            self.skipped[reason] = self.skipped.get(reason, 0) + entry["count"]

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from webapp.store import sessions
 from webapp.store.audit import AuditLog
 
+AUDIT_OUTCOME = "jobsvc.audit_outcome"  # a command puts what it did in its context's meta under this key
 READ_ONLY_NAMES = frozenset({"list", "show", "status", "get", "watch", "tail", "listen"})
 
 
@@ -62,9 +63,12 @@ def _audited(command: click.Command, action: str) -> None:
             raise
         finally:
             target = {name: str(value) for name, value in kwargs.items() if value not in (None, (), False)}
+            context = click.get_current_context(silent=True)
+            outcome = context.meta.get(AUDIT_OUTCOME) if context is not None else None
             try:
-                _audit_log().record(actor=_operator(), role="operator", via="cli", action=action,
-                                    target=target, status=status, client=socket.gethostname())  # fmt: skip
+                _audit_log().record(actor=_operator(), role="operator", via="cli", action=action, target=target,
+                                    details={"outcome": outcome} if outcome else None, status=status,
+                                    client=socket.gethostname())  # fmt: skip
             except RedisError as exc:
                 click.echo(f"warning: the audit log is unavailable, this action was not recorded ({exc})", err=True)
 

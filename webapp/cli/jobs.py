@@ -1,4 +1,4 @@
-"""`flask jobs ...`: submit, watch, list, cancel and retry jobs from a terminal.
+"""`flask jobs ...`: submit, watch, list, cancel and retry jobs from a terminal; bulk actions on a filter.
 
 The commands go through the same JobService as the HTTP API (same validation, same limits),
 straight to Redis, with operator rights: they see every job, whoever submitted it.
@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from webapp.cli.audit import AUDIT_OUTCOME
 from webapp.infra.errors import APIError
+from webapp.service.bulk import ACTIONS, BulkFilter, BulkRunner
 from webapp.service.jobservice import JobService
-from webapp.store.states import TERMINAL
+from webapp.store.states import STATUSES, TERMINAL
 
 jobs_group = AppGroup("jobs", help="Submit, inspect, cancel and retry jobs.")
 
@@ -144,3 +147,48 @@ def retry_command(job_id):
     except APIError as exc:
         _fail(exc)
     click.echo(f"{job_id} {view['status']}")
+
+
+@jobs_group.command("bulk")
+@click.argument("action", type=click.Choice(ACTIONS))
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only jobs in this state.")
+@click.option("--queue", default=None, help="Only jobs of this queue.")
+@click.option("--name", default=None, help="Only jobs of this type.")
+@click.option("--schedule", default=None, help="Only jobs made by this periodic schedule.")
+@click.option("--dry-run", is_flag=True, help="Count only: change nothing.")
+def bulk_command(action, status, queue, name, schedule, dry_run):
+    """Retry, cancel or delete every job matching the filters, printing progress per page."""
+    config = current_app.config
+    runner = BulkRunner(get_service(), page_size=config["BULK_PAGE_SIZE"], time_budget=config["BULK_TIME_BUDGET"])
+    wanted = BulkFilter(status=status, queue=queue, name=name, schedule=schedule)
+    verb = {"retry": "retried", "cancel": "canceled", "delete": "deleted"}[action]
+    if dry_run:
+        verb = f"would be {verb}"
+    totals = Counter()
+    started = time.monotonic()
+
+    def progress(outcome) -> None:
+        seen = {"matched": totals["matched"] + outcome.matched, "eligible": totals["eligible"] + outcome.eligible,
+                "done": totals["done"] + outcome.done}  # fmt: skip
+        done = seen["eligible"] if dry_run else seen["done"]
+        click.echo(f"{seen['matched']} matched, {done} {verb} ({time.monotonic() - started:.1f} s)", err=True)
+
+    cursor = None
+    skipped = Counter()
+    while True:
+        try:
+            outcome = runner.run(OPERATOR, action, wanted, dry_run=dry_run, cursor=cursor, on_page=progress)
+        except APIError as exc:
+            _fail(exc)
+        totals.update(matched=outcome.matched, eligible=outcome.eligible, done=outcome.done)
+        skipped.update(outcome.skipped)
+        cursor = outcome.next_cursor
+        if cursor is None:
+            break
+    done = totals["eligible"] if dry_run else totals["done"]
+    click.echo(f"{totals['matched']} matched, {done} {verb}")
+    for (reason, state), count in sorted(skipped.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        why = f"status {state}" if reason == "status" else "changed meanwhile"
+        click.echo(f"  skipped {count}: {why}")
+    click.get_current_context().meta[AUDIT_OUTCOME] = {"matched": totals["matched"], "eligible": totals["eligible"],
+                                                      "done": totals["done"]}  # fmt: skip

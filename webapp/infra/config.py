@@ -99,6 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_SENTINEL_MASTER", "mymaster", str, "Name of the master the sentinels watch."),
     Setting("REDIS_SENTINEL_PASSWORD", None, str, "Password of the sentinels themselves, if any."),
     Setting("LISTING_SCAN_FACTOR", 10, int, "GET /api/jobs reads at most this many index entries per job asked for."),
+    Setting("BULK_PAGE_SIZE", 500, int, "Jobs a bulk action reads and acts on per step (one pipelined page)."),
+    Setting("BULK_TIME_BUDGET", 5.0, float, "Seconds one POST /api/jobs/bulk works before answering with a cursor."),
     # Periodic schedules (README, "Periodic jobs").
     Setting("SCHEDULE_MISFIRE_GRACE", 60.0, float, "Seconds late a schedule's tick may still run (later: missed)."),
     Setting("SCHEDULE_HISTORY", 50, int, "Runs and skips kept per schedule."),

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
 from rq.job import Job
-from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from webapp.infra.errors import Conflict
@@ -30,6 +30,7 @@ from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import Submitter
 from webapp.store import jobreads, keys, limits, listing, states
+from webapp.store import waiting as waiting_jobs
 from webapp.store.events import EventLog
 
 
@@ -98,12 +99,10 @@ class JobService:
         job, _, _ = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status in states.CANCELABLE:
-            try:
-                job.cancel()
-            except InvalidJobOperation as exc:
-                raise Conflict(f"job {job_id} cannot be canceled: {exc}") from None
-            limits.unpark(self.connection, job)  # a job parked by its limit key leaves the key's list
-            self.events.for_job("canceled", job, status="canceled", name=jobreads.job_name(job, self.names_by_path))
+            with self.connection.pipeline(transaction=False) as pipe:
+                if self.cancel_waiting([(job, status)], pipe):
+                    raise Conflict(f"job {job_id} is no longer {status}: a worker may have taken it; look again")
+                pipe.execute()
             return self.describe(job_id, caller), False
         if status == "started":
             try:
@@ -123,14 +122,8 @@ class JobService:
         status = jobreads.status_of(job)
         if status == "started":
             raise Conflict(f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it")
-        name = jobreads.job_name(job, self.names_by_path)
-        job.delete(remove_from_queue=True, delete_dependents=False)
-        limits.unpark(self.connection, job)
         with self.connection.pipeline(transaction=False) as pipe:
-            self.events.for_job("deleted", job, status="deleted", name=name, pipeline=pipe)
-            pipe.delete(keys.job_events(job_id))
-            for index_set in listing.index_keys(job.origin, job.meta.get("name"), job.meta.get("owner")):
-                pipe.zrem(index_set, job_id)
+            self.delete_loaded(job, status, pipe)
             pipe.execute()
 
     def retry(self, job_id: str, caller: Caller) -> dict[str, str]:
@@ -142,26 +135,98 @@ class JobService:
         status = jobreads.status_of(job)
         if status not in states.RETRYABLE:
             raise Conflict(f"job {job_id} is {status}: only failed, stopped or canceled jobs can be retried")
-        registry_class = CanceledJobRegistry if status == "canceled" else FailedJobRegistry
-        registry = registry_class(job.origin, connection=self.connection, serializer=JSONSerializer)
-        job.meta.pop("error", None)
-        job.meta.pop("progress", None)
-        planned = job.meta.get("retry")
-        if planned and planned.get("backoff"):
-            # A backoff is planned afresh: its full count of retries, with new draws.
-            job.retries_left = planned["max"]
-            job.retry_intervals = backoff_delays(planned["max"], planned["backoff"])
-        try:
-            registry.requeue(job)
-        except InvalidJobOperation:
-            # Someone else requeued or removed it between our read and this one.
-            raise Conflict(f"job {job_id} is no longer {status}; it may have been retried already") from None
-        name = jobreads.job_name(job, self.names_by_path)
         with self.connection.pipeline(transaction=False) as pipe:
+            if self.requeue_ended([(job, status)], pipe):
+                raise Conflict(f"job {job_id} is no longer {status}; it may have been retried already")
+            pipe.execute()
+        name = jobreads.job_name(job, self.names_by_path)
+        return {"id": job.id, "name": name, "queue": job.origin, "status": "queued"}
+
+    # -- the one code path of cancel, delete and retry, for one job or many (service/bulk.py) ------
+    # Each takes a job already read and checked (visible to the caller, in a status that allows
+    # the action), does RQ's part, and queues the job's event on `pipe`, which the caller runs:
+    # one round trip for the events of a whole page of jobs. Jobs that changed meanwhile are returned.
+
+    def cancel_waiting(self, waiting: list[tuple[Job, str]], pipe: Pipeline) -> list[Job]:
+        """Cancel queued, scheduled or deferred jobs (each with its status as read); their
+        `canceled` events go on `pipe`. Returns the jobs that changed meanwhile (left alone).
+
+        Queued jobs are canceled in one pipelined round trip (store/waiting.py: only if still in
+        their queue, so a job a worker took meanwhile is never marked canceled); scheduled and
+        deferred ones through RQ's `Job.cancel`, which takes them out of their registry."""
+        changed: list[Job] = []
+        queued = [job for job, status in waiting if status == "queued"]
+        if queued:
+            with self.connection.pipeline(transaction=False) as take:
+                for job in queued:
+                    waiting_jobs.cancel_queued(take, job.id, job.origin)
+                taken = take.execute()
+            changed += [job for job, done in zip(queued, taken, strict=True) if not done]
+        taken_by_others = {job.id for job in changed}
+        for job, status in waiting:
+            if status == "queued":
+                if job.id in taken_by_others:
+                    continue
+            else:
+                try:
+                    job.cancel()
+                except InvalidJobOperation:
+                    changed.append(job)
+                    continue
+                limits.unpark(self.connection, job)  # a job parked by its limit key leaves the key's list
+            name = jobreads.job_name(job, self.names_by_path)
+            self.events.for_job("canceled", job, status="canceled", name=name, pipeline=pipe)
+        return changed
+
+    def delete_loaded(self, job: Job, status: str, pipe: Pipeline) -> None:
+        """Delete a job that is not running: RQ's deletes (its queue entry when it is queued, its
+        registries, hash, results), its `deleted` event and its index entries, all on `pipe`."""
+        name = jobreads.job_name(job, self.names_by_path)
+        job.delete(pipeline=pipe, remove_from_queue=status == "queued", delete_dependents=False)
+        if status == "deferred":
+            limits.unpark(self.connection, job)  # a job parked by its limit key leaves the key's list
+        self.events.for_job("deleted", job, status="deleted", name=name, pipeline=pipe)
+        pipe.delete(keys.job_events(job.id))
+        for index_set in listing.index_keys(job.origin, job.meta.get("name"), job.meta.get("owner")):
+            pipe.zrem(index_set, job.id)
+
+    def requeue_ended(self, ended: list[tuple[Job, str]], pipe: Pipeline) -> list[Job]:
+        """Requeue failed, stopped or canceled jobs (each with its status as read) under their ids.
+
+        Each job is first claimed by taking it out of its registry (one pipelined round trip for
+        all of them, as RQ's `registry.requeue` does per job): one claimed by someone else
+        meanwhile is returned, untouched. The claimed ones are written back to their queues as
+        RQ writes a requeued job, with their `queued` events and a worker wake-up, on `pipe`.
+        """
+        with self.connection.pipeline(transaction=False) as claim:
+            for job, status in ended:
+                claim.zrem(keys.registry("canceled" if status == "canceled" else "failed", job.origin), job.id)
+            claimed = claim.execute()
+        changed = []
+        for (job, _), taken in zip(ended, claimed, strict=True):
+            if not taken:
+                changed.append(job)  # someone else requeued or removed it between our read and this one
+                continue
+            job.meta.pop("error", None)
+            job.meta.pop("progress", None)
+            planned = job.meta.get("retry")
+            if planned and planned.get("backoff"):
+                # A backoff is planned afresh: its full count of retries, with new draws.
+                job.retries_left = planned["max"]
+                job.retry_intervals = backoff_delays(planned["max"], planned["backoff"])
+            job.started_at = job.ended_at = None
+            job._exc_info = ""  # as RQ's registry.requeue
+            queue = self.queues.get(job.origin) or Queue(
+                job.origin, connection=self.connection, serializer=JSONSerializer
+            )
+            if job.has_rate_limit:
+                queue._enqueue_rate_limited_job(job)  # RQ's own limiter takes its own path
+            else:
+                queue._enqueue_job(job, pipeline=pipe)
+            name = jobreads.job_name(job, self.names_by_path)
             self.events.for_job("queued", job, status="queued", name=name, pipeline=pipe)
             pipe.rpush(keys.wake(job.origin), 1)  # wakes an idle worker at once
-            pipe.execute()
-        return {"id": job.id, "name": name, "queue": job.origin, "status": "queued"}
+        return changed
 
     def recent_ids(self, limit: int = 20) -> list[tuple[str, str, str]]:
         """(id, queue, state) of recent jobs from RQ's own queues and registries, newest first

@@ -93,6 +93,19 @@ def index_commands(job_id: str, score: int, queue: str | None, name: str | None,
     return [("INDEX", len(sets), *sets, keys.INDEX_SWEEP, job_id, score, SWEEP_BATCH)]
 
 
+def index_to_read(*, queue: str | None, name: str | None, owner: str | None, schedule: str | None) -> str:
+    """The narrowest index set that holds every job of a filter (the others are checked per job)."""
+    if schedule:
+        return keys.index_by_schedule(schedule)
+    if owner:
+        return keys.index_by_owner(owner)
+    if name:
+        return keys.index_by_name(name)
+    if queue:
+        return keys.index_by_queue(queue)
+    return keys.INDEX
+
+
 def encode_cursor(score: int, job_id: str) -> str:
     return f"{score}:{job_id}"
 
@@ -179,16 +192,7 @@ class JobLister:
         client's jobs, read from its own index set; `schedule`, to the jobs one schedule made.
         """
         position = decode_cursor(cursor) if cursor else None
-        if schedule:
-            key = keys.index_by_schedule(schedule)
-        elif owner:
-            key = keys.index_by_owner(owner)
-        elif name:
-            key = keys.index_by_name(name)
-        elif queue:
-            key = keys.index_by_queue(queue)
-        else:
-            key = keys.INDEX
+        key = index_to_read(queue=queue, name=name, owner=owner, schedule=schedule)
         filtering = bool(status) or sum(1 for given in (owner, name, queue, schedule) if given) > 1
         budget = max(limit, scan_factor * limit)
         examined = 0

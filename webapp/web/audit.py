@@ -23,7 +23,7 @@ import json
 import logging
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from redis.exceptions import RedisError
 
 from webapp.store.audit import AuditLog
@@ -80,6 +80,12 @@ def is_audited(method: str, endpoint: str | None, app: Flask | None = None) -> b
     return not auth.marker(endpoint, "not_audited", app)
 
 
+def note(**outcome: Any) -> None:
+    """Add what a view found out to its request's audit entry (`details.outcome`: a bulk
+    action's counts); recorded with the rest after the view returns."""
+    g.audit_outcome = {**g.get("audit_outcome", {}), **outcome}
+
+
 def body_details() -> dict[str, Any]:
     """What a JSON object body says the action is about; other fields by name only."""
     if not request.is_json:
@@ -121,7 +127,7 @@ def record_request(response: Response) -> Response:
             method=request.method,
             path=request.path,
             target={name: str(value) for name, value in (request.view_args or {}).items()},
-            details=body_details(),
+            details={**body_details(), **({"outcome": g.audit_outcome} if g.get("audit_outcome") else {})},
             status=response.status_code,
             client=request.remote_addr,
         )

@@ -154,6 +154,60 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+# -- bulk actions (POST /api/jobs/bulk, webapp/service/bulk.py) -------------------------------
+
+
+class BulkFilterBody(BaseModel):
+    """The jobs a bulk action is about: GET /api/jobs's filters, every one given must match."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    queue: str | None = Field(None, max_length=100, description="Only jobs of this queue.")
+    name: str | None = Field(None, max_length=100, description="Only jobs of this type.")
+    schedule: str | None = Field(None, pattern=NAME_PATTERN, description="Only jobs made by this periodic schedule.")
+
+
+class BulkRequest(BaseModel):
+    """`POST /api/jobs/bulk`: act on every job matching `filter` (an owner key: its own jobs only)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: Literal["retry", "cancel", "delete"] = Field(
+        description="retry failed, stopped or canceled jobs; cancel queued, scheduled or deferred ones; "
+        "delete any that is not running."
+    )
+    filter: BulkFilterBody = Field(description="Which jobs; {} is every job the caller may see.")
+    dry_run: bool = Field(False, description="Count only: change nothing.")
+    cursor: str | None = Field(
+        None,
+        pattern=CURSOR_PATTERN.pattern,
+        description="`next_cursor` of the previous call with the same action and filter: go on from there.",
+    )
+
+
+class BulkSkipped(BaseModel):
+    reason: Literal["status", "changed"] = Field(
+        description="`status`: its status does not allow the action; `changed`: it changed while being acted on."
+    )
+    status: JobStatus | None = Field(description="The job's status, for reason `status`.")
+    count: int
+
+
+class BulkResult(BaseModel):
+    """What this call did; counts are this call's only (add them up when following `next_cursor`)."""
+
+    action: Literal["retry", "cancel", "delete"]
+    dry_run: bool
+    matched: int = Field(description="Jobs that matched the filter.")
+    eligible: int = Field(description="Matched jobs whose status allows the action (a dry run's count).")
+    done: int = Field(description="Jobs acted on (0 in a dry run).")
+    skipped: list[BulkSkipped]
+    next_cursor: str | None = Field(
+        description="Set when the call ran out of its time budget: send it back as `cursor` to go on; null: done."
+    )
+
+
 class QueueView(BaseModel):
     name: str
     counts: dict[str, int] = Field(description="Jobs per state: queued, started, deferred, scheduled, ...")

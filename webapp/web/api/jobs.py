@@ -1,4 +1,5 @@
-"""The jobs API: submit jobs (one or a batch), list and read them, cancel and retry them.
+"""The jobs API: submit jobs (one or a batch), list and read them, cancel, retry and delete them
+(one, or every job matching a filter: `POST /api/jobs/bulk`).
 
 Requests are validated with the models in `webapp.service.submission` before anything
 touches Redis: malformed JSON → 400, anything else wrong → 422 naming the field.
@@ -11,12 +12,13 @@ from pydantic import ValidationError
 
 from webapp.infra.errors import APIError, ValidationFailed
 from webapp.service.access import owner_filter
+from webapp.service.bulk import BulkFilter, BulkRunner
 from webapp.service.schedule_models import valid_name
 from webapp.service.submission import BatchRequest, NoOptions, SubmitRequest
 from webapp.store import listing
 from webapp.web import schemas
 from webapp.web.api.requests import WRITE_ERRORS, enqueue, optional_body, read_body, validation_error
-from webapp.web.audit import SUBMISSIONS, not_audited
+from webapp.web.audit import SUBMISSIONS, not_audited, note
 from webapp.web.auth import caller
 from webapp.web.extensions import get_service
 from webapp.web.openapi import IDEMPOTENCY_KEY, LOCATION, parse_query, respond, spec
@@ -191,3 +193,25 @@ def retry_job(job_id: str):
     response.status_code = 202
     response.headers["Location"] = url_for("jobs.get_job", job_id=job_id)
     return response
+
+
+@bp.post("/jobs/bulk")
+@spec(
+    "bulkJobs",
+    summary="Retry, cancel or delete every job matching a filter, in pages, within a time budget "
+    "(then go on with next_cursor); dry_run counts only.",
+    body=schemas.BulkRequest,
+    responses={200: schemas.BulkResult, **WRITE_ERRORS},
+)
+def bulk_jobs():
+    """Act on the jobs matching a filter (an owner key: its own jobs only); one audit entry per call."""
+    try:
+        bulk = schemas.BulkRequest.model_validate_json(read_body())
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    config = current_app.config
+    runner = BulkRunner(get_service(), page_size=config["BULK_PAGE_SIZE"], time_budget=config["BULK_TIME_BUDGET"])
+    wanted = BulkFilter(**bulk.filter.model_dump())
+    outcome = runner.run(caller(), bulk.action, wanted, dry_run=bulk.dry_run, cursor=bulk.cursor).to_dict()
+    note(**{field: outcome[field] for field in ("matched", "eligible", "done", "skipped", "next_cursor")})
+    return respond(schemas.BulkResult, outcome)

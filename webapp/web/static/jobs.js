@@ -135,7 +135,96 @@
     source.addEventListener("gap", function () { load(); });
   }
 
+  /* -- bulk actions: a dry run gives the count to confirm, then the action runs, following
+     the cursor call after call (POST /api/jobs/bulk answers within its time budget). ------ */
+
+  var BULK_WORDS = { retry: ["Retry", "retried"], cancel: ["Cancel", "canceled"] };
+
+  function bulkFilter(status) {
+    var wanted = { status: status };
+    if (filters.queue) wanted.queue = filters.queue;
+    if (filters.name) wanted.name = filters.name;
+    return wanted;
+  }
+
+  function describeFilter(wanted) {
+    var parts = [wanted.status];
+    if (wanted.name) parts.push(wanted.name);
+    parts.push("job" + (wanted.queue ? "s in queue " + wanted.queue : "s"));
+    return parts.join(" ");
+  }
+
+  /* Calls until next_cursor is null, adding up the counts; `each` sees the running totals. */
+  function bulkRun(action, wanted, dryRun, each) {
+    var totals = { matched: 0, eligible: 0, done: 0 };
+    function step(cursor) {
+      var body = { action: action, filter: wanted, dry_run: dryRun };
+      if (cursor) body.cursor = cursor;
+      return UI.request("POST", "/api/jobs/bulk", body).then(function (result) {
+        if (result.status !== 200) throw new Error(UI.errorMessage(result, "The bulk action failed"));
+        totals.matched += result.body.matched;
+        totals.eligible += result.body.eligible;
+        totals.done += result.body.done;
+        if (each) each(totals);
+        return result.body.next_cursor ? step(result.body.next_cursor) : totals;
+      });
+    }
+    return step(null);
+  }
+
+  function setupBulk() {
+    var panel = $("bulk");
+    if (!panel || !UI.canWrite()) return;
+    var confirmBox = $("bulk-confirm"), question = $("bulk-question"), go = $("bulk-go"), status = $("bulk-status");
+    var buttons = panel.querySelectorAll("button[data-action]");
+    var pending = null;
+
+    function busy(flag) { Array.prototype.forEach.call(buttons, function (b) { b.disabled = flag; }); }
+
+    Array.prototype.forEach.call(buttons, function (button) {
+      button.addEventListener("click", function () {
+        var action = button.dataset.action, wanted = bulkFilter(button.dataset.status);
+        busy(true);
+        confirmBox.hidden = true;
+        status.textContent = "Counting " + describeFilter(wanted) + "…";
+        bulkRun(action, wanted, true).then(function (totals) {
+          busy(false);
+          if (!totals.eligible) {
+            status.textContent = "No " + describeFilter(wanted) + " to " + action + ".";
+            return;
+          }
+          status.textContent = "";
+          pending = { action: action, wanted: wanted, count: totals.eligible };
+          question.textContent = BULK_WORDS[action][0] + " " + totals.eligible + " " + describeFilter(wanted) + "?";
+          go.textContent = BULK_WORDS[action][0] + " " + totals.eligible + " job" + (totals.eligible === 1 ? "" : "s");
+          go.className = action === "cancel" ? "danger" : "";
+          confirmBox.hidden = false;
+          go.focus();
+        }).catch(function (error) { busy(false); status.textContent = error.message; });
+      });
+    });
+
+    $("bulk-back").addEventListener("click", function () { confirmBox.hidden = true; pending = null; });
+
+    go.addEventListener("click", function () {
+      if (!pending) return;
+      var job = pending;
+      pending = null;
+      confirmBox.hidden = true;
+      busy(true);
+      var word = BULK_WORDS[job.action][1];
+      bulkRun(job.action, job.wanted, false, function (totals) {
+        status.textContent = totals.done + " of about " + job.count + " " + word + "…";
+      }).then(function (totals) {
+        busy(false);
+        status.textContent = totals.done + " job" + (totals.done === 1 ? "" : "s") + " " + word + ".";
+        load();
+      }).catch(function (error) { busy(false); status.textContent = error.message; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    setupBulk();
     load().then(follow);
     window.addEventListener("pagehide", function () { if (source) source.close(); });
   });
