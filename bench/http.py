@@ -101,7 +101,9 @@ def http_bench(
         # one finished job to read back, and the value the GET baseline reads
         job_id = httpx.post(f"{base}/api/jobs", content=ENQUEUE_BODY, headers={"Content-Type": "application/json"})
         job_id = job_id.json()["id"]
-        start_worker(redis_url, "--burst").process.wait(60)
+        burst = start_worker(redis_url, "--burst")
+        burst.process.wait(60)
+        burst.stop()  # closes its log
         connection.set("bench:value", "x" * 64)
         cases = {
             "plain": ("POST", "/bench/plain", ENQUEUE_BODY),
