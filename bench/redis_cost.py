@@ -14,20 +14,31 @@ EVALSHA line is the whole script, the commands it calls included (they are liste
 lines as well), so "in scripts" is the part of EVALSHA spent in those commands and the rest is
 Lua and the script call itself. Medians over rounds. `--server make-run` measures against the
 server `make run` starts (append-only file on, everysec) instead of a plain redis-server.
+
+`--callgrind` runs the redis-server under valgrind's callgrind and counts the instructions it
+executes in each phase (instrumentation switched on for the phase only): a figure a loaded
+machine does not disturb, unlike CPU time. The server runs some 50 × slower there, so use a
+small N (200 is plenty).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from bench import handwritten
 from bench.drain import start_worker, wait_idle
 from bench.util import Progress, median, wait_until
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port, server_binary
 from webapp.store import keys
 
 PHASES = ("submit", "run")
@@ -84,6 +95,93 @@ def phase_delta(before: dict, after: dict, n: int, own: dict[str, int] | None = 
     }
 
 
+class CallgrindServer:
+    """redis-server under valgrind's callgrind; `begin()`/`end()` count one phase's instructions."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="jobsvc-callgrind-"))
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> CallgrindServer:
+        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+            raise RuntimeError("--callgrind needs valgrind: apt-get install -y valgrind")
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={self.dir / 'callgrind.out'}",
+            server_binary(),
+            *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir)),
+            *("--save", "", "--appendonly", "no"),
+        ]
+        with (self.dir / "valgrind.log").open("wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        connection = Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def up():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server under valgrind exited; see {self.dir / 'valgrind.log'}")
+            try:
+                return connection.ping()
+            except RedisError:
+                return False
+
+        wait_until(up, 60, interval=0.2, what="redis-server under callgrind")
+        return self
+
+    def control(self, *args: str) -> None:
+        subprocess.run(["callgrind_control", *args, str(self.process.pid)], check=True, capture_output=True)
+
+    def begin(self) -> None:
+        self.control("-i", "on")
+        self.control("-z")
+
+    def end(self) -> int:
+        """Instructions executed since `begin()` (a callgrind dump's totals); the dump is kept
+        as `self.last_dump` for `functions()`."""
+        before = set(self.dir.glob("callgrind.out.*"))
+        self.control("-d")
+        self.control("-i", "off")
+        dumps = sorted(set(self.dir.glob("callgrind.out.*")) - before, key=lambda path: path.stat().st_mtime)
+        if not dumps:
+            raise RuntimeError("callgrind wrote no dump")
+        self.last_dump = dumps[-1]
+        for line in dumps[-1].read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no totals in {dumps[-1]}")
+
+    def functions(self) -> dict[str, int]:
+        """The last dump's named functions with their inclusive instructions (callgrind_annotate)."""
+        output = subprocess.run(
+            ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(self.last_dump)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        found: dict[str, int] = {}
+        for match in re.finditer(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(\S.*)$", output, re.M):
+            function = match.group(2).rsplit(" [", 1)[0].rsplit(":", 1)[-1]
+            if function.startswith("0x") or "'" in function or function == "PROGRAM TOTALS":
+                continue  # unnamed (static Lua internals) and recursive instances
+            found.setdefault(function, int(match.group(1).replace(",", "")))
+        return found
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def submit_service(url: str, n: int) -> None:
     from webapp import create_app
     from webapp.service.submission import SubmitRequest
@@ -99,21 +197,28 @@ def submit_handwritten(connection: Redis, n: int) -> None:
         connection.lpush(handwritten.QUEUE, json.dumps({"id": f"cost{number}", "a": number, "b": 1}))
 
 
-def measure(url: str, kind: str, n: int, processes: int = 1) -> dict:
-    """One round of one kind: {"submit": ..., "run": ...}, each per job."""
+def measure(url: str, kind: str, n: int, processes: int = 1, counter: CallgrindServer | None = None) -> dict:
+    """One round of one kind: {"submit": ..., "run": ...}, each per job; with `counter`, each
+    phase also gives the instructions the server executed per job."""
     connection = Redis.from_url(url)
     connection.flushall()
     if kind == "service":
-        # the app's own start-up (script loading, catalog) happens before the first snapshot
-        from webapp import create_app
-
-        create_app({"REDIS_URL": url, "SUBMIT_RATE_LIMIT": "", "LOG_LEVEL": "WARNING"})
+        # the app's start-up and the scripts' first load (EVAL) happen before the first snapshot;
+        # FLUSHALL keeps the server's script cache
+        submit_service(url, 5)
+        connection.flushall()
     before = snapshot(connection)
+    if counter:
+        counter.begin()
     if kind == "service":
         submit_service(url, n)
     else:
         submit_handwritten(connection, n)
+    instructions = counter.end() if counter else None
     submitted = phase_delta(before, snapshot(connection), n)
+    if counter:
+        submitted["instructions_per_job"] = instructions / n
+        submitted["functions"] = counter.functions()
 
     queue = keys.queue("default") if kind == "service" else handwritten.QUEUE
     wake = keys.wake("default")
@@ -149,13 +254,20 @@ def measure(url: str, kind: str, n: int, processes: int = 1) -> dict:
 
             own_calls = lambda: {"dbsize": polls, "rename": 1, "multi": 1, "exec": 1}  # noqa: E731
         before = snapshot(connection)
+        if counter:
+            counter.begin()
         with connection.pipeline() as pipe:
             pipe.rename(STAGING, queue)
             if parked_wake:
                 pipe.rename(STAGING_WAKE, wake)
             pipe.execute()
-        wait_until(done, max(120.0, n / 20), interval=0.01, what=f"{kind}: {n} jobs to finish")
+        # under callgrind the polls would count: poll seldom there
+        wait_until(done, max(120.0, n / 20), interval=0.25 if counter else 0.01, what=f"{kind}: {n} jobs to finish")
+        instructions = counter.end() if counter else None
         ran = phase_delta(before, snapshot(connection), n, own_calls())
+        if counter:
+            ran["instructions_per_job"] = instructions / n
+            ran["functions"] = counter.functions()
     finally:
         worker.stop()
     if kind == "service" and connection.zcard(keys.registry("failed", "default")):
@@ -178,27 +290,73 @@ def median_phase(runs: list[dict]) -> dict:
     }
 
 
-def measure_all(url: str, rounds: int, n: int, progress: Progress, processes: int = 1) -> dict:
+def measure_all(
+    url: str, rounds: int, n: int, progress: Progress, processes: int = 1, counter: CallgrindServer | None = None
+) -> dict:
     """Both kinds, interleaved per round; per phase the medians of the rounds."""
     runs: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     for round_no in range(rounds):
         for kind in KINDS:
             with progress.phase("redis-cost", round_no + 1, rounds, f"{KINDS[kind]}, N={n}") as step:
-                result = measure(url, kind, n, processes)
+                result = measure(url, kind, n, processes, counter)
                 step.result(
                     f"Redis CPU ms/job: submit {result['submit']['cpu_ms_per_job']:.3f}, "
                     f"run {result['run']['cpu_ms_per_job']:.3f}"
+                    + (
+                        f"; instructions/job: submit {result['submit']['instructions_per_job']:,.0f}, "
+                        f"run {result['run']['instructions_per_job']:,.0f}"
+                        if counter
+                        else ""
+                    )
                 )
             runs[kind].append(result)
     return {
         "jobs": n,
         "rounds": rounds,
         "processes": processes,
+        "callgrind": counter is not None,
         **{
             kind: {"runs": found, **{phase: median_phase([run[phase] for run in found]) for phase in PHASES}}
             for kind, found in runs.items()
         },
     }
+
+
+BREAKDOWN = (
+    ("evalGenericCommand", "scripts (EVALSHA), all included"),
+    ("scriptCall", "  commands the scripts call, their execution included"),
+    ("processMultibulkBuffer", "parsing requests"),
+    ("writeToClient", "writing replies"),
+    ("__printf_fp", "formatting numbers (printf %g: Lua tostring, float replies)"),
+    ("serverCron", "serverCron (timers: not per job)"),
+)
+
+
+def breakdown(phase: dict) -> list[str]:
+    """Where the server's instructions go in one phase: scripts vs Lua vs each command."""
+    functions, jobs = phase["functions"], phase["jobs"]
+    total = phase["instructions_per_job"] * jobs
+    rows = [(label, functions[name]) for name, label in BREAKDOWN if name in functions]
+    if "evalGenericCommand" in functions and "scriptCall" in functions:
+        rows.insert(
+            2,
+            (
+                "  Lua itself (scripts minus the commands they call)",
+                functions["evalGenericCommand"] - functions["scriptCall"],
+            ),
+        )
+    commands = sorted(
+        (
+            (name, count)
+            for name, count in functions.items()
+            if name.endswith("Command")
+            and "generic" not in name.lower()
+            and not name.startswith(("eval", "process", "slowlog", "isInside", "exec"))
+        ),
+        key=lambda item: -item[1],
+    )
+    rows.extend((f"{name} (inclusive)", count) for name, count in commands[:8])
+    return [f"{count / jobs:10,.0f}  {count / total:6.1%}  {label}" for label, count in rows]
 
 
 def report(data: dict) -> list[str]:
@@ -209,25 +367,42 @@ def report(data: dict) -> list[str]:
         f"(h) Redis per job, by phase (bench.redis_cost, N={data['jobs']}, medians of {data['rounds']} rounds; "
         "CPU = used_cpu_user+sys of the server)"
     )
+    counted = data.get("callgrind")
     add(
         f"{'phase':7} {'who':42} {'CPU ms/job':>10} {'RT/job':>7} {'cmds/job':>8} {'script µs/job':>13} "
-        f"{'commands µs/job':>15}"
+        f"{'commands µs/job':>15}" + (f" {'instructions/job':>16}" if counted else "")
     )
-    totals = {}
+    totals, instructions = {}, {}
     for kind in KINDS:
         for phase in PHASES:
             r, label = data[kind][phase], ROWS[kind, phase]
             totals[kind] = totals.get(kind, 0.0) + r["cpu_ms_per_job"]
-            add(
+            line = (
                 f"{phase:7} {label:42} {r['cpu_ms_per_job']:10.4f} {r['round_trips_per_job']:7.2f} "
                 f"{r['commands_per_job']:8.1f} {r['script_usec_per_job']:13.2f} {r['commandstats_usec_per_job']:15.2f}"
             )
+            if counted:
+                instructions[kind] = instructions.get(kind, 0.0) + r["instructions_per_job"]
+                line += f" {r['instructions_per_job']:16,.0f}"
+            add(line)
     for kind, label in KINDS.items():
         total = totals[kind]
         ceiling = 1000 / total if total else float("nan")
         add(f"  {label}: submit + run {total:.4f} ms of Redis CPU per job → one Redis core: {ceiling:,.0f} jobs/s")
+    if counted:
+        service, hand = instructions["service"], instructions["handwritten"]
+        add(
+            f"  instructions per job, submit + run: service {service:,.0f}, hand-written {hand:,.0f} "
+            f"(× {service / hand:.1f}); CPU time under valgrind is not the server's: read the instructions"
+        )
     add("  script µs: EVALSHA as a whole; commands µs: every other command, those the scripts call included")
     add("  target (issue 16): service submit + run ≤ 0.075 ms")
+    if counted:
+        for kind in KINDS:
+            for phase in PHASES:
+                add("")
+                add(f"  {ROWS[kind, phase]}: redis-server's instructions per job, inclusive (last round)")
+                lines.extend(f"    {line}" for line in breakdown(data[kind]["runs"][-1][phase]))
     for phase in PHASES:
         commands = data["service"][phase]["commands"]
         add("")
@@ -247,20 +422,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1, help="worker processes in the run phase")
     parser.add_argument(
+        "--callgrind", action="store_true", help="count redis-server's instructions per job under valgrind"
+    )
+    parser.add_argument(
         "--server",
         choices=("bench", "make-run"),
         default="bench",
         help="bench: a private redis-server without persistence; make-run: the server `make run` starts (AOF)",
     )
     options = parser.parse_args(argv)
-    if options.server == "make-run":
+    counter = None
+    if options.callgrind:
+        if options.server != "bench":
+            parser.error("--callgrind runs its own redis-server (the bench's binary, no persistence)")
+        server = counter = CallgrindServer().start()
+    elif options.server == "make-run":
         from bench.makerun import EmbeddedServer
 
         server = EmbeddedServer(appendonly=True).start()
     else:
         server = RedisServer().start()
     try:
-        data = measure_all(server.url, options.rounds, options.jobs, Progress(), options.processes)
+        data = measure_all(server.url, options.rounds, options.jobs, Progress(), options.processes, counter)
     finally:
         server.cleanup()
     print("\n".join(report(data)))

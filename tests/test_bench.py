@@ -104,3 +104,20 @@ def test_bench_make_run_section_end_to_end(tmp_path, monkeypatch, capsys):
         assert label in out
     saved = json.loads((tmp_path / "latest.json").read_text())
     assert saved["make_run"]["drain"]["aof"]["service"]["runs"][0]["verified"] == 20
+
+
+@pytest.mark.skipif(shutil.which("callgrind_control") is None, reason="valgrind is not installed")
+def test_redis_cost_counts_instructions_per_phase_under_callgrind():
+    server = redis_cost.CallgrindServer().start()
+    try:
+        data = redis_cost.measure_all(server.url, 1, 10, Progress(io.StringIO()), counter=server)
+    finally:
+        server.cleanup()
+    service, hand = data["service"], data["handwritten"]
+    for phase in redis_cost.PHASES:
+        assert service[phase]["instructions_per_job"] > hand[phase]["instructions_per_job"] > 0
+    assert "lpushCommand" in hand["runs"][0]["submit"]["functions"]
+    assert "evalGenericCommand" in service["runs"][0]["run"]["functions"]
+    text = "\n".join(redis_cost.report(data))
+    assert "Lua itself (scripts minus the commands they call)" in text
+    assert re.search(r"instructions per job, submit \+ run: service [\d,]+, hand-written [\d,]+", text)
