@@ -13,7 +13,8 @@ noisy); INFO commandstats gives each command's calls and the microseconds spent 
 EVALSHA line is the whole script, the commands it calls included (they are listed on their own
 lines as well), so "in scripts" is the part of EVALSHA spent in those commands and the rest is
 Lua and the script call itself. Medians over rounds. `--server make-run` measures against the
-server `make run` starts (append-only file on, everysec) instead of a plain redis-server.
+server `make run` starts (append-only file on, everysec) instead of a plain redis-server, and
+`--server make-run-no-aof` against that server with its append-only file off.
 
 `--callgrind` runs the redis-server under valgrind's callgrind and counts the instructions it
 executes in each phase (instrumentation switched on for the phase only): a figure a loaded
@@ -426,9 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--server",
-        choices=("bench", "make-run"),
+        choices=("bench", "make-run", "make-run-no-aof"),
         default="bench",
-        help="bench: a private redis-server without persistence; make-run: the server `make run` starts (AOF)",
+        help="bench: a private redis-server without persistence; make-run: the server `make run` starts (AOF on, "
+        "everysec); make-run-no-aof: that server with its append-only file switched off",
     )
     options = parser.parse_args(argv)
     counter = None
@@ -436,10 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         if options.server != "bench":
             parser.error("--callgrind runs its own redis-server (the bench's binary, no persistence)")
         server = counter = CallgrindServer().start()
-    elif options.server == "make-run":
+    elif options.server.startswith("make-run"):
         from bench.makerun import EmbeddedServer
 
-        server = EmbeddedServer(appendonly=True).start()
+        server = EmbeddedServer(appendonly=options.server == "make-run").start()
     else:
         server = RedisServer().start()
     try:
