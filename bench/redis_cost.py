@@ -40,6 +40,7 @@ from bench import handwritten
 from bench.drain import start_worker, wait_idle
 from bench.util import Progress, median, wait_until
 from tests.servers import RedisServer, free_port, server_binary
+from webapp import launcher
 from webapp.store import keys
 
 PHASES = ("submit", "run")
@@ -99,7 +100,10 @@ def phase_delta(before: dict, after: dict, n: int, own: dict[str, int] | None = 
 class CallgrindServer:
     """redis-server under valgrind's callgrind; `begin()`/`end()` count one phase's instructions."""
 
-    def __init__(self):
+    def __init__(self, server: str = "bench"):
+        """`server`: bench (the bench's redis-server, no persistence), make-run (the command line
+        `make run` starts its embedded server with) or make-run-no-aof (that, append-only file off)."""
+        self.server = server
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="jobsvc-callgrind-"))
         self.process: subprocess.Popen | None = None
@@ -116,10 +120,14 @@ class CallgrindServer:
             "--tool=callgrind",
             "--instr-atstart=no",
             f"--callgrind-out-file={self.dir / 'callgrind.out'}",
-            server_binary(),
-            *("--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir)),
-            *("--save", "", "--appendonly", "no"),
         ]
+        if self.server == "bench":
+            command += [server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir)]
+            command += ["--save", "", "--appendonly", "no"]
+        else:
+            command += launcher.embedded_server_command(self.port, self.dir)
+            if self.server == "make-run-no-aof":
+                command += ["--appendonly", "no"]  # the last setting on the command line wins
         with (self.dir / "valgrind.log").open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         connection = Redis.from_url(self.url, socket_connect_timeout=1)
@@ -133,6 +141,9 @@ class CallgrindServer:
                 return False
 
         wait_until(up, 60, interval=0.2, what="redis-server under callgrind")
+        want = "no" if self.server in ("bench", "make-run-no-aof") else "yes"
+        if connection.config_get("appendonly")["appendonly"] != want:
+            raise RuntimeError(f"the server under callgrind has appendonly != {want}")
         return self
 
     def control(self, *args: str) -> None:
@@ -323,36 +334,41 @@ def measure_all(
     }
 
 
+# (function names of Redis 7, then of Valkey 9, where they differ)
+SCRIPTS = ("evalGenericCommand", "luaCallFunction")
+SCRIPT_CALLS = ("scriptCall", "VM_CallArgv")
 BREAKDOWN = (
-    ("evalGenericCommand", "scripts (EVALSHA), all included"),
-    ("scriptCall", "  commands the scripts call, their execution included"),
     ("processMultibulkBuffer", "parsing requests"),
     ("writeToClient", "writing replies"),
+    ("feedAppendOnlyFile", "feeding the append-only file (when it is on)"),
     ("__printf_fp", "formatting numbers (printf %g: Lua tostring, float replies)"),
     ("serverCron", "serverCron (timers: not per job)"),
 )
+
+
+def first(functions: dict[str, int], names: tuple[str, ...]) -> int | None:
+    return next((functions[name] for name in names if name in functions), None)
 
 
 def breakdown(phase: dict) -> list[str]:
     """Where the server's instructions go in one phase: scripts vs Lua vs each command."""
     functions, jobs = phase["functions"], phase["jobs"]
     total = phase["instructions_per_job"] * jobs
-    rows = [(label, functions[name]) for name, label in BREAKDOWN if name in functions]
-    if "evalGenericCommand" in functions and "scriptCall" in functions:
-        rows.insert(
-            2,
-            (
-                "  Lua itself (scripts minus the commands they call)",
-                functions["evalGenericCommand"] - functions["scriptCall"],
-            ),
-        )
+    rows = []
+    scripts, calls = first(functions, SCRIPTS), first(functions, SCRIPT_CALLS)
+    if scripts is not None:
+        rows.append(("scripts (EVALSHA), all included", scripts))
+        if calls is not None:
+            rows.append(("  commands the scripts call, their execution included", calls))
+            rows.append(("  Lua itself (scripts minus the commands they call)", scripts - calls))
+    rows.extend((label, functions[name]) for name, label in BREAKDOWN if name in functions)
     commands = sorted(
         (
             (name, count)
             for name, count in functions.items()
             if name.endswith("Command")
             and "generic" not in name.lower()
-            and not name.startswith(("eval", "process", "slowlog", "isInside", "exec"))
+            and not name.startswith(("eval", "process", "slowlog", "isInside", "exec", "after"))
         ),
         key=lambda item: -item[1],
     )
@@ -435,9 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     counter = None
     if options.callgrind:
-        if options.server != "bench":
-            parser.error("--callgrind runs its own redis-server (the bench's binary, no persistence)")
-        server = counter = CallgrindServer().start()
+        server = counter = CallgrindServer(options.server).start()
     elif options.server.startswith("make-run"):
         from bench.makerun import EmbeddedServer
 
