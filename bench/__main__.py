@@ -249,6 +249,11 @@ def report(data: dict) -> str:
             add(f"(d) finish → SSE client: skipped: {s['skipped']}")
         else:
             add(f"(d) finish → SSE client: p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms (target p50 ≤ 2 ms)")
+            if "pubsub_p50_ms" in s:
+                add(
+                    f"    baseline, a plain pub/sub subscriber on the events channel, same jobs: "
+                    f"p50 {s['pubsub_p50_ms']:.2f} ms, p99 {s['pubsub_p99_ms']:.2f} ms"
+                )
     if "memory" in data:
         add("")
         add("(f) memory (kB; PSS splits pages shared after fork between the processes sharing them)")

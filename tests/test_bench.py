@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from bench import __main__ as bench_main
-from bench import makerun, redis_cost
+from bench import latency, makerun, redis_cost
 from bench.drain import drain
 from bench.makerun import EmbeddedServer
 from bench.util import Progress
@@ -124,3 +124,11 @@ def test_redis_cost_counts_instructions_per_phase_under_callgrind(kind):
     assert re.search(r"instructions per job, submit \+ run: service [\d,]+, hand-written [\d,]+", text)
     # the make-run server's append-only file is fed every write; the bench's server has none
     assert ("feeding the append-only file" in text) == (kind == "make-run")
+
+
+def test_sse_section_runs_beside_its_pubsub_baseline(redis_server):
+    assert latency.has_sse_route(redis_server.url)  # the route names a converter: it must still be found
+    found = latency.sse_latency(redis_server.url, samples=3)
+    assert found["samples"] == 3
+    assert found["p50_ms"] > 0 and found["pubsub_p50_ms"] > 0
+    redis_server.client().flushall()
