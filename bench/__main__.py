@@ -18,13 +18,14 @@ from pathlib import Path
 from bench import drain as drain_module
 from bench import http as http_module
 from bench import latency as latency_module
+from bench import limits as limits_module
 from bench import makerun as makerun_module
 from bench import redis_cost as redis_cost_module
 from bench.util import Progress, median, memory_kb, process_tree
 from tests.servers import RedisServer, server_binary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("http", "drain", "latency", "sse", "memory", "make-run", "redis-cost")
+SECTIONS = ("http", "drain", "limits", "latency", "sse", "memory", "make-run", "redis-cost")
 
 
 def machine() -> dict:
@@ -227,6 +228,9 @@ def report(data: dict) -> str:
         t1, t8 = d["io-1-thread"]["jobs_per_s"], d["io-8-threads"]["jobs_per_s"]
         add(f"  WORKER_THREADS=1: {t1:6.1f} jobs/s   WORKER_THREADS=8: {t8:6.1f} jobs/s   ×{ratio(t8, t1):.1f}")
         add("  baseline: the sleep alone allows 50 jobs/s per thread (1 / 0.02 s): 50 and 400 jobs/s")
+    if "limits" in data:
+        add("")
+        add(limits_module.report(data["limits"]))
     if "latency" in data:
         add("")
         add("(c) enqueue → result visible, ms (sequential; idle = after the worker sat idle)")
@@ -305,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         if "drain" in sections:
             progress.say(f"(b, e) drains: {len(DRAIN_LABELS)} workers × {rounds} rounds")
             data["drain"] = run_drains(server.url, rounds, n, progress)
+        if "limits" in sections:
+            variants = limits_module.VARIANTS
+            progress.say(f"limits per key: {len(variants)} drains × {rounds} rounds, N {min(n, 2000)}")
+            data["limits"] = limits_module.run(server.url, rounds, min(n, 2000), progress=progress)
         if "latency" in sections:
             progress.say(f"(c) enqueue → result: 3 workers × {rounds} rounds")
             data["latency"] = run_latencies(

@@ -20,7 +20,9 @@ ALLOWED: dict[str, Callable] = {
 }
 
 # Per-type default options, shown by GET /api/functions; a submission may still override them
-# within the server's maxima. Keys: queue, timeout, result_ttl, ttl, failure_ttl, retry.
+# within the server's maxima. Keys: queue, timeout, result_ttl, ttl, failure_ttl, retry, webhook.
+# A retry may be fixed ({"max": 3, "intervals": [5, 30]}) or a backoff drawn per job
+# ({"max": 6, "backoff": {"base": 5, "factor": 2, "max_delay": 600, "jitter": "full"}}).
 DEFAULT_OPTIONS: dict[str, dict] = {
     "sleep": {"timeout": 3660},  # sleep accepts up to 3600 s: the default 180 s would cut it short
 }

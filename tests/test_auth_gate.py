@@ -22,7 +22,7 @@ from webapp.web.auth import is_api_path
 ALICE, BOB, ADMIN = "alice-key-1", "bob-key-2", "root-key-3"
 KEYS = {"API_KEYS": f"alice:{ALICE},bob:{BOB}", "ADMIN_API_KEYS": f"ops:{ADMIN}"}
 PUBLIC = {"docs.openapi_document", "docs.docs_page", "docs.swagger_asset", "docs.static"}
-SAMPLE_ARGS = {"name": "swagger-ui.css", "filename": "api-docs.js", "delivery_id": "1-0"}
+SAMPLE_ARGS = {"name": "swagger-ui.css", "filename": "api-docs.js", "delivery_id": "1-0", "queue_name": "default"}
 
 
 @pytest.fixture

@@ -132,3 +132,14 @@ def test_sse_section_runs_beside_its_pubsub_baseline(redis_server):
     assert found["samples"] == 3
     assert found["p50_ms"] > 0 and found["pubsub_p50_ms"] > 0
     redis_server.client().flushall()
+
+
+def test_limits_drains_verify_every_job(redis_server):
+    """bench/limits.py: no-limit jobs drain while a limited key is live; one key with concurrency 4."""
+    from bench.limits import drain as limits_drain
+
+    in_flight = limits_drain(redis_server.url, "plain_limit_in_flight", 30)
+    assert in_flight["jobs"] == 30 and in_flight["round_trips_per_job"] <= 2
+    shared = limits_drain(redis_server.url, "one_key_c4", 30)
+    assert shared["jobs"] == 30
+    redis_server.client().flushall()

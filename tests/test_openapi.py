@@ -56,6 +56,9 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("POST", "/api/schedules/{name}/run"),
         ("GET", "/api/audit"),
         ("GET", "/api/stats"),
+        ("POST", "/api/queues/{queue_name}/pause"),
+        ("POST", "/api/queues/{queue_name}/resume"),
+        ("GET", "/api/limits"),
         ("GET", "/api/jobs/{job_id}/deliveries"),
         ("POST", "/api/jobs/{job_id}/deliveries/{delivery_id}/redeliver"),
     }

@@ -40,6 +40,17 @@ def events_of(redis_conn, job_id: str) -> list[dict]:
     return [decode_entry(*entry) for entry in redis_conn.xrange(keys.job_events(job_id))]
 
 
+def timeline_ending_in(redis_conn, job_id: str, last: str, timeout: float = 10.0) -> list[str]:
+    """The job's events once `last` is recorded: on RQ's failure path the job hash says `failed`
+    a moment before the worker appends the `failed` event, so a reader may see them apart."""
+    deadline = time.monotonic() + timeout
+    while True:
+        timeline = [event["event"] for event in events_of(redis_conn, job_id)]
+        if (timeline and timeline[-1] == last) or time.monotonic() > deadline:
+            return timeline
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def queue(redis_conn):
     return Queue("default", connection=redis_conn, serializer=JSONSerializer)
@@ -59,7 +70,7 @@ def test_a_function_outside_the_allow_list_fails_without_running(redis_server, r
             message = job.meta["error"]["message"]
             assert "allow-list" in message and "WORKER_ALLOWED_PREFIXES" in message
             assert job.return_value() is None
-            timeline = [event["event"] for event in events_of(redis_conn, job.id)]
+            timeline = timeline_ending_in(redis_conn, job.id, "failed")
             assert timeline[-1] == "failed", timeline
             assert timeline.count("started") == 1  # failed at once, never retried
         assert "os.getcwd" in refused.meta["error"]["message"]

@@ -19,6 +19,8 @@ def submission(name: str, *args: Any, **options: Any) -> dict[str, Any]:
 
     Options are the API's (queue, timeout, result_ttl, failure_ttl, ttl, retry, enqueue_in,
     enqueue_at, depends_on, description, webhook) plus `kwargs` for the job's keyword arguments.
+    `retry` is `{"max": n, "intervals": [s, ...]}` or `{"max": n, "backoff": {"base": s, "factor": f,
+    "max_delay": s, "jitter": "full" | "equal" | "none"}}`.
     """
     body: dict[str, Any] = {"name": name, "args": list(args)}
     for key, value in options.items():

@@ -49,7 +49,8 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Job:
-    """`GET /api/jobs/<id>`: status, result or error, progress, times, attempts."""
+    """`GET /api/jobs/<id>`: status, result or error, progress, times, attempts, and `retry`:
+    `{"left", "planned_delays", "backoff"}` (the wait before each retry), None without retries."""
 
     id: str
     name: str | None
@@ -64,6 +65,7 @@ class Job:
     last_event_id: str | None
     description: str | None
     attempts: list[Attempt] = field(default_factory=list)
+    retry: dict | None = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -101,6 +103,7 @@ class Job:
             last_event_id=data.get("last_event_id"),
             description=data.get("description"),
             attempts=attempts,
+            retry=data.get("retry"),
             raw=data,
         )
 

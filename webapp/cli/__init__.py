@@ -1,6 +1,6 @@
 """Command-line tools, as `flask` commands: `flask listen`, `flask jobs ...`, `flask schedules ...`,
-`flask audit`, `flask sessions end-all`, `flask settings`. Every state-changing command is written to the audit
-log."""
+`flask queues ...`, `flask audit`, `flask sessions end-all`, `flask settings`. Every state-changing command is
+written to the audit log."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import Flask
 from webapp.cli.audit import audit_command, audit_commands, read_only, sessions_group
 from webapp.cli.jobs import jobs_group
 from webapp.cli.listen import listen_command
+from webapp.cli.queues import queues_group
 from webapp.cli.schedules import schedules_group
 from webapp.cli.settings import settings_command
 
@@ -17,6 +18,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(listen_command)
     app.cli.add_command(jobs_group)
     app.cli.add_command(schedules_group)
+    app.cli.add_command(queues_group)
     app.cli.add_command(settings_command)
     app.cli.add_command(audit_command)
     app.cli.add_command(sessions_group)

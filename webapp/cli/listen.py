@@ -1,4 +1,5 @@
-"""`flask listen`: print job notifications and the demo channel's messages as they arrive."""
+"""`flask listen`: print job notifications, queue pauses and resumes, and the demo channel's
+messages as they arrive."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from webapp.store.jobreads import check_job_id
 
 
 def _describe(channel: str, data: str, events_channel: str) -> str:
+    if channel == events_channel + keys.QUEUE_EVENTS_SUFFIX:
+        try:
+            event = json.loads(data)
+            return f"{event['at']} {event['event']} [{event['queue']}] by {event.get('by') or 'the operator'}"
+        except (ValueError, KeyError, TypeError):
+            return f"[{channel}] {data}"
     if channel != events_channel:
         return f"[{channel}] Task get {data}" if data.isdigit() else f"[{channel}] {data}"
     try:
@@ -35,10 +42,10 @@ def _describe(channel: str, data: str, events_channel: str) -> str:
 @click.option("--job", "job_id", default=None, help="Only this job: its timeline so far, then live, until it ends.")
 @click.option(
     "--channel",
-    type=click.Choice(["all", "events", "demo"]),
+    type=click.Choice(["all", "events", "queues", "demo"]),
     default="all",
     show_default=True,
-    help="Job events, the demo channel, or both (ignored with --job).",
+    help="Job events, queue pauses and resumes, the demo channel, or all of them (ignored with --job).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as published.")
 @click.option("--count", type=int, default=None, help="Stop after this many messages.")
@@ -60,8 +67,9 @@ def listen_command(job_id: str | None, channel: str, as_json: bool, count: int |
         return
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     channels = {
-        "all": [events_channel, config["DEMO_CHANNEL"]],
+        "all": [events_channel, config["DEMO_CHANNEL"], keys.queue_events_channel(config)],
         "events": [events_channel],
+        "queues": [keys.queue_events_channel(config)],
         "demo": [config["DEMO_CHANNEL"]],
     }[channel]
     pubsub.subscribe(*channels)

@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_FAILURE_TTL", 2592000, int, "Largest `failure_ttl` a submission may ask for, in seconds."),
     Setting("MAX_JOB_TTL", 604800, int, "Largest `ttl` (time allowed in the queue), in seconds."),
     Setting("MAX_RETRIES", 10, int, "Largest `retry.max` a submission may ask for."),
-    Setting("MAX_RETRY_INTERVAL", 3600, int, "Largest retry interval, in seconds."),
+    Setting("MAX_RETRY_INTERVAL", 3600, int, "Largest retry interval, backoff base and max_delay, in seconds."),
     Setting("MAX_ENQUEUE_IN", 2592000, int, "Largest `enqueue_in` (a delay before the job runs), in seconds."),
     Setting("MAX_DEPENDENCIES", 20, int, "Most jobs a submission may depend on."),
     Setting("MAX_BATCH", 100, int, "Most jobs in one `POST /api/jobs/batch`."),

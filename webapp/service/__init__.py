@@ -7,6 +7,7 @@ from __future__ import annotations
 import jobs as job_functions
 from webapp.service.catalog import build_catalog
 from webapp.service.jobservice import JobService
+from webapp.service.queues import QueueService
 from webapp.service.schedules import ScheduleService
 
 
@@ -16,3 +17,4 @@ def init_app(app) -> None:
     catalog = build_catalog(job_functions.ALLOWED, job_functions.DEFAULT_OPTIONS)
     app.extensions["jobsvc"] = JobService(app.extensions["redis"], app.config, catalog)
     app.extensions["jobsvc_schedules"] = ScheduleService(app.extensions["jobsvc"])
+    app.extensions["jobsvc_queues"] = QueueService(app.extensions["jobsvc"])

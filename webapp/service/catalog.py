@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from webapp.infra.errors import ValidationFailed
+from webapp.service.submission import LimitOptions, RetryOptions
 from webapp.service.validation import failed, json_integers
 
 
@@ -89,7 +90,7 @@ def job_type_for(name: str, func: Callable) -> JobType:
 
 
 # Options a job type may set a default for (jobs.DEFAULT_OPTIONS); a submission may override them.
-OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "webhook")
+OPTION_NAMES = ("queue", "timeout", "result_ttl", "ttl", "failure_ttl", "retry", "webhook", "limit")
 
 
 class Catalog(dict[str, JobType]):
@@ -125,10 +126,29 @@ def build_catalog(allowed: Mapping[str, Callable], defaults: Mapping[str, Mappin
         unknown = sorted(set(options) - set(OPTION_NAMES))
         if unknown:
             raise TypeError(f"job {name}: unknown default option(s) {unknown}; known: {', '.join(OPTION_NAMES)}")
+        if options.get("limit") is not None:
+            try:  # a fixed key shared by every submission of the type (README, "Limits per key")
+                LimitOptions.model_validate(options["limit"])
+            except ValidationError as exc:
+                raise TypeError(f"job {name}: invalid default limit: {exc}") from None
     catalog = Catalog((name, job_type_for(name, func)) for name, func in allowed.items())
     for name, options in defaults.items():
-        catalog[name] = dataclasses.replace(catalog[name], options=dict(options))
+        options = dict(options)
+        if options.get("retry") is not None:
+            options["retry"] = _default_retry(name, options["retry"])
+        catalog[name] = dataclasses.replace(catalog[name], options=options)
     return catalog
+
+
+def _default_retry(name: str, retry: Mapping[str, Any]) -> dict[str, Any]:
+    """A job type's default retry, checked as a submission's is; a backoff gets its defaults filled in."""
+    try:
+        checked = RetryOptions.model_validate(retry)
+    except ValidationError as exc:
+        raise TypeError(f"job {name}: default retry {dict(retry)!r} is invalid: {exc}") from None
+    if checked.backoff is None:
+        return dict(retry)
+    return {"max": checked.max, "backoff": checked.backoff.model_dump()}
 
 
 def effective_options(job_type: JobType, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,11 +24,12 @@ from rq.serializers import JSONSerializer
 from webapp.infra.errors import Conflict
 from webapp.service import access
 from webapp.service.access import Caller
+from webapp.service.backoff import backoff_delays
 from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import Submitter
-from webapp.store import jobreads, keys, listing, states
+from webapp.store import jobreads, keys, limits, listing, states
 from webapp.store.events import EventLog
 
 
@@ -101,6 +102,7 @@ class JobService:
                 job.cancel()
             except InvalidJobOperation as exc:
                 raise Conflict(f"job {job_id} cannot be canceled: {exc}") from None
+            limits.unpark(self.connection, job)  # a job parked by its limit key leaves the key's list
             self.events.for_job("canceled", job, status="canceled", name=jobreads.job_name(job, self.names_by_path))
             return self.describe(job_id, caller), False
         if status == "started":
@@ -123,6 +125,7 @@ class JobService:
             raise Conflict(f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it")
         name = jobreads.job_name(job, self.names_by_path)
         job.delete(remove_from_queue=True, delete_dependents=False)
+        limits.unpark(self.connection, job)
         with self.connection.pipeline(transaction=False) as pipe:
             self.events.for_job("deleted", job, status="deleted", name=name, pipeline=pipe)
             pipe.delete(keys.job_events(job_id))
@@ -143,6 +146,11 @@ class JobService:
         registry = registry_class(job.origin, connection=self.connection, serializer=JSONSerializer)
         job.meta.pop("error", None)
         job.meta.pop("progress", None)
+        planned = job.meta.get("retry")
+        if planned and planned.get("backoff"):
+            # A backoff is planned afresh: its full count of retries, with new draws.
+            job.retries_left = planned["max"]
+            job.retry_intervals = backoff_delays(planned["max"], planned["backoff"])
         try:
             registry.requeue(job)
         except InvalidJobOperation:

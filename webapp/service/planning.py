@@ -15,8 +15,9 @@ from rq import Queue, Retry
 from rq.job import Dependency
 
 from webapp.infra.errors import PayloadTooLarge, ValidationFailed
+from webapp.service.backoff import backoff_delays, fixed_delays
 from webapp.service.catalog import Catalog, JobType, effective_options
-from webapp.service.submission import Dependencies, SubmitRequest
+from webapp.service.submission import Dependencies, LimitOptions, RetryOptions, SubmitRequest
 from webapp.service.validation import failed
 from webapp.service.webhooks import webhook_meta
 from webapp.store.jobreads import JOB_ID_PATTERN
@@ -34,6 +35,8 @@ class PlannedJob:
     dependency: Dependency | None = None
     dependency_ids: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)  # kept in the job's meta (webhook, traceparent)
+    limit: dict[str, Any] | None = None  # limits per key, as the job's meta carries it (store/limits.py)
+    limit_own: bool = False  # the key was given in the submission: the submitting API key's own
 
     @property
     def initial_status(self) -> str:
@@ -107,18 +110,17 @@ class Planner:
             "ttl": pick("ttl"),
             "description": request.description,
         }
-        if request.retry is not None:
-            self._at_most("retry.max", request.retry.max, "MAX_RETRIES")
-            for interval in request.retry.intervals:
-                if interval < 0:
-                    raise ValidationFailed("retry.intervals: intervals are seconds, 0 or more")
-                self._at_most("retry.intervals", interval, "MAX_RETRY_INTERVAL")
-            retry = {"max": request.retry.max, "intervals": request.retry.intervals}
-        else:
-            retry = defaults["retry"]
-        if retry and retry.get("max", 0) > 0:
-            options["retry"] = Retry(max=retry["max"], interval=list(retry.get("intervals") or []) or 0)
+        retry = self._retry(request.retry) if request.retry is not None else defaults["retry"]
         planned = PlannedJob(job_type, call_kwargs, queue, options)
+        if retry and retry.get("max", 0) > 0:
+            backoff = retry.get("backoff")
+            if backoff is not None:
+                backoff = {**backoff, "max_delay": backoff.get("max_delay") or self.config["MAX_RETRY_INTERVAL"]}
+                delays = backoff_delays(retry["max"], backoff)
+                planned.meta["retry"] = {"max": retry["max"], "backoff": backoff}  # to plan afresh on retry
+            else:
+                delays = fixed_delays(retry["max"], retry.get("intervals") or [])
+            options["retry"] = Retry(max=retry["max"], interval=delays)
         # A job type's default webhook applies unless the submission names one, or null.
         spec = request.webhook.model_dump() if request.webhook is not None else None
         if "webhook" not in request.model_fields_set:
@@ -126,6 +128,13 @@ class Planner:
         webhook = webhook_meta(spec, self.config["WEBHOOK_ALLOWED_HOSTS"])
         if webhook is not None:
             planned.meta["webhook"] = webhook
+        # Likewise the job type's default limit (a fixed key shared by everyone), unless the
+        # submission gives one (the submitter's own key) or null.
+        if "limit" in request.model_fields_set:
+            planned.limit = request.limit.meta() if request.limit is not None else None
+            planned.limit_own = True
+        elif defaults.get("limit") is not None:
+            planned.limit = LimitOptions.model_validate(defaults["limit"]).meta()
         planned.run_at = self._run_at(request)
         if request.depends_on is not None:
             deps = request.depends_on
@@ -142,6 +151,19 @@ class Planner:
             planned.dependency_ids = list(dict.fromkeys(ids))
             planned.dependency = Dependency(jobs=planned.dependency_ids, allow_failure=allow_failure)
         return planned
+
+    def _retry(self, retry: RetryOptions) -> dict[str, Any]:
+        """The submission's retry option, checked against the server's maxima, as a plain mapping."""
+        self._at_most("retry.max", retry.max, "MAX_RETRIES")
+        if retry.backoff is not None:
+            self._at_most("retry.backoff.base", retry.backoff.base, "MAX_RETRY_INTERVAL")
+            self._at_most("retry.backoff.max_delay", retry.backoff.max_delay, "MAX_RETRY_INTERVAL")
+            return {"max": retry.max, "backoff": retry.backoff.model_dump()}
+        for interval in retry.intervals:
+            if interval < 0:
+                raise ValidationFailed("retry.intervals: intervals are seconds, 0 or more")
+            self._at_most("retry.intervals", interval, "MAX_RETRY_INTERVAL")
+        return {"max": retry.max, "intervals": retry.intervals}
 
     def _run_at(self, request: SubmitRequest) -> datetime | None:
         if request.enqueue_in is not None and request.enqueue_at is not None:

@@ -108,9 +108,7 @@ class Submitter:
         """Add one job's writes (job hash, queue push or schedule, event, index) to `commands`.
 
         `schedule`: the periodic schedule making the job, kept in its meta, events and index."""
-        meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
-        if owner is not None:
-            meta["owner"] = owner
+        meta = job_meta(plan, owner)
         if schedule is not None:
             meta["schedule"] = schedule
         queue = plan.queue
@@ -190,9 +188,7 @@ class Submitter:
             return self._refused(outcome, fingerprint)
         try:
             for entry, plan in zip(created, planned, strict=True):
-                meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
-                if owner is not None:
-                    meta["owner"] = owner
+                meta = job_meta(plan, owner)
                 job = plan.queue.enqueue_call(
                     func=plan.job_type.import_path,
                     kwargs=plan.call_kwargs,
@@ -280,6 +276,21 @@ class Submitter:
             {**entry, "status": status.decode() if status else entry["status"]}
             for entry, status in zip(created, statuses, strict=True)
         ]
+
+
+def job_meta(plan: PlannedJob, owner: str | None) -> dict[str, Any]:
+    """The job's meta: its name, owner, the plan's own entries and its limit. A limit key given in
+    the submission belongs to the submitting API key (`<key name>/<key>`), so no client can hold
+    back another's jobs through a shared key; a job type's default key is shared by everyone."""
+    meta: dict[str, Any] = {"name": plan.job_type.name, **plan.meta}
+    if owner is not None:
+        meta["owner"] = owner
+    if plan.limit is not None:
+        limit = dict(plan.limit)
+        if plan.limit_own and owner is not None:
+            limit["key"] = f"{owner}/{limit['key']}"
+        meta["limit"] = limit
+    return meta
 
 
 def idempotency_storage_key(key: str, caller: Caller) -> str:

@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 
 from webapp.infra.clock import iso
 from webapp.infra.errors import NotFound
-from webapp.store import keys, scripts
+from webapp.store import keys, limits, scripts
 
 # RQ's own job ids are 32 hex characters; ids given by callers of RQ may use this wider set.
 # Anything else (":" in particular, which would address other keys) never reaches Redis.
@@ -47,6 +47,7 @@ def restore(job_id: str, raw: dict, connection: Redis) -> Job:
     """An RQ Job from its hash as read (no round trip)."""
     job = Job(job_id, connection=connection, serializer=JSONSerializer)
     job.restore(raw)
+    job.waiting_for = raw.get(b"waiting_for")  # b"limit" while parked by its key's limit (store/limits.py)
     return job
 
 
@@ -120,7 +121,17 @@ def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: M
         "last_event_id": last_event_id,
         "description": job.description,
         "schedule": job.meta.get("schedule"),
+        "waiting_for": "limit" if status == "deferred" and getattr(job, "waiting_for", None) == b"limit" else None,
+        "limit": limit_view(job.meta.get("limit")),
     }
+
+
+def limit_view(limit: Any) -> dict[str, Any] | None:
+    """A job's limit as the API shows it: key, concurrency, rate (`5/second`)."""
+    if not isinstance(limit, Mapping) or not isinstance(limit.get("key"), str):
+        return None
+    rate = limits.describe_rate(int(limit.get("rate") or 0), float(limit.get("per") or 0))
+    return {"key": limit["key"], "concurrency": limit.get("concurrency"), "rate": rate}
 
 
 def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
@@ -144,11 +155,25 @@ def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
     ]
 
 
+def retry_plan(job: Job) -> dict[str, Any] | None:
+    """The job's retries: how many are left, the planned wait before each (in order, seconds)
+    and the backoff they were drawn from (null for fixed intervals); None without retries."""
+    if job.retries_left is None:
+        return None
+    planned = job.meta.get("retry") or {}
+    return {
+        "left": job.retries_left,
+        "planned_delays": list(job.retry_intervals or []),
+        "backoff": planned.get("backoff"),
+    }
+
+
 def describe(connection: Redis, job_id: str, names: Mapping[str, str]) -> dict[str, Any]:
-    """The detail view: the list view plus the job's attempts, in one round trip."""
+    """The detail view: the list view plus the job's attempts and retries, in one round trip."""
     job, results, last_event_id = read(connection, job_id, results=None)
     view = to_dict(job, results[0] if results else None, last_event_id, names)
     view["attempts"] = attempts_of(results)
+    view["retry"] = retry_plan(job)
     return view
 
 

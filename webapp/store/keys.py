@@ -98,6 +98,9 @@ EVENTS_STREAM = "jobsvc:events"  # every job's events (a stream), trimmed to EVE
 EVENTS_CHANNEL = "jobsvc:events"  # the pub/sub channel events are published on (EVENTS_CHANNEL)
 JOB_EVENTS_PREFIX = "jobsvc:job-events:"  # + job id: one job's timeline (a stream)
 WAKE_PREFIX = "jobsvc:wake:"  # + queue name: wake-up tokens for idle workers (a list)
+PAUSED_QUEUES = "jobsvc:queues:paused"  # paused queue name -> {"at", "by"} as JSON (a hash; absent: none paused)
+QUEUE_EVENTS_STREAM = "jobsvc:queue-events"  # queue.paused / queue.resumed events (a stream)
+QUEUE_EVENTS_SUFFIX = ":queues"  # the events channel + this: where queue events are published
 
 INDEX = "jobsvc:index"  # every job by submission time (a sorted set)
 INDEX_BY_QUEUE_PREFIX = "jobsvc:index:queue:"  # + queue name
@@ -132,6 +135,13 @@ SESSION_SECRET = "jobsvc:session:secret"  # signs web sign-in sessions when SECR
 SESSION_ENDED_PREFIX = "jobsvc:session:ended:"  # + session id: signed out (expires with the session)
 AUDIT = "jobsvc:audit"  # who changed what (a stream, trimmed by AUDIT_RETENTION and AUDIT_MAXLEN)
 STATS_PREFIX = "jobsvc:stats:"  # + hour (Unix time // 3600): per-minute counters and gauges (a hash)
+# Concurrency and rate limits per key (webapp/store/limits.py, lua/lib/limits.lua)
+LIMIT_RUNNING_PREFIX = "jobsvc:limit:running:"  # + limit key: its running jobs by lease expiry (a sorted set)
+LIMIT_STARTS_PREFIX = "jobsvc:limit:starts:"  # + limit key: starts within the rate window (a sorted set)
+LIMIT_PARKED_PREFIX = "jobsvc:limit:parked:"  # + limit key: job ids waiting for a slot, oldest first (a list)
+LIMIT_KEYS = "jobsvc:limit:keys"  # active limit keys by last activity (a sorted set)
+LIMIT_SPECS = "jobsvc:limit:specs"  # limit key -> its latest limit, "<concurrency> <rate> <per>" (a hash)
+LIMIT_DUE = "jobsvc:limit:due"  # rate-parked limit keys by when their window next admits a job (a sorted set)
 STATS_SAMPLED = "jobsvc:stats:sampled"  # claimed by the one process sampling the gauges this interval
 WEBHOOK_PREFIX = "jobsvc:webhook:"  # + delivery id (the event's id): one delivery (a hash)
 WEBHOOK_ATTEMPTS_SUFFIX = ":attempts"  # delivery key + this: its attempts, oldest first (a list)
@@ -176,6 +186,11 @@ def schedule_runs(name: str) -> str:
 def schedule_events_channel(config) -> str:
     """Schedule events go on a channel of their own, beside the job events' channel."""
     return events_channel(config) + SCHEDULE_EVENTS_SUFFIX
+
+
+def queue_events_channel(config) -> str:
+    """Queue events go on a channel of their own, beside the job events' channel."""
+    return events_channel(config) + QUEUE_EVENTS_SUFFIX
 
 
 def liveness(worker_name: str) -> str:
@@ -225,6 +240,7 @@ LUA_NAMES = {
     "DEPENDENCIES_PREFIX": dependencies("").removesuffix(":dependencies"),
     "JOB_EVENTS_PREFIX": JOB_EVENTS_PREFIX,
     "WAKE_PREFIX": WAKE_PREFIX,
+    "PAUSED_QUEUES": PAUSED_QUEUES,
     "METRICS_EVENTS": METRICS_EVENTS,
     "METRICS_DURATION": METRICS_DURATION,
     "RUN_STARTED": RUN_STARTED,
@@ -236,4 +252,23 @@ LUA_NAMES = {
     "WEBHOOK_DUE_HOST_PREFIX": WEBHOOK_DUE_HOST_PREFIX,
     "WEBHOOK_WAKE": WEBHOOK_WAKE,
     "WEBHOOK_JOB_PREFIX": WEBHOOK_JOB_PREFIX,
+    "DEFERRED_PREFIX": registry("deferred", ""),
+    "LIMIT_RUNNING_PREFIX": LIMIT_RUNNING_PREFIX,
+    "LIMIT_STARTS_PREFIX": LIMIT_STARTS_PREFIX,
+    "LIMIT_PARKED_PREFIX": LIMIT_PARKED_PREFIX,
+    "LIMIT_KEYS": LIMIT_KEYS,
+    "LIMIT_SPECS": LIMIT_SPECS,
+    "LIMIT_DUE": LIMIT_DUE,
 }
+
+
+def limit_running(limit_key: str) -> str:
+    return LIMIT_RUNNING_PREFIX + limit_key
+
+
+def limit_starts(limit_key: str) -> str:
+    return LIMIT_STARTS_PREFIX + limit_key
+
+
+def limit_parked(limit_key: str) -> str:
+    return LIMIT_PARKED_PREFIX + limit_key

@@ -10,7 +10,7 @@ from redis import Redis
 from rq.utils import utcparse
 
 from webapp.infra.clock import iso
-from webapp.store import keys
+from webapp.store import keys, pauses, stats
 
 # Registries scored by expiry time: entries below "now" are expired but not yet cleaned up by a
 # worker's maintenance, so only the ones above "now" count. Scheduled and deferred jobs are
@@ -21,7 +21,8 @@ STATES = ("queued", *EXPIRING, *PENDING)
 
 
 def queue_counts(connection: Redis, queues: Iterable[str]) -> list[dict[str, Any]]:
-    """Jobs per state for each queue, in the order the queues are configured."""
+    """Each queue, in the order the queues are configured: jobs per state, depth, the wait of the
+    job at its head (seconds; 0 when empty) and whether it is paused (two round trips)."""
     names = list(queues)
     now = time.time()
     with connection.pipeline(transaction=False) as pipe:
@@ -31,12 +32,30 @@ def queue_counts(connection: Redis, queues: Iterable[str]) -> list[dict[str, Any
                 pipe.zcount(keys.registry(state, name), now, "+inf")
             for state in PENDING:
                 pipe.zcard(keys.registry(state, name))
+            pipe.lindex(keys.queue(name), 0)
+        pipe.hgetall(keys.PAUSED_QUEUES)
         replies = pipe.execute()
-    width = len(STATES)
-    return [
-        {"name": name, "counts": dict(zip(STATES, replies[i * width : (i + 1) * width], strict=True))}
-        for i, name in enumerate(names)
-    ]
+    width = len(STATES) + 1
+    paused = {_decoded(name): raw for name, raw in replies[-1].items()}
+    heads = [replies[i * width + width - 1] for i in range(len(names))]
+    ages = stats.head_ages(connection, heads, now)
+    views = []
+    for i, name in enumerate(names):
+        counts = dict(zip(STATES, replies[i * width : i * width + len(STATES)], strict=True))
+        pause = pauses.decode(paused[name]) if name in paused else {"paused_at": None, "paused_by": None}
+        views.append({
+            "name": name,
+            "counts": counts,
+            "depth": counts["queued"],
+            "oldest_age": ages[i] if counts["queued"] else 0.0,
+            "paused": name in paused,
+            **pause,
+        })  # fmt: skip
+    return views
+
+
+def _decoded(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _text(raw: dict, field: bytes) -> str | None:

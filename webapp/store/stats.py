@@ -46,6 +46,23 @@ def _age(enqueued_at: bytes | None, now: float) -> float | None:
     return round(max(0.0, now - moment.timestamp()), 1)
 
 
+def head_ages(connection: Redis, heads: Sequence, now: float) -> list[float | None]:
+    """The wait of each queue's head job (`LINDEX 0` replies; None: empty or unknown), one round trip."""
+    present = [_text(head) for head in heads if head]
+    if not present:
+        return [None] * len(heads)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in present:
+            pipe.hget(keys.job(job_id), "enqueued_at")
+        enqueued = iter(pipe.execute())
+    return [_age(next(enqueued), now) if head else None for head in heads]
+
+
+def age_of(enqueued_at: bytes | None, now: float) -> float | None:
+    """Seconds since a job hash's `enqueued_at` (RQ's text), to 0.1 s; None when unreadable."""
+    return _age(enqueued_at, now)
+
+
 def read_gauges(connection: Redis, queues: Sequence[str], now: float | None = None) -> dict[str, Any]:
     """Depth and head-of-queue wait of each queue, and the workers alive, now (two round trips)."""
     now = time.time() if now is None else now

@@ -59,6 +59,7 @@ class Finish:
     done_working_time: str  # seconds
     done_event_ttl: int  # how long the finished job's timeline is kept
     done_event: str  # the `finished` event, a JSON object
+    done_limit_key: str = ""  # the job's limit key, whose slot is given back ('' for none)
 
 
 NO_FINISH = ("",) * len(fields(Finish))

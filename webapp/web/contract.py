@@ -19,7 +19,7 @@ from typing import Any
 
 from webapp.service.access import KeyRing
 from webapp.service.catalog import JobType
-from webapp.service.submission import WebhookOptions
+from webapp.service.submission import BackoffOptions, WebhookOptions
 from webapp.service.webhooks import Secrets, url_pattern
 from webapp.store.jobreads import JOB_ID_PATTERN
 
@@ -47,24 +47,7 @@ def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: I
         if branch.get("type") == "string":
             branch.pop("maxLength", None)
             branch["enum"] = list(queues)
-    options["retry"] = {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "max": {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRIES"]},
-                    "intervals": {
-                        "type": "array",
-                        "items": {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRY_INTERVAL"]},
-                    },
-                },
-                "required": ["max"],
-                "additionalProperties": False,
-                "description": "Retry a failed job `max` times, waiting each interval in turn (the last repeats).",
-            },
-            {"type": "null"},
-        ]
-    }
+    options["retry"] = retry_option(config)
     if "webhook" in options:
         options["webhook"] = webhook_option(config)
     if "depends_on" not in options:
@@ -83,6 +66,45 @@ def _option_bounds(options: dict[str, Any], config: Mapping[str, Any], queues: I
             {"type": "null"},
         ],
         "description": "Jobs (ids) that must end before this one runs; they must exist and be visible to you.",
+    }
+
+
+def retry_option(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The `retry` option: fixed intervals, or a backoff (not both), within this server's maxima."""
+    retries = {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRIES"]}
+    seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": config["MAX_RETRY_INTERVAL"]}
+    backoff = BackoffOptions.model_json_schema()
+    backoff.pop("title", None)
+    for prop in backoff["properties"].values():
+        prop.pop("title", None)
+    backoff["properties"]["base"].update(seconds)
+    backoff["properties"]["max_delay"]["anyOf"] = [seconds, {"type": "null"}]
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "max": retries,
+                    "intervals": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0, "maximum": config["MAX_RETRY_INTERVAL"]},
+                    },
+                    "backoff": {"type": "null"},
+                },
+                "required": ["max"],
+                "additionalProperties": False,
+                "description": "Retry a failed job `max` times, waiting each interval in turn (the last repeats).",
+            },
+            {
+                "type": "object",
+                "properties": {"max": retries, "backoff": backoff},
+                "required": ["max", "backoff"],
+                "additionalProperties": False,
+                "description": "Retry a failed job `max` times after exponential delays with jitter, "
+                "drawn for each job when it is submitted (and again when it is retried through the API).",
+            },
+            {"type": "null"},
+        ]
     }
 
 

@@ -7,6 +7,7 @@ from redis import Redis
 
 from webapp.infra.redis import RedisFactory
 from webapp.service.jobservice import JobService
+from webapp.service.queues import QueueService
 from webapp.service.schedules import ScheduleService
 
 
@@ -16,6 +17,10 @@ def get_service() -> JobService:
 
 def get_schedules() -> ScheduleService:
     return current_app.extensions["jobsvc_schedules"]
+
+
+def get_queues() -> QueueService:
+    return current_app.extensions["jobsvc_queues"]
 
 
 def get_redis() -> Redis:

@@ -63,6 +63,10 @@ PATH_PARAMETERS = {
         "description": "A schedule's name: letters, digits, '_', '.' and '-'.",
         "schema": {"type": "string", "pattern": NAME_PATTERN},
     },
+    "queue_name": {
+        "description": "A configured queue's name (`GET /api/queues` lists them); any other name is a 404.",
+        "schema": {"type": "string", "minLength": 1},
+    },
     "delivery_id": {
         "description": "A webhook delivery's id (its event's id, `<ms>-<seq>`).",
         "schema": {"type": "string", "pattern": DELIVERY_ID_PATTERN.pattern},

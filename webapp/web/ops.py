@@ -63,6 +63,20 @@ class RedisCollector:
                 depth.add_metric([queue, state], value)
         yield depth
 
+        queue_depth = GaugeMetricFamily("jobsvc_queue_depth", "Jobs waiting in each queue.", labels=["queue"])
+        oldest = GaugeMetricFamily(
+            "jobsvc_queue_oldest_age_seconds",
+            "Seconds the job at the head of each queue (the next to run) has waited; 0 when the queue is empty.",
+            labels=["queue"],
+        )
+        paused = GaugeMetricFamily("jobsvc_queue_paused", "1 while a queue is paused, else 0.", labels=["queue"])
+        for queue, counts in snapshot.depths.items():
+            queue_depth.add_metric([queue], counts["queued"])
+            if queue in snapshot.oldest_ages:
+                oldest.add_metric([queue], snapshot.oldest_ages[queue])
+            paused.add_metric([queue], 1 if queue in snapshot.paused else 0)
+        yield from (queue_depth, oldest, paused)
+
         jobs = CounterMetricFamily("jobsvc_job_events", "Job lifecycle events recorded.", labels=["event"])
         for name, value in snapshot.events.items():
             jobs.add_metric([name], value)

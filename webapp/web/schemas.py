@@ -68,8 +68,48 @@ class Attempt(BaseModel):
     error: JobError | None = None
 
 
+class Backoff(BaseModel):
+    base: float
+    factor: float
+    max_delay: float
+    jitter: Literal["full", "equal", "none"]
+
+
+class RetryPlan(BaseModel):
+    """A job's retries: `planned_delays[i]` is the wait before retry i + 1 (seconds)."""
+
+    left: int = Field(description="Retries left.")
+    planned_delays: list[float] = Field(description="The wait before each retry, in order (seconds).")
+    backoff: Backoff | None = Field(None, description="What the delays were drawn from; null for fixed intervals.")
+
+
+class JobLimit(BaseModel):
+    """A job's concurrency and rate limit (README, "Limits per key")."""
+
+    key: str = Field(description="The limit key; one given with an API key is `<key name>/<key>`.")
+    concurrency: int | None = None
+    rate: str | None = Field(None, description="`<n>/<second|minute|hour>`.")
+
+
+class LimitKey(BaseModel):
+    """One active limit key: jobs running and parked, and its latest limit."""
+
+    key: str
+    running: int = Field(description="Jobs of the key running now.")
+    waiting: int = Field(description="Jobs parked until the key admits them (status deferred).")
+    concurrency: int | None = Field(None, description="The latest concurrency limit seen for the key.")
+    rate: str | None = Field(None, description="The latest rate limit seen for the key, `<n>/<unit>`.")
+    next_start_at: str | None = Field(None, description="When the rate window next admits a parked job.")
+
+
+class LimitsView(BaseModel):
+    """`GET /api/limits`: every key with jobs running or parked."""
+
+    limits: list[LimitKey]
+
+
 class JobView(BaseModel):
-    """`GET /api/jobs/<id>`; the list view leaves out `attempts`."""
+    """`GET /api/jobs/<id>`; the list view leaves out `attempts` and `retry`."""
 
     id: JobId
     name: str | None
@@ -84,7 +124,12 @@ class JobView(BaseModel):
     last_event_id: str | None = Field(None, description="Stream from here with Last-Event-ID for no gap.")
     description: str | None = None
     schedule: str | None = Field(None, description="The periodic schedule that made this job, if any.")
+    waiting_for: Literal["limit"] | None = Field(
+        None, description="`limit` while the job is parked (status deferred) until its limit key admits it."
+    )
+    limit: JobLimit | None = Field(None, description="The job's limit per key, if any.")
     attempts: list[Attempt] | None = None
+    retry: RetryPlan | None = Field(None, description="Detail view only: retries left and their planned delays.")
 
 
 class JobListQuery(BaseModel):
@@ -112,6 +157,16 @@ class JobPage(BaseModel):
 class QueueView(BaseModel):
     name: str
     counts: dict[str, int] = Field(description="Jobs per state: queued, started, deferred, scheduled, ...")
+    depth: int = Field(description="Jobs waiting in the queue (`counts.queued`).")
+    oldest_age: float | None = Field(
+        description="Seconds the job at the head of the queue (the next to run) has waited: the wait a new job "
+        "faces at least. 0 when the queue is empty; null when the head job's record is gone."
+    )
+    paused: bool = Field(description="True while the queue is paused: its jobs stay queued, workers take none.")
+    paused_at: str | None = Field(description="When it was paused (ISO 8601 UTC); null when not paused.")
+    paused_by: str | None = Field(
+        description="Who paused it: the API key name, or null (open API, or the command line's operator)."
+    )
 
 
 class QueueList(BaseModel):

@@ -32,7 +32,7 @@ from rq.worker import WorkerStatus
 from webapp.infra import tracing
 from webapp.infra.clock import now_iso
 from webapp.infra.redis import RedisFactory
-from webapp.store import keys, step, webhooks
+from webapp.store import keys, limits, step, webhooks
 from webapp.store.jobreads import job_name
 from webapp.worker.rqworker import ServiceWorker
 from webapp.worker.traced import perform_traced
@@ -73,6 +73,7 @@ class FastWorker(ServiceWorker):
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._next_periodic = 0.0
         self._waiting = False
+        self._limit_due: float | None = None  # limits: when a rate-parked job's key admits again
         self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
 
     @classmethod
@@ -126,8 +127,8 @@ class FastWorker(ServiceWorker):
                 backoff = 1.0
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
-                    if handed_to_rq and want_more:
-                        continue  # RQ's path may have enqueued dependents (without a wake token)
+                    if (handed_to_rq or self._limit_due == 0) and want_more:
+                        continue  # RQ's path may have enqueued dependents (without a wake token); jobs were parked
                     if not want_more or burst:
                         break
                     if periodic:
@@ -178,12 +179,17 @@ class FastWorker(ServiceWorker):
             self.check_for_suspension(burst)
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
+        limits.tick(self.connection)  # parked jobs whose key admits again while all workers were busy
 
     def _wait_for_work(self) -> bool:
-        """Block until an enqueuer's wake token arrives (True), or `wake_timeout` passes."""
+        """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a
+        rate-parked job's key admits again (then the next claim promotes it)."""
         self._waiting = self.threads == 1
+        timeout = self.wake_timeout
+        if self._limit_due:
+            timeout = min(timeout, max(0.01, self._limit_due - time.time()))
         try:
-            return self.connection.blpop(self._wake_keys, timeout=self.wake_timeout) is not None
+            return self.connection.blpop(self._wake_keys, timeout=timeout) is not None
         finally:
             self._waiting = False
 
@@ -210,8 +216,11 @@ class FastWorker(ServiceWorker):
         began = time.time_ns() if self._tracing else 0
         reply = self._call_step(step.argv(claim_args, pending[4] if pending is not None else None))
         status = reply[0]
-        if len(reply) == 1:
+        if len(reply) < 3:
+            # limits: {status, 0} jobs were parked, claim again; {status, t} a parked key admits at t
+            self._limit_due = float(reply[1]) if len(reply) == 2 else None
             return status, None
+        self._limit_due = None
         index, job_id, flat = reply[1:]
         job_id = job_id.decode()
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
@@ -280,6 +289,7 @@ class FastWorker(ServiceWorker):
         if status == 0:  # it has dependents: RQ's own path enqueues them
             job._status = JobStatus.STARTED
             self._finalize_success(self._restore_dates(job), queue, execution, return_value)
+            self._release_limit(job)
             return True
         if status == -1:
             self.log.warning("Worker %s: job %s was deleted while it ran; its result is dropped", self.name, job.id)
@@ -290,8 +300,18 @@ class FastWorker(ServiceWorker):
     def _run_claimed(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
         if job.origin in self.isolated_queues:
             self._run_isolated(queue, job, execution)
+            self._release_limit(job)
             return None
-        return self._perform(queue, job, execution)
+        pending = self._perform(queue, job, execution)
+        if pending is None:  # RQ's own code recorded the outcome: STEP's finish will not release
+            self._release_limit(job)
+        return pending
+
+    def _release_limit(self, job: Job) -> None:
+        """Give back a limited job's slot (lua/lib/limits.lua); nothing for a job without a limit."""
+        key = limits.limit_key(job.meta)
+        if key:
+            limits.release(self.connection, key, job.id)
 
     def _perform(self, queue: Queue, job: Job, execution: Execution) -> tuple | None:
         """Run the job in this process. Returns the STEP arguments of a plain success, or
@@ -360,6 +380,7 @@ class FastWorker(ServiceWorker):
             done_working_time=repr((ended - job.started_at).total_seconds()),
             done_event_ttl=result_ttl if result_ttl > 0 else self.events.default_ttl,
             done_event=event,
+            done_limit_key=limits.limit_key(job.meta),
         )
 
     def _run_isolated(self, queue: Queue, job: Job, execution: Execution) -> None:

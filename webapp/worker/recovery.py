@@ -14,7 +14,8 @@ supervisors never recover the same job) and then, in one transaction:
   is recorded as a RETRIED result carrying the reason), else failed with the reason;
 - a job handed back by a cold shutdown: requeued at the front, its retries untouched;
 - a job popped but never started: requeued at the front.
-Events `abandoned` then `retrying` / `failed` are written in the same transaction.
+Events `abandoned` then `retrying` / `failed` are written in the same transaction, and a job
+with a limit gives its key's slot back there too (webapp/store/limits.py).
 
 `Recovery.reconcile()` closes RQ's multi-queue dequeue window (BLPOP, then register the
 execution: a worker killed in between leaves a `queued` job in no list and no registry).
@@ -38,7 +39,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import now, parse_composite_key, utcformat
 
-from webapp.store import keys, scripts, states
+from webapp.store import keys, limits, scripts, states
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
 
@@ -192,6 +193,9 @@ class Recovery:
                     return False
                 pipe.multi()
                 outcome = self._recovery_steps(pipe, queue, job, execution_id, worker, reason, hand_back)
+                limit_key = limits.limit_key(job.meta)
+                if limit_key:  # the dead worker's slot is given back, the key's next job woken
+                    limits.release(pipe, limit_key, job.id)
                 pipe.zrem(wip_key, composite)
                 pipe.delete(execution_key)
                 pipe.zrem(keys.executions(job_id), execution_id)

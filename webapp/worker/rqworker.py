@@ -2,6 +2,7 @@
 
 It runs each job inside the Flask app context, records lifecycle events (started, progress,
 finished, failed, retrying, stopped) and keeps a failure's type and message in the job's meta.
+It leaves paused queues alone (webapp/store/pauses.py): their jobs stay queued.
 It runs only what the catalog allows: a job whose function (or callback) is not in the
 allow-list is failed at once, never imported or called, whoever enqueued it (`refuse`).
 The fast worker (webapp/worker/fastworker.py) builds on it.
@@ -9,9 +10,11 @@ The fast worker (webapp/worker/fastworker.py) builds on it.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
+import time
 
 from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError, DeserializationError
@@ -20,9 +23,12 @@ from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import now
+from rq.worker import WorkerStatus
 
+from webapp.store import pauses
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
+from webapp.worker.servicejob import ServiceJob
 from webapp.worker.signals import STOP_SIGNAL, StoppableDeathPenalty
 
 
@@ -34,6 +40,8 @@ class ServiceWorker(SimpleWorker):
     """SimpleWorker that runs jobs in the app context and records their lifecycle events."""
 
     death_penalty_class = StoppableDeathPenalty  # stop-on-request support (webapp/worker/signals.py)
+    pause_recheck = 1.0  # seconds between looks at the paused queues while any is paused
+    job_class = ServiceJob  # retries after a delay never start early (webapp/worker/servicejob.py)
 
     def __init__(self, *args, app, **kwargs):
         kwargs.setdefault("serializer", JSONSerializer)
@@ -123,6 +131,42 @@ class ServiceWorker(SimpleWorker):
             self._finalize_failure(job, queue, execution, sys.exc_info())
 
     # -- RQ's own path -------------------------------------------------------------------------
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        """RQ's dequeue over the queues that are not paused. While any queue is paused, the
+        paused set is read again every `pause_recheck` seconds, so a resume is seen within it.
+        A pause made while this worker blocks in RQ's wait with nothing paused is seen after its
+        next job (the fast worker's claim checks on every claim)."""
+        idle_since = time.monotonic()
+        while True:
+            paused = pauses.paused_names(self.connection)
+            if not paused:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                return None
+            every = self._ordered_queues
+            active = [queue for queue in every if queue.name not in paused]
+            if timeout is None:  # burst: one non-blocking look
+                if not active:
+                    return None
+                self._ordered_queues = active
+                try:
+                    return super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+                finally:
+                    self._ordered_queues = every
+            if not active:
+                self.set_state(WorkerStatus.IDLE)
+                self.heartbeat()
+                time.sleep(self.pause_recheck)
+                continue
+            self._ordered_queues = active
+            try:
+                # max_idle_time ends RQ's blocking wait after pause_recheck, to look again
+                result = super().dequeue_job_and_maintain_ttl(timeout, math.ceil(self.pause_recheck))
+            finally:
+                self._ordered_queues = every
+            if result is not None:
+                return result
 
     def perform_job(self, job: Job, queue: Queue, execution) -> bool:
         reason = self.refusal(job)

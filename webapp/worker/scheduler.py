@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from redis.exceptions import RedisError
 from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
-from rq.utils import current_timestamp
 
 from webapp.infra.redis import RedisFactory
 from webapp.store import keys
@@ -38,7 +38,9 @@ class EventfulScheduler(RQScheduler):
         if not self._scheduled_job_registries and self._acquired_locks:
             self.prepare_registries()
         for registry in self._scheduled_job_registries:
-            job_ids = registry.get_jobs_to_schedule(current_timestamp())
+            # The exact time, not RQ's whole second: a retry is scored at its exact due time
+            # (webapp/worker/servicejob.py); whole-second scores are due as before.
+            job_ids = registry.get_jobs_to_schedule(time.time())
             if not job_ids:
                 continue
             queue = Queue(registry.name, connection=self.connection, serializer=self.serializer)

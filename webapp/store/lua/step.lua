@@ -1,4 +1,4 @@
--- uses: events
+-- uses: events, limits
 -- STEP, the fast worker's one call per job (webapp/store/step.py builds its arguments): FINISH
 -- the job just run, if any, and CLAIM the next, writing exactly what RQ 3's own worker writes
 -- (job hash fields, the started registry entry `<job id>:<execution id>`, the execution hash and
@@ -13,6 +13,9 @@
 -- Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status: 1
 -- finished, 0 the job has dependents (nothing written: the caller uses RQ's own path, which
 -- enqueues them), -1 its hash vanished while it ran, false when there was nothing to finish.
+-- Limits per key (lib/limits.lua) add one reply shape, {finish status, wait}, when no job was
+-- claimed: wait 0 = jobs were parked and more may be claimable (call again at once), else the
+-- Unix time at which a parked job's key admits again.
 {{STEP_ARGS}}
 
 local function event(job_id, payload, ttl, name, at, webhook_url)
@@ -28,6 +31,8 @@ local function finish()
   -- a retry after a lost reply: the first call did it all
   if redis.call('EXISTS', '{{EXECUTION_PREFIX}}' .. composite) == 0
     and redis.call('HGET', job_key, 'status') == 'finished' then return 1 end
+  -- limits: the job's slot is given back, the key's oldest parked job woken (lib/limits.lua)
+  if A.done_limit_key ~= '' then limit_release(A.done_limit_key, job_id) end
   redis.call('DEL', '{{EXECUTION_PREFIX}}' .. composite)
   redis.call('ZREM', '{{STARTED_PREFIX}}' .. origin, composite)
   redis.call('ZREM', '{{EXECUTIONS_PREFIX}}' .. job_id, execution_id)
@@ -61,16 +66,45 @@ local function finish()
   return 1
 end
 
+-- a paused queue (webapp/store/pauses.py) is skipped: its jobs stay queued
+local function is_paused(queue_key)
+  return redis.call('HEXISTS', '{{PAUSED_QUEUES}}', string.sub(queue_key, #'{{QUEUE_PREFIX}}' + 1)) == 1
+end
+
+-- limits (lib/limits.lua): true when the job's meta carries a limit whose key is at it, and the
+-- job was parked. The plain find spares jobs without a limit a second decode of their meta.
+local MAX_PARKED_PER_CALL = 32  -- jobs parked by one claim before it returns (the worker calls again)
+
+local function parked_by_limit(job_id, job_key, fields, now_ts)
+  if not (fields[3] and string.find(fields[3], '"limit"', 1, true)) then return false end
+  local ok, meta = pcall(cjson.decode, fields[3])
+  local limit = ok and type(meta) == 'table' and meta['limit']
+  if type(limit) ~= 'table' or type(limit['key']) ~= 'string' then return false end
+  local ttl = tonumber(A.heartbeat_ttl)  -- the slot's lease: as the started registry's score below
+  local timeout = tonumber(fields[2])
+  if timeout and timeout ~= -1 then ttl = timeout + 60 end
+  local due = limit_admit(job_id, limit, now_ts, ttl, job_id .. ':' .. A.execution_id)
+  if not due then return false end
+  limit_park(job_id, job_key, fields[1], limit['key'], due, now_ts)
+  return true
+end
+
 local function claim()
   local n = tonumber(A.queue_count)
   local now_ts = tonumber(A.now)
+  local any_paused = redis.call('EXISTS', '{{PAUSED_QUEUES}}') == 1
+  local parked = 0
   for i = 1, n do
     local queue_key, wake = KEYS[3 + i], KEYS[3 + n + i]
-    local job_id = redis.call('LPOP', queue_key)
+    local job_id = false
+    if not (any_paused and is_paused(queue_key)) then job_id = redis.call('LPOP', queue_key) end
     while job_id do
       local job_key = '{{JOB_PREFIX}}' .. job_id
       local fields = redis.call('HMGET', job_key, 'origin', 'timeout', 'meta', 'description')
-      if fields[1] then
+      if fields[1] and parked_by_limit(job_id, job_key, fields, now_ts) then  -- limits: take the next id
+        parked = parked + 1
+        if parked >= MAX_PARKED_PER_CALL then return 0 end
+      elseif fields[1] then
         local origin = fields[1]
         -- heartbeat ttl as RQ's SimpleWorker computes it: job timeout + 60, or the default
         local ttl = tonumber(A.heartbeat_ttl)
@@ -125,18 +159,22 @@ local function claim()
         event(job_id, payload .. '}', A.events_ttl, 'started', now_ts, webhook_url)
         return {i, job_id, redis.call('HGETALL', job_key)}
       end
-      -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does
+      -- the job hash is gone (deleted or expired): skip the id, as RQ's dequeue does (or it was parked)
       job_id = redis.call('LPOP', queue_key)
     end
   end
   for i = 1, n do redis.call('DEL', KEYS[3 + n + i]) end
-  return nil
+  -- limits: nothing to claim, so this worker is idle; wake the keys whose rate window admits again
+  local promoted, next_due = limit_promote_due(now_ts, 16)
+  if promoted > 0 or parked > 0 then return 0 end
+  return next_due
 end
 
 local finished = false
 if A.done_job_id ~= '' then finished = finish() end
 if A.claim == '1' then
   local claimed = claim()
-  if claimed then return {finished, claimed[1], claimed[2], claimed[3]} end
+  if type(claimed) == 'table' then return {finished, claimed[1], claimed[2], claimed[3]} end
+  if claimed then return {finished, claimed} end  -- limits: 0 or the next due time
 end
 return {finished}

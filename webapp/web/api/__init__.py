@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web.api import audit, catalog, cluster, deliveries, jobs, requests, schedules, stats
+from webapp.web.api import audit, catalog, cluster, deliveries, jobs, limits, requests, schedules, stats
 
-BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, schedules.bp, audit.bp, stats.bp, deliveries.bp)
+BLUEPRINTS = (jobs.bp, catalog.bp, cluster.bp, schedules.bp, audit.bp, stats.bp, deliveries.bp, limits.bp)
 
 
 def init_app(app: Flask) -> None:

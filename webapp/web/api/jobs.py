@@ -132,7 +132,7 @@ def list_jobs():
         owner=owner_filter(caller()),  # with API keys: a client lists only its own jobs
         scan_factor=current_app.config["LISTING_SCAN_FACTOR"],
     )
-    return respond(schemas.JobPage, page, exclude={"jobs": {"__all__": {"attempts"}}})
+    return respond(schemas.JobPage, page, exclude={"jobs": {"__all__": {"attempts", "retry"}}})
 
 
 @bp.get("/jobs/<job_id:job_id>")

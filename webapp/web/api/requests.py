@@ -25,6 +25,8 @@ from webapp.web.extensions import get_service
 from webapp.web.openapi import IDEMPOTENCY_KEY_PATTERN
 
 SUBMISSION_FIELDS = tuple(SubmitRequest.model_fields)
+# Options that are objects of their own: an unknown field inside one is not an unknown option.
+OPTION_OBJECTS = ("retry", "backoff", "depends_on", "webhook")
 IDEMPOTENCY_KEY_FORM = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # Every /api answer may be 401 once API keys are configured; every POST may be 415.
 WRITE_ERRORS = {400: None, 401: None, 413: None, 415: None, 422: None}
@@ -54,7 +56,7 @@ def validation_error(exc: ValidationError) -> APIError:
         return BadRequest(f"request body is not valid JSON: {invalid[0]['message']}")
     loc_names = [err["loc"] for err in exc.errors(include_url=False)]
     for detail, loc in zip(details, loc_names, strict=True):
-        if detail["type"] == "extra_forbidden":
+        if detail["type"] == "extra_forbidden" and not any(part in OPTION_OBJECTS for part in loc[:-1]):
             detail["message"] = f"unknown option: a submission has {', '.join(SUBMISSION_FIELDS)}"
         elif loc and loc[-1] == "name" and len(loc) <= 3:
             names = ", ".join(sorted(get_service().catalog))

@@ -1,5 +1,7 @@
-/* The overview page: GET /api/stats every few seconds (the window from the address bar) and
-   redraw the figures and the four charts. Stops polling while the tab is hidden. */
+/* The overview page: GET /api/stats and GET /api/queues every few seconds (the window from the
+   address bar) and redraw the figures, the queues table and the four charts. Admins get a
+   Pause/Resume button per queue (POST /api/queues/<name>/pause|resume). Stops polling while the
+   tab is hidden. */
 "use strict";
 
 (function () {
@@ -59,7 +61,63 @@
     ], count, "Workers alive; now " + view.now.workers, true);
   }
 
+  function queueRow(queue, admin) {
+    var state = queue.paused
+      ? UI.el("span", { class: "badge", dataset: { status: "paused" }, title: queue.paused_by ? "by " + queue.paused_by : null }, ["paused"])
+      : UI.el("span", { class: "badge", dataset: { status: "finished" } }, ["running"]);
+    var cells = [
+      UI.el("th", { scope: "row" }, [queue.name]),
+      UI.el("td", { dataset: { field: "depth" } }, [String(queue.depth)]),
+      UI.el("td", { dataset: { field: "oldest-age" } }, [duration(queue.oldest_age)]),
+      UI.el("td", {}, [String(queue.counts.started)]),
+      UI.el("td", { dataset: { field: "state" } }, [state, queue.paused ? " since " : null, queue.paused ? UI.timeEl(queue.paused_at) : null])
+    ];
+    if (admin) {
+      var action = queue.paused ? "resume" : "pause";
+      var button = UI.el("button", { type: "button", class: queue.paused ? null : "danger", dataset: { queue: queue.name, action: action } },
+        [queue.paused ? "Resume" : "Pause"]);
+      button.addEventListener("click", function () { setPaused(button, queue.name, action); });
+      cells.push(UI.el("td", { class: "needs-write" }, [button]));
+    }
+    return UI.el("tr", { dataset: { queue: queue.name, paused: queue.paused ? "true" : "false" } }, cells);
+  }
+
+  function drawQueues(queues) {
+    var table = $("queues-table");
+    var admin = table.dataset.admin === "true" && UI.canWrite();
+    var body = table.querySelector("tbody");
+    var rows = body.querySelectorAll("tr[data-queue]");
+    var same = rows.length === queues.length && queues.every(function (q, i) {
+      return rows[i].dataset.queue === q.name && rows[i].dataset.paused === String(q.paused);
+    });
+    if (same) {  // update the figures in place: a focused button keeps its focus
+      queues.forEach(function (q, i) {
+        rows[i].querySelector('[data-field="depth"]').textContent = String(q.depth);
+        rows[i].querySelector('[data-field="oldest-age"]').textContent = duration(q.oldest_age);
+        rows[i].children[3].textContent = String(q.counts.started);
+      });
+      return;
+    }
+    body.replaceChildren.apply(body, queues.map(function (q) { return queueRow(q, admin); }));
+  }
+
+  function loadQueues() {
+    return UI.request("GET", $("queues-table").dataset.src).then(function (result) {
+      if (result.status === 200) drawQueues(result.body.queues);
+    });
+  }
+
+  function setPaused(button, name, action) {
+    button.disabled = true;
+    $("queues-error").textContent = "";
+    UI.request("POST", "/api/queues/" + encodeURIComponent(name) + "/" + action, {}).then(function (result) {
+      if (result.status !== 200) $("queues-error").textContent = UI.errorMessage(result, "Could not " + action + " " + name);
+      return loadQueues();
+    }).catch(function () { button.disabled = false; });
+  }
+
   function load() {
+    loadQueues().catch(function () {});
     return UI.request("GET", $("charts").dataset.src + "?window=" + windowName).then(function (result) {
       if (result.status !== 200) {
         UI.setLive($("live-state"), "off", UI.errorMessage(result, "Could not load the figures"));
