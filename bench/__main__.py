@@ -19,10 +19,13 @@ from bench import drain as drain_module
 from bench import http as http_module
 from bench import latency as latency_module
 from bench import limits as limits_module
-from bench.util import median, memory_kb, process_tree
+from bench import makerun as makerun_module
+from bench import redis_cost as redis_cost_module
+from bench.util import Progress, median, memory_kb, process_tree
 from tests.servers import RedisServer, server_binary
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("http", "drain", "limits", "latency", "sse", "memory", "make-run", "redis-cost")
 
 
 def machine() -> dict:
@@ -51,10 +54,24 @@ def medians(runs: list[dict], keys: list[str]) -> dict:
 DRAIN_KEYS = ["jobs_per_s", "round_trips_per_job", "commands_per_job", "cpu_ms_per_job", "redis_cpu_ms_per_job"]
 
 
-def run_drains(url: str, rounds: int, n: int, log) -> dict:
+DRAIN_LABELS = {
+    "handwritten": "hand-written BRPOP/SET, 1 process",
+    "service": "FastWorker, 1 process",
+    "rq-simple": "RQ SimpleWorker",
+    "rq-fork": "RQ Worker (fork)",
+    "service-isolated": "FastWorker isolated (fork per job)",
+    "handwritten-2-processes": "hand-written, 2 processes",
+    "service-2-processes": "FastWorker, 2 processes",
+    "service-4-processes": "FastWorker, 4 processes",
+    "io-1-thread": "FastWorker, sleep(0.02) jobs, 1 thread",
+    "io-8-threads": "FastWorker, sleep(0.02) jobs, 8 threads",
+}
+
+
+def drain_plan(n: int) -> dict[str, dict]:
     fork_n = max(20, n // 25)
     io_n = max(160, n // 25)
-    plan = {
+    return {
         "handwritten": dict(kind="handwritten", n=n),
         "service": dict(kind="service", n=n),
         "rq-simple": dict(kind="rq-simple", n=n),
@@ -66,22 +83,34 @@ def run_drains(url: str, rounds: int, n: int, log) -> dict:
         "io-1-thread": dict(kind="service", n=io_n, sleep=0.02),
         "io-8-threads": dict(kind="service", n=io_n, sleep=0.02, worker_env={"WORKER_THREADS": "8"}),
     }
+
+
+def drain_once(url: str, name: str, options: dict, progress: Progress, section: str, index: int, total: int) -> dict:
+    with progress.phase(section, index, total, f"{DRAIN_LABELS[name]}, N={options['n']}") as step:
+        result = drain_module.drain(url, **options)
+        step.result(f"{result['jobs_per_s']:,.0f} jobs/s, Redis {result['redis_cpu_ms_per_job']:.3f} ms CPU/job")
+    return result
+
+
+def run_drains(url: str, rounds: int, n: int, progress: Progress) -> dict:
+    plan = drain_plan(n)
     runs: dict[str, list[dict]] = {name: [] for name in plan}
     for round_no in range(rounds):
         for name, options in plan.items():
-            result = drain_module.drain(url, **options)
-            runs[name].append(result)
-            log(f"  drain round {round_no + 1}: {name}: {result['jobs_per_s']:.0f} jobs/s")
+            runs[name].append(drain_once(url, name, options, progress, "drain", round_no + 1, rounds))
     return {name: {"runs": results, "median": medians(results, DRAIN_KEYS)} for name, results in runs.items()}
 
 
-def run_latencies(url: str, rounds: int, warm: int, idle_samples: int, idle_seconds: float, log) -> dict:
-    runs: dict[str, list[dict]] = {kind: [] for kind in ("handwritten", "service", "rq-simple")}
+def run_latencies(url: str, rounds: int, warm: int, idle_samples: int, idle_seconds: float, progress) -> dict:
+    labels = {"handwritten": "hand-written", "service": "service (submit + FastWorker)", "rq-simple": "RQ SimpleWorker"}
+    runs: dict[str, list[dict]] = {kind: [] for kind in labels}
     for round_no in range(rounds):
         for kind in runs:
-            result = latency_module.latency(url, kind, warm, idle_samples, idle_seconds)
+            what = f"{labels[kind]}, {warm} jobs warm + {idle_samples} after {idle_seconds:g} s idle"
+            with progress.phase("latency", round_no + 1, rounds, what) as step:
+                result = latency_module.latency(url, kind, warm, idle_samples, idle_seconds)
+                step.result(f"p50 {result['warm_p50_ms']:.2f} ms, idle p50 {result['idle_p50_ms']:.2f} ms")
             runs[kind].append(result)
-            log(f"  latency round {round_no + 1}: {kind}: p50 {result['warm_p50_ms']:.2f} ms")
     keys = ["warm_p50_ms", "warm_p99_ms", "idle_p50_ms", "idle_max_ms"]
     return {kind: {"runs": results, "median": medians(results, keys)} for kind, results in runs.items()}
 
@@ -198,6 +227,7 @@ def report(data: dict) -> str:
         add("I/O-bound jobs (sleep 20 ms each), one process")
         t1, t8 = d["io-1-thread"]["jobs_per_s"], d["io-8-threads"]["jobs_per_s"]
         add(f"  WORKER_THREADS=1: {t1:6.1f} jobs/s   WORKER_THREADS=8: {t8:6.1f} jobs/s   ×{ratio(t8, t1):.1f}")
+        add("  baseline: the sleep alone allows 50 jobs/s per thread (1 / 0.02 s): 50 and 400 jobs/s")
     if "limits" in data:
         add("")
         add(limits_module.report(data["limits"]))
@@ -223,12 +253,21 @@ def report(data: dict) -> str:
             add(f"(d) finish → SSE client: skipped: {s['skipped']}")
         else:
             add(f"(d) finish → SSE client: p50 {s['p50_ms']:.2f} ms, p99 {s['p99_ms']:.2f} ms (target p50 ≤ 2 ms)")
+            if "pubsub_p50_ms" in s:
+                add(
+                    f"    baseline, a plain pub/sub subscriber on the events channel, same jobs: "
+                    f"p50 {s['pubsub_p50_ms']:.2f} ms, p99 {s['pubsub_p99_ms']:.2f} ms"
+                )
     if "memory" in data:
         add("")
         add("(f) memory (kB; PSS splits pages shared after fork between the processes sharing them)")
         for owner, processes in data["memory"].items():
             for pid, values in processes.items():
                 add(f"  {owner:18} pid {pid:>7}: RSS {values['rss_kb']:7d}  PSS {values['pss_kb']:7d}")
+    if "make_run" in data:
+        lines.extend(makerun_module.report(data["make_run"], ratio))
+    if "redis_cost" in data:
+        lines.extend(redis_cost_module.report(data["redis_cost"]))
     return "\n".join(lines)
 
 
@@ -240,44 +279,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-jobs", type=int, default=300)
     parser.add_argument("--idle-samples", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=2.5)
-    parser.add_argument("--only", default="http,drain,limits,latency,sse,memory", help="comma-separated sections")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections, of {','.join(SECTIONS)}")
     options = parser.parse_args(argv)
     sections = set(options.only.split(","))
-
-    def log(message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose among {','.join(SECTIONS)}")
+    progress = Progress()
+    rounds, n = options.rounds, options.jobs
 
     server = RedisServer().start()
     os.environ["SUBMIT_RATE_LIMIT"] = ""  # a rate limit would measure itself, not the service
     data: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rounds": options.rounds,
-        "jobs": options.jobs,
+        "rounds": rounds,
+        "jobs": n,
         "machine": machine(),
         "load_average_start": os.getloadavg(),
     }
+    progress.say(
+        f"jobsvc benchmark: sections {','.join(name for name in SECTIONS if name in sections)}, rounds {rounds}, "
+        f"N {n}; load average {data['load_average_start'][0]:.2f}"
+    )
     try:
         if "http" in sections:
-            log("(a) HTTP ...")
-            data["http"] = http_module.http_bench(server.url, options.rounds, options.seconds)
+            progress.say(f"(a) HTTP: 5 routes × {rounds} rounds × {options.seconds:g} s, then 2 under sync workers")
+            data["http"] = http_module.http_bench(server.url, rounds, options.seconds, progress)
             data["memory"] = {"web (gunicorn)": data["http"].pop("web_memory")}
         if "drain" in sections:
-            log("(b, e) drains ...")
-            data["drain"] = run_drains(server.url, options.rounds, options.jobs, log)
+            progress.say(f"(b, e) drains: {len(DRAIN_LABELS)} workers × {rounds} rounds")
+            data["drain"] = run_drains(server.url, rounds, n, progress)
         if "limits" in sections:
-            log("limits per key ...")
-            data["limits"] = limits_module.run(server.url, options.rounds, min(options.jobs, 2000), log)
+            variants = limits_module.VARIANTS
+            progress.say(f"limits per key: {len(variants)} drains × {rounds} rounds, N {min(n, 2000)}")
+            data["limits"] = limits_module.run(server.url, rounds, min(n, 2000), progress=progress)
         if "latency" in sections:
-            log("(c) latency ...")
+            progress.say(f"(c) enqueue → result: 3 workers × {rounds} rounds")
             data["latency"] = run_latencies(
-                server.url, options.rounds, options.latency_jobs, options.idle_samples, options.idle_seconds, log
+                server.url, rounds, options.latency_jobs, options.idle_samples, options.idle_seconds, progress
             )
         if "sse" in sections:
-            log("(d) SSE ...")
-            data["sse"] = latency_module.sse_latency(server.url, samples=max(10, options.latency_jobs // 10))
+            samples = max(10, options.latency_jobs // 10)
+            with progress.phase("sse", 1, 1, f"finish → SSE client, {samples} jobs") as step:
+                data["sse"] = latency_module.sse_latency(server.url, samples=samples)
+                step.result(data["sse"].get("skipped") or f"p50 {data['sse']['p50_ms']:.2f} ms")
         if "memory" in sections:
-            log("(f) memory ...")
-            data.setdefault("memory", {}).update(run_memory(server.url))
+            with progress.phase("memory", 1, 1, "idle workers after 200 jobs"):
+                data.setdefault("memory", {}).update(run_memory(server.url))
+        if "make-run" in sections:
+            progress.say(
+                f"(g) the make-run server, AOF on and off: {len(makerun_module.DRAINS)} drains and "
+                f"{len(makerun_module.HTTP_CASES)} routes each × {rounds} rounds"
+            )
+            data["make_run"] = makerun_module.run(rounds, n, options.seconds, progress, drain_once)
+        if "redis-cost" in sections:
+            cost_n = min(n, 2000)
+            progress.say(f"(h) Redis cost per job by phase: service and hand-written × {rounds} rounds, N {cost_n}")
+            data["redis_cost"] = redis_cost_module.measure_all(server.url, rounds, cost_n, progress)
     finally:
         server.cleanup()
     data["load_average_end"] = os.getloadavg()

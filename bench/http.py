@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
-from bench.util import memory_kb, process_tree, tree_cpu
+from bench.util import Progress, memory_kb, process_tree, tree_cpu
 from tests.servers import start_web, start_worker
 
 BENCH_APP = "bench.app:create_bench_app()"  # the service plus the baseline routes
@@ -65,8 +65,33 @@ def measure(web_pid: int, url: str, method: str, body: str | None, seconds: floa
     return result
 
 
-def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
-    """Every case once per round, interleaved, so drifts of a shared machine hit all alike."""
+CASE_LABELS = {
+    "plain": "POST /bench/plain (JSON only)",
+    "lpush": "POST /bench/lpush (one LPUSH)",
+    "enqueue": "POST /api/jobs",
+    "get": "GET /bench/get (one GET)",
+    "status": "GET /api/jobs/<id>",
+}
+
+
+def http_bench(
+    redis_url: str,
+    rounds: int,
+    seconds: float,
+    progress: Progress | None = None,
+    only: tuple[str, ...] = tuple(CASE_LABELS),
+    sync: bool = True,
+    section: str = "http",
+    round_offset: int = 0,
+    round_total: int | None = None,
+) -> dict:
+    """Every case once per round, interleaved, so drifts of a shared machine hit all alike.
+
+    `only` picks the cases (the baselines are cheap: keep them beside what they compare with);
+    `sync` adds the plain and submit routes under gunicorn's sync workers. Each case announces
+    itself on `progress` as "[section round/total] ..."."""
+    progress = progress or Progress()
+    round_total = round_total or rounds
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk")
     connection = Redis.from_url(redis_url)
@@ -76,7 +101,9 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
         # one finished job to read back, and the value the GET baseline reads
         job_id = httpx.post(f"{base}/api/jobs", content=ENQUEUE_BODY, headers={"Content-Type": "application/json"})
         job_id = job_id.json()["id"]
-        start_worker(redis_url, "--burst").process.wait(60)
+        burst = start_worker(redis_url, "--burst")
+        burst.process.wait(60)
+        burst.stop()  # closes its log
         connection.set("bench:value", "x" * 64)
         cases = {
             "plain": ("POST", "/bench/plain", ENQUEUE_BODY),
@@ -85,13 +112,17 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
             "get": ("GET", "/bench/get", None),
             "status": ("GET", f"/api/jobs/{job_id}", None),
         }
+        cases = {name: case for name, case in cases.items() if name in only}
         run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)  # warm up
         results: dict[str, list[dict]] = {name: [] for name in cases}
         accepted = 0
-        for _ in range(rounds):
+        for round_no in range(rounds):
             for name, (method, path, body) in cases.items():
                 queued_before = connection.llen(QUEUE_KEY)
-                result = measure(web.pid, base + path, method, body, seconds)
+                what = f"{CASE_LABELS[name]}, wrk 8 connections {seconds:g} s"
+                with progress.phase(section, round_offset + round_no + 1, round_total, what) as step:
+                    result = measure(web.pid, base + path, method, body, seconds)
+                    step.result(f"{result['req_per_s']:,.0f} req/s, p99 {result.get('p99_ms', float('nan')):.2f} ms")
                 if name == "enqueue":
                     # wrk may drop replies in flight at its end: jobs >= 2xx, by at most 8
                     result["jobs_created"] = connection.llen(QUEUE_KEY) - queued_before
@@ -107,22 +138,28 @@ def http_bench(redis_url: str, rounds: int, seconds: float) -> dict:
     finally:
         web.stop()
         time.sleep(0.2)
-    # the same two routes under gunicorn's sync workers, to choose the worker class by measurement
-    sync_results: dict[str, list[dict]] = {"plain": [], "enqueue": []}
-    web, base = start_web(redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync")
-    try:
-        run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)
-        for _ in range(rounds):
-            for name in sync_results:
-                method, path, body = cases[name]
-                sync_results[name].append(measure(web.pid, base + path, method, body, seconds))
-    finally:
-        web.stop()
-    return {
-        "sync_cases": sync_results,
+    found = {
         "cases": results,
         "jobs_in_queue": len(ids),
         "accepted_2xx": accepted,
         "jobs_without_hash": missing,
         "web_memory": memory,
     }
+    if not sync:
+        return found
+    # the same two routes under gunicorn's sync workers, to choose the worker class by measurement
+    sync_results: dict[str, list[dict]] = {"plain": [], "enqueue": []}
+    web, base = start_web(redis_url, app=BENCH_APP, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING", WEB_WORKER_CLASS="sync")
+    try:
+        run_wrk(base + "/bench/plain", "POST", ENQUEUE_BODY, 1)
+        for round_no in range(rounds):
+            for name in sync_results:
+                method, path, body = cases[name]
+                what = f"{CASE_LABELS[name]}, gunicorn sync workers, wrk 8 connections {seconds:g} s"
+                with progress.phase(f"{section} sync", round_no + 1, rounds, what) as step:
+                    result = measure(web.pid, base + path, method, body, seconds)
+                    step.result(f"{result['req_per_s']:,.0f} req/s")
+                sync_results[name].append(result)
+    finally:
+        web.stop()
+    return {**found, "sync_cases": sync_results}

@@ -11,6 +11,8 @@ right after submission and the `finished` event's arrival is compared with the j
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 
 import httpx
@@ -26,6 +28,7 @@ from bench.util import percentile
 from tests.servers import start_web
 from webapp import create_app
 from webapp.service.submission import SubmitRequest
+from webapp.store import keys
 
 
 def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_seconds: float) -> dict:
@@ -83,18 +86,42 @@ def latency(redis_url: str, kind: str, warm: int, idle_samples: int, idle_second
 
 def has_sse_route(redis_url: str) -> bool:
     app = create_app({"REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"})
-    return any(rule.rule == "/api/jobs/<job_id>/events" for rule in app.url_map.iter_rules())
+    # the rule may name a converter: /api/jobs/<job_id:job_id>/events
+    return any(re.fullmatch(r"/api/jobs/<(\w+:)?job_id>/events", rule.rule) for rule in app.url_map.iter_rules())
 
 
 def sse_latency(redis_url: str, samples: int) -> dict:
-    """Finish → SSE client delivery, per job; skipped (with a reason) without the route."""
+    """Finish → SSE client delivery, per job; skipped (with a reason) without the route.
+
+    The baseline, measured on the same jobs: a plain Redis pub/sub subscriber on the events
+    channel (what any listener gets without the SSE path: hub, stream read, HTTP)."""
     if not has_sse_route(redis_url):
         return {"skipped": "GET /api/jobs/<id>/events does not exist in this build"}
     connection = Redis.from_url(redis_url)
     connection.flushall()
     web, base = start_web(redis_url, SUBMIT_RATE_LIMIT="", LOG_LEVEL="WARNING")
     worker = start_worker("service", redis_url)
-    delays = []
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.EVENTS_CHANNEL)
+    heard: dict[str, float] = {}
+    stop = threading.Event()
+
+    def listen():
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=0.1)
+            if message is None:
+                continue
+            received = time.time()
+            try:
+                event = json.loads(message["data"])
+            except (TypeError, ValueError):
+                continue
+            if event.get("event") == "finished":
+                heard[event.get("job_id")] = received
+
+    listener = threading.Thread(target=listen, name="bench-pubsub", daemon=True)
+    listener.start()
+    delays, pubsub_delays = [], []
     try:
         wait_idle(connection, 1, worker)
         with httpx.Client(timeout=30) as http:
@@ -106,9 +133,24 @@ def sse_latency(redis_url: str, samples: int) -> dict:
                             arrived = time.time()
                             if json.loads(line[5:]).get("event") == "finished":
                                 break
-                ended = str_to_date(connection.hget(f"rq:job:{job_id}", "ended_at"))
-                delays.append((arrived - ended.timestamp()) * 1000)
+                ended = str_to_date(connection.hget(f"rq:job:{job_id}", "ended_at")).timestamp()
+                deadline = time.monotonic() + 10
+                while job_id not in heard:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the pub/sub subscriber never heard job {job_id} finish")
+                    time.sleep(0.001)
+                delays.append((arrived - ended) * 1000)
+                pubsub_delays.append((heard[job_id] - ended) * 1000)
     finally:
+        stop.set()
+        listener.join(5)
+        pubsub.close()
         worker.stop()
         web.stop()
-    return {"p50_ms": percentile(delays, 0.5), "p99_ms": percentile(delays, 0.99), "samples": len(delays)}
+    return {
+        "p50_ms": percentile(delays, 0.5),
+        "p99_ms": percentile(delays, 0.99),
+        "pubsub_p50_ms": percentile(pubsub_delays, 0.5),
+        "pubsub_p99_ms": percentile(pubsub_delays, 0.99),
+        "samples": len(delays),
+    }

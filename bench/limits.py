@@ -25,7 +25,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bench import drain as drain_module
-from bench.util import RedisCounters, median, tree_cpu, wait_until
+from bench.util import Progress, RedisCounters, median, tree_cpu, wait_until
 from tests.servers import RedisServer
 from webapp.store import keys
 
@@ -111,15 +111,17 @@ def drain(url: str, variant: str, n: int) -> dict:
 VARIANTS = ("plain", "plain_limit_in_flight", "one_key_c4", "no_key_6")
 
 
-def run(url: str, rounds: int, n: int, log=print, variants: tuple[str, ...] = VARIANTS) -> dict:
+def run(url: str, rounds: int, n: int, progress: Progress | None = None, variants: tuple[str, ...] = VARIANTS) -> dict:
     """Every variant `rounds` times, interleaved (every other round in reverse order, so no variant
-    always follows another); medians per variant."""
+    always follows another); medians per variant. Each drain announces itself on `progress`."""
+    progress = progress or Progress()
     runs: dict[str, list[dict]] = {variant: [] for variant in variants}
     for round_no in range(rounds):
         for variant in variants if round_no % 2 == 0 else reversed(variants):
-            result = drain(url, variant, n)
+            with progress.phase("limits", round_no + 1, rounds, f"{variant}, N={n}") as step:
+                result = drain(url, variant, n)
+                step.result(f"{result['jobs_per_s']:,.0f} jobs/s")
             runs[variant].append(result)
-            log(f"  limits round {round_no + 1}: {variant}: {result['jobs_per_s']:.0f} jobs/s")
     fields = ("jobs_per_s", "round_trips_per_job", "commands_per_job", "cpu_ms_per_job", "redis_cpu_ms_per_job")
     return {
         variant: {"median": {field: median([r[field] for r in results]) for field in fields}, "runs": results}
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = tuple(options.variants.split(","))
     server = RedisServer().start()
     try:
-        data = run(server.url, options.rounds, options.jobs, lambda line: print(line, file=sys.stderr), variants)
+        data = run(server.url, options.rounds, options.jobs, Progress(), variants)
     finally:
         server.cleanup()
     print(report(data))

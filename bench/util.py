@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -111,3 +113,43 @@ def wait_until(predicate, timeout: float, interval: float = 0.01, what: str = "c
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+class Progress:
+    """What `make bench` is doing, on stderr: each phase with its round and N, then its result.
+
+    `with progress.phase("drain", 2, 3, "FastWorker 1 process, N=5000") as step:` prints
+    "[drain 2/3] FastWorker 1 process, N=5000 …" when the phase starts and, when it ends, what
+    `step.result(...)` was given with the phase's own time and the time since the bench began.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.began = time.monotonic()
+
+    def say(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
+
+    def elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.began)
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    @contextlib.contextmanager
+    def phase(self, section: str, index: int, total: int, what: str):
+        step = _Step()
+        started = time.monotonic()
+        print(f"[{section} {index}/{total}] {what} …", end="", file=self.stream, flush=True)
+        try:
+            yield step
+        except BaseException:
+            print(f"  failed ({time.monotonic() - started:.1f} s)", file=self.stream, flush=True)
+            raise
+        took = time.monotonic() - started
+        print(f"  {step.text} ({took:.1f} s; {self.elapsed()} in)", file=self.stream, flush=True)
+
+
+class _Step:
+    text = "done"
+
+    def result(self, text: str) -> None:
+        self.text = text

@@ -67,10 +67,9 @@ def embedded_server_binary() -> str:
         raise NoEmbeddedServer(f"{exc} Start a Redis yourself and point REDIS_URL at it.") from exc
 
 
-def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
-    """Start Valkey on 127.0.0.1:port with AOF on; its own session so Ctrl-C reaches it last."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [
+def embedded_server_command(port: int, data_dir: Path) -> list[str]:
+    """The embedded server's command line: Valkey on 127.0.0.1:port, append-only file on (everysec)."""
+    return [
         embedded_server_binary(),
         "--bind",
         "127.0.0.1",
@@ -87,6 +86,12 @@ def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
         "--logfile",
         str(data_dir / "server.log"),
     ]
+
+
+def start_embedded_redis(port: int, data_dir: Path) -> subprocess.Popen:
+    """Start Valkey on 127.0.0.1:port with AOF on; its own session so Ctrl-C reaches it last."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = embedded_server_command(port, data_dir)
     process = subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent)
     return process
 
