@@ -131,3 +131,14 @@ def test_the_procfile_commands_run_the_installed_service(install, redis_server, 
     finally:
         for process in processes.values():
             process.stop()
+
+
+def test_no_local_state_is_tracked():
+    """The virtualenv and the runtime folder are the machine's own: a tracked `.venv` (even a
+    symlink) replaces a user's installed venv on the next checkout."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", ".venv", "var", ".schemathesis"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked == []
