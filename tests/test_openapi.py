@@ -101,7 +101,7 @@ def test_every_operation_documents_its_errors(document):
             if "{job_id}" in path:
                 assert "404" in responses
                 [parameter] = [p for p in operation["parameters"] if p["in"] == "path" and p["name"] == "job_id"]
-                assert parameter["schema"]["pattern"] == "^(?!batch$)[A-Za-z0-9_-]{1,128}$"
+                assert parameter["schema"]["pattern"] == "^(?!(?:batch|bulk)$)[A-Za-z0-9_-]{1,128}$"
             for status, response in responses.items():
                 if int(status) >= 400:
                     assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

@@ -89,7 +89,13 @@ class LimitOptions(Strict):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"anyOf": [{"required": ["concurrency"]}, {"required": ["rate"]}]},
+        # at least one of the two, and not null: a schema-valid limit is an accepted one
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["concurrency"], "properties": {"concurrency": {"type": "integer"}}},
+                {"required": ["rate"], "properties": {"rate": {"type": "string"}}},
+            ]
+        },
     )
 
     key: str = Field(

@@ -347,6 +347,11 @@ def _with_this_apps_choices(document: dict, app: Flask) -> dict:
                     parameter["schema"]["pattern"] = comma_list_pattern(choices[listed])
                 elif parameter["name"] in ("name", "queue"):
                     restrict(parameter["schema"], parameter["name"])
+    # the bulk filter takes the listing's filters in a body: the same names and queues
+    bulk_filter = components.get("BulkFilterBody", {}).get("properties", {})
+    for filter_field in ("name", "queue"):
+        if filter_field in bulk_filter:
+            restrict(bulk_filter[filter_field], filter_field)
     return document
 
 

@@ -193,11 +193,12 @@ class Hub:
     def reader(self) -> Redis:
         """The client event streams read with: a few pooled connections, waited for when busy."""
         if self._reader is None or self._reader_pid != os.getpid():
-            # A client waits at most one socket timeout for a free connection: under a frozen
-            # Redis it then gets its 503 in time, instead of queueing behind stuck reads.
+            # A client waits at most half a socket timeout for a free connection, then its read
+            # at most one: under a frozen Redis (every pooled connection stuck in a read) it gets
+            # its 503 within 1.5 timeouts (0.75 s by default), not behind the stuck reads.
             self._reader = self.factory.client(
                 max_connections=self.read_connections,
-                wait_for_connection=self.factory.socket_timeout,
+                wait_for_connection=self.factory.socket_timeout / 2,
                 name="jobsvc-sse-read",  # who is who in CLIENT LIST
             )
             self._reader_pid = os.getpid()
