@@ -79,6 +79,16 @@ def test_delete_stops_a_running_job_and_the_worker_carries_on(client, worker, re
     assert post(client, f"/api/jobs/{job_id}/retry").status_code == 202
 
 
+def test_every_stop_reaches_the_same_worker_process_not_only_the_first(client, worker):
+    # One worker process runs the three jobs one after the other; each stop must land (a stale
+    # record of the first stopped job once made the process ignore every later stop request).
+    for _ in range(3):
+        job_id = post(client, "/api/jobs", {"name": "sleep", "args": [30]}).get_json()["id"]
+        wait_status(client, job_id, ("started",))
+        assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 202
+        assert wait_status(client, job_id, ("stopped", "failed", "finished"), timeout=10)["status"] == "stopped"
+
+
 def test_dependencies_wait_then_run_and_allow_failure(client, worker):
     first = post(client, "/api/jobs", {"name": "sleep", "args": [0.5]}).get_json()["id"]
     second = post(client, "/api/jobs", {"name": "add", "args": [1, 2], "depends_on": [first]})

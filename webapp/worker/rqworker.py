@@ -29,7 +29,7 @@ from webapp.store import pauses
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
 from webapp.worker.servicejob import ServiceJob
-from webapp.worker.signals import STOP_SIGNAL, StoppableDeathPenalty
+from webapp.worker.signals import StoppableDeathPenalty
 
 
 class JobNotAllowed(Exception):
@@ -59,6 +59,16 @@ class ServiceWorker(SimpleWorker):
         super()._install_signal_handlers()
         StoppableDeathPenalty.install()  # a late stop request must not kill the worker
 
+    def get_current_job_id(self) -> str | None:
+        """The job this worker runs now, read afresh: RQ's stop-job handler asks this, and RQ's
+        own answer comes from a cache of the worker's execution index that the fast worker (which
+        claims jobs in Lua, without `worker.execution`) never refreshes, so after a first stop
+        every later stop request to the process named the old job and was ignored."""
+        if self.executions:  # RQ's own path keeps its executions in memory
+            return next(iter(self.executions.values())).job_id
+        executions = self.get_current_executions(refresh=True)
+        return executions[0].job_id if executions else None
+
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """RQ calls this for a stop request (from its pub/sub thread) and on a cold shutdown.
 
@@ -71,7 +81,7 @@ class ServiceWorker(SimpleWorker):
             except ProcessLookupError:
                 pass
         elif self._stopped_job_id:
-            os.kill(os.getpid(), STOP_SIGNAL)
+            StoppableDeathPenalty.request_stop(self._stopped_job_id)
 
     # -- events ---------------------------------------------------------------------------
 

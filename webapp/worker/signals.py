@@ -32,10 +32,14 @@ class StoppableDeathPenalty(UnixSignalDeathPenalty):
 
     armed: StoppableDeathPenalty | None = None  # main thread only, like SIGALRM itself
     _installed_in: int | None = None  # the process the handlers were installed in
+    # A stop that came for the claimed job before its body started (the worker already runs the
+    # job, the penalty is not armed yet): the body is stopped as it starts, not run to its end.
+    stop_pending_for: str | None = None
 
     def __init__(self, timeout, exception=JobTimeoutException, **kwargs):
         super().__init__(timeout, exception, **kwargs)
-        self._job_body = kwargs.get("job_id") is not None  # callbacks get no job_id
+        self._job_id = kwargs.get("job_id")
+        self._job_body = self._job_id is not None  # callbacks get no job_id
 
     @staticmethod
     def on_alarm(signum, frame):
@@ -47,6 +51,7 @@ class StoppableDeathPenalty(UnixSignalDeathPenalty):
     def on_stop(signum, frame):
         penalty = StoppableDeathPenalty.armed
         if penalty is not None and penalty._job_body:
+            StoppableDeathPenalty.stop_pending_for = None
             raise JobStopped("stopped on request")
 
     @classmethod
@@ -59,9 +64,21 @@ class StoppableDeathPenalty(UnixSignalDeathPenalty):
 
     def setup_death_penalty(self):
         self.install()
+        if self._job_body:
+            pending, StoppableDeathPenalty.stop_pending_for = StoppableDeathPenalty.stop_pending_for, None
+            if pending == self._job_id:  # (a pending stop for another job came too late for it)
+                raise JobStopped("stopped on request")
         StoppableDeathPenalty.armed = self
         signal.alarm(self._timeout)
+
+    @classmethod
+    def request_stop(cls, job_id: str) -> None:
+        """Stop `job_id`, the job this process runs: now if its body runs, else as it starts."""
+        cls.stop_pending_for = job_id
+        os.kill(os.getpid(), STOP_SIGNAL)
 
     def cancel_death_penalty(self):
         signal.alarm(0)
         StoppableDeathPenalty.armed = None
+        if self._job_body:
+            StoppableDeathPenalty.stop_pending_for = None  # a stop after the body ended stops nothing
