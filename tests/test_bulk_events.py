@@ -162,7 +162,7 @@ def test_an_owners_events_carry_counts_and_never_another_owners_jobs(make_app, r
     assert (answer["matched"], answer["done"]) == (5, 5)
     events = one_call(operator_events(redis_conn, before))
     assert [e["event"] for e in events] == ["bulk.started"] + ["bulk.progress"] * 3 + ["bulk.finished"]
-    assert all(event["by"] == "alice" for event in events)
+    assert all(event["by"] == "alice" and event["owner"] == "alice" for event in events)
     text = json.dumps(events)
     assert not [job_id for job_id in bobs if job_id in text]
     cursors = [event["cursor"] for event in events if event["event"] == "bulk.progress"]
@@ -171,7 +171,8 @@ def test_an_owners_events_carry_counts_and_never_another_owners_jobs(make_app, r
 
     before = last_id(redis_conn)
     post(client, {"action": "delete", "filter": {"status": "canceled"}}, bearer(ADMIN_KEY))
-    assert operator_events(redis_conn, before)[0]["by"] == "ops"
+    admins = operator_events(redis_conn, before)[0]
+    assert (admins["by"], admins["owner"]) == ("ops", None)
 
 
 def test_queue_events_keep_their_shape_beside_bulk_events(make_app, redis_conn):

@@ -17,7 +17,8 @@ never count or touch another client's jobs. A job whose status does not allow th
 skipped and counted by status; one that changed between the read and the action, too.
 
 Each call reports its progress as operator events (webapp/store/opevents.py, beside the queue
-events): `bulk.started` (action, filter, dry_run, who, the call's `bulk_id`), `bulk.progress`
+events): `bulk.started` (action, filter, dry_run, who, the call's `bulk_id`; `owner`: the key name
+when an owner key made the call, whose walk is limited to its own jobs, else null), `bulk.progress`
 after every page (the running counts and the cursor) and `bulk.finished` (the totals and
 `next_cursor`). One script call per page, never one per job. They carry counts and the filter,
 no list of jobs: the only id in them is inside the cursor, a position of the caller's own walk
@@ -146,7 +147,7 @@ class BulkRunner:
         budget = self.time_budget if time_budget is None else time_budget
         deadline = time.monotonic() + budget
         about = {"bulk_id": uuid.uuid4().hex, "action": action, "dry_run": dry_run,
-                 "by": caller.name if caller is not None else by}  # fmt: skip
+                 "by": caller.name if caller is not None else by, "owner": owner}  # fmt: skip
         self.events.record("bulk.started", "bulk", **about, filter=wanted.given(), cursor=cursor)
         while True:
             entries = self.lister.entries_after(key, position, self.page_size)
