@@ -49,6 +49,7 @@ def test_document_is_openapi_3_1_with_every_api_route(app, document):
         ("GET", "/api/events"),
         ("GET", "/api/demo/events"),
         ("GET", "/api/schedule-events"),
+        ("GET", "/api/operator-events"),
         ("GET", "/api/schedules"),
         ("POST", "/api/schedules"),
         ("GET", "/api/schedules/{name}"),

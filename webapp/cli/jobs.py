@@ -16,6 +16,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from webapp.cli.audit import AUDIT_OUTCOME
+from webapp.cli.queues import _operator as operator_login
 from webapp.infra.errors import APIError
 from webapp.service.bulk import ACTIONS, BulkFilter, BulkRunner
 from webapp.service.jobservice import JobService
@@ -177,7 +178,8 @@ def bulk_command(action, status, queue, name, schedule, dry_run):
     skipped = Counter()
     while True:
         try:
-            outcome = runner.run(OPERATOR, action, wanted, dry_run=dry_run, cursor=cursor, on_page=progress)
+            outcome = runner.run(OPERATOR, action, wanted, dry_run=dry_run, cursor=cursor, on_page=progress,
+                                 by=operator_login())  # fmt: skip
         except APIError as exc:
             _fail(exc)
         totals.update(matched=outcome.matched, eligible=outcome.eligible, done=outcome.done)

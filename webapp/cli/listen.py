@@ -1,5 +1,5 @@
-"""`flask listen`: print job notifications, queue pauses and resumes, and the demo channel's
-messages as they arrive."""
+"""`flask listen`: print job notifications, operator events (queue pauses and resumes, bulk
+actions' progress) and the demo channel's messages as they arrive."""
 
 from __future__ import annotations
 
@@ -16,12 +16,29 @@ from webapp.store.events import BATCH, is_terminal, read_events
 from webapp.store.jobreads import check_job_id
 
 
+def _describe_bulk(event: dict) -> str:
+    """A bulk action's event as one line: who, what, its counts (dry runs say so)."""
+    head = f"{event['at']} {event['event']} {event['bulk_id'][:8]} {event['action']}"
+    if event.get("dry_run"):
+        head += " (dry run)"
+    if event["event"] == "bulk.started":
+        given = " ".join(f"{name}={value}" for name, value in sorted(event["filter"].items())) or "every job"
+        return f"{head} [{given}] by {event.get('by') or 'the operator'}"
+    counts = f"{event['matched']} matched, {event['eligible']} eligible, {event['done']} done"
+    if event["event"] == "bulk.progress":
+        return f"{head} page {event['page']}: {counts}"
+    more = " (more: call again with next_cursor)" if event.get("next_cursor") else ""
+    return f"{head} {counts} in {event['pages']} pages{more}"
+
+
 def _describe(channel: str, data: str, events_channel: str) -> str:
     if channel == events_channel + keys.QUEUE_EVENTS_SUFFIX:
         try:
             event = json.loads(data)
+            if str(event["event"]).startswith("bulk."):
+                return _describe_bulk(event)
             return f"{event['at']} {event['event']} [{event['queue']}] by {event.get('by') or 'the operator'}"
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return f"[{channel}] {data}"
     if channel != events_channel:
         return f"[{channel}] Task get {data}" if data.isdigit() else f"[{channel}] {data}"
@@ -42,10 +59,11 @@ def _describe(channel: str, data: str, events_channel: str) -> str:
 @click.option("--job", "job_id", default=None, help="Only this job: its timeline so far, then live, until it ends.")
 @click.option(
     "--channel",
-    type=click.Choice(["all", "events", "queues", "demo"]),
+    type=click.Choice(["all", "events", "operator", "queues", "demo"]),
     default="all",
     show_default=True,
-    help="Job events, queue pauses and resumes, the demo channel, or all of them (ignored with --job).",
+    help="Job events, operator events (queue pauses and resumes, bulk actions' progress; `queues` is the "
+    "same channel), the demo channel, or all of them (ignored with --job).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, as published.")
 @click.option("--count", type=int, default=None, help="Stop after this many messages.")
@@ -69,6 +87,7 @@ def listen_command(job_id: str | None, channel: str, as_json: bool, count: int |
     channels = {
         "all": [events_channel, config["DEMO_CHANNEL"], keys.queue_events_channel(config)],
         "events": [events_channel],
+        "operator": [keys.queue_events_channel(config)],
         "queues": [keys.queue_events_channel(config)],
         "demo": [config["DEMO_CHANNEL"]],
     }[channel]

@@ -15,12 +15,21 @@ submitted meanwhile (newer jobs are not part of a walk that started before them)
 The filter is ANDed with ownership: an owner key walks its own index set only, so it can
 never count or touch another client's jobs. A job whose status does not allow the action is
 skipped and counted by status; one that changed between the read and the action, too.
+
+Each call reports its progress as operator events (webapp/store/opevents.py, beside the queue
+events): `bulk.started` (action, filter, dry_run, who, the call's `bulk_id`; `owner`: the key name
+when an owner key made the call, whose walk is limited to its own jobs, else null), `bulk.progress`
+after every page (the running counts and the cursor) and `bulk.finished` (the totals and
+`next_cursor`). One script call per page, never one per job. They carry counts and the filter,
+no list of jobs: the only id in them is inside the cursor, a position of the caller's own walk
+(an owner's cursor names one of its own jobs).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +40,7 @@ from webapp.service import access
 from webapp.service.access import Caller
 from webapp.service.jobservice import JobService
 from webapp.store import jobreads, listing, states
+from webapp.store.opevents import OperatorEvents
 
 ACTIONS = ("retry", "cancel", "delete")
 
@@ -117,13 +127,15 @@ class BulkRunner:
         self.page_size = max(1, int(page_size))
         self.time_budget = max(0.0, float(time_budget))
         self.lister = listing.JobLister(service.connection, service.names_by_path, service.queues, service.catalog)
+        self.events = OperatorEvents(service.connection, service.config)
 
     def run(self, caller: Caller, action: str, wanted: BulkFilter, *, dry_run: bool = False,
             cursor: str | None = None, on_page: Callable[[BulkOutcome], None] | None = None,
-            time_budget: float | None = None) -> BulkOutcome:  # fmt: skip
+            time_budget: float | None = None, by: str | None = None) -> BulkOutcome:  # fmt: skip
         """Act on the jobs matching `wanted` from `cursor` on, until done or out of time.
 
-        `on_page` is called after each page with the running totals (the CLI's progress)."""
+        `on_page` is called after each page with the running totals (the CLI's progress). The
+        events name the caller's key, or `by` when there is none (the command line's operator)."""
         if action not in ACTIONS:
             raise ValidationFailed(f"action: {action!r} is not one of {', '.join(ACTIONS)}")
         access.check_may_write(caller)
@@ -134,12 +146,18 @@ class BulkRunner:
         outcome = BulkOutcome(action=action, dry_run=dry_run)
         budget = self.time_budget if time_budget is None else time_budget
         deadline = time.monotonic() + budget
+        about = {"bulk_id": uuid.uuid4().hex, "action": action, "dry_run": dry_run,
+                 "by": caller.name if caller is not None else by, "owner": owner}  # fmt: skip
+        self.events.record("bulk.started", "bulk", **about, filter=wanted.given(), cursor=cursor)
         while True:
             entries = self.lister.entries_after(key, position, self.page_size)
             if entries:
                 position = entries[-1][1], entries[-1][0]
                 self._page(entries, key, caller, action, wanted, owner, dry_run, outcome)
                 outcome.pages += 1
+                self.events.record("bulk.progress", "bulk", **about, page=outcome.pages, matched=outcome.matched,
+                                   eligible=outcome.eligible, done=outcome.done,
+                                   cursor=listing.encode_cursor(*position))  # fmt: skip
             if len(entries) < self.page_size:
                 outcome.next_cursor = None
                 break
@@ -150,6 +168,9 @@ class BulkRunner:
                 break
         if on_page is not None and outcome.next_cursor is None:
             on_page(outcome)
+        totals = outcome.to_dict()
+        del totals["action"], totals["dry_run"]
+        self.events.record("bulk.finished", "bulk", **about, filter=wanted.given(), pages=outcome.pages, **totals)
         return outcome
 
     def _page(self, entries: list[tuple[str, int]], key: str, caller: Caller, action: str, wanted: BulkFilter,

@@ -99,8 +99,8 @@ EVENTS_CHANNEL = "jobsvc:events"  # the pub/sub channel events are published on 
 JOB_EVENTS_PREFIX = "jobsvc:job-events:"  # + job id: one job's timeline (a stream)
 WAKE_PREFIX = "jobsvc:wake:"  # + queue name: wake-up tokens for idle workers (a list)
 PAUSED_QUEUES = "jobsvc:queues:paused"  # paused queue name -> {"at", "by"} as JSON (a hash; absent: none paused)
-QUEUE_EVENTS_STREAM = "jobsvc:queue-events"  # queue.paused / queue.resumed events (a stream)
-QUEUE_EVENTS_SUFFIX = ":queues"  # the events channel + this: where queue events are published
+QUEUE_EVENTS_STREAM = "jobsvc:queue-events"  # operator events: queue.paused / queue.resumed, bulk.* (a stream)
+QUEUE_EVENTS_SUFFIX = ":queues"  # the events channel + this: where operator (queue, bulk) events are published
 
 INDEX = "jobsvc:index"  # every job by submission time (a sorted set)
 INDEX_BY_QUEUE_PREFIX = "jobsvc:index:queue:"  # + queue name
@@ -189,7 +189,7 @@ def schedule_events_channel(config) -> str:
 
 
 def queue_events_channel(config) -> str:
-    """Queue events go on a channel of their own, beside the job events' channel."""
+    """Operator events (queue pauses, bulk progress) go on a channel of their own, beside the job events'."""
     return events_channel(config) + QUEUE_EVENTS_SUFFIX
 
 

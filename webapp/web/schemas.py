@@ -380,6 +380,28 @@ class ScheduleEventsQuery(BaseModel):
     last_event_id: str | None = LAST_EVENT_ID
 
 
+class OperatorEvent(BaseModel):
+    """One operator event, as `GET /api/operator-events` sends it: `queue.paused` and
+    `queue.resumed` (queue, by), or a bulk call's `bulk.started` (filter, cursor),
+    `bulk.progress` (page, matched, eligible, done, cursor) and `bulk.finished` (the totals,
+    skipped, pages, next_cursor), each with bulk_id, action, dry_run, by and owner."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    event: str
+    at: str
+    by: str | None = None
+
+
+class OperatorEventsQuery(BaseModel):
+    """`GET /api/operator-events` query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    last_event_id: str | None = LAST_EVENT_ID
+
+
 class ScheduleRunStarted(Submitted):
     """`POST /api/schedules/<name>/run`: the job of the run, and its schedule."""
 

@@ -1,11 +1,11 @@
-"""Server-Sent Event streams of job and schedule events: the per-process hub (one subscription,
+"""Server-Sent Event streams of job, schedule and operator events: the per-process hub (one subscription,
 fanned out), the shared stream tails, and the routes under /api."""
 
 from __future__ import annotations
 
 from flask import Flask
 
-from webapp.web.sse import hub, schedule_stream  # noqa: F401  (schedule_stream adds its route to bp)
+from webapp.web.sse import hub, operator_stream, schedule_stream  # noqa: F401  (they add their routes to bp)
 from webapp.web.sse.streams import bp
 
 

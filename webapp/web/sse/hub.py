@@ -2,8 +2,8 @@
 
 Every SSE client of a web process registers a `Subscription` here instead of opening its
 own Redis pub/sub connection. A single background thread (a greenlet under gevent, where
-`threading` is monkey-patched) holds the process's one subscription to the job events, schedule events and demo
-channels and, for each message, wakes the subscriptions it concerns.
+`threading` is monkey-patched) holds the process's one subscription to the job events, schedule events, operator events
+(queue pauses, bulk progress) and demo channels and, for each message, wakes the subscriptions it concerns.
 
 A job-event wake-up carries no data: the Redis streams are the source of truth, and a woken
 client reads its stream after the last id it delivered. So a lost notification (Redis
@@ -53,11 +53,12 @@ KEEPALIVE_OPTIONS = {getattr(socket, option): value for option, value in KEEPALI
 class Subscription:
     """One SSE client's wake-up: an event set on news, plus demo messages if it wants them."""
 
-    __slots__ = ("job_id", "schedules", "wakeup", "messages", "__weakref__")
+    __slots__ = ("job_id", "schedules", "operator", "wakeup", "messages", "__weakref__")
 
-    def __init__(self, job_id: str | None = None, demo: bool = False, schedules: bool = False):
+    def __init__(self, job_id: str | None = None, demo: bool = False, schedules: bool = False, operator: bool = False):
         self.job_id = job_id
         self.schedules = schedules  # woken by schedule events instead of job events
+        self.operator = operator  # woken by operator events (queue pauses, bulk progress) instead
         self.wakeup = threading.Event()
         self.messages: deque | None = deque(maxlen=DEMO_BACKLOG) if demo else None
 
@@ -98,6 +99,7 @@ class Hub:
         self.factory = factory
         self.events_channel = keys.events_channel(config)
         self.schedules_channel = keys.schedule_events_channel(config)
+        self.operator_channel = keys.queue_events_channel(config)
         self.demo_channel = config["DEMO_CHANNEL"]
         self.read_connections = config["SSE_REDIS_CONNECTIONS"]
         self._lock = threading.Lock()
@@ -105,6 +107,7 @@ class Hub:
         self._all_jobs: set[Subscription] = set()
         self._demo: set[Subscription] = set()
         self._schedules: set[Subscription] = set()
+        self._operator: set[Subscription] = set()
         self._thread: threading.Thread | None = None
         self._owner_pid: int | None = None
         self._reader: Redis | None = None
@@ -142,6 +145,14 @@ class Hub:
         self._ensure_running()
         return subscription
 
+    def subscribe_operator(self) -> Subscription:
+        """Register for operator-event wake-ups (call it BEFORE reading the stream, as `subscribe`)."""
+        subscription = Subscription(operator=True)
+        with self._lock:
+            self._operator.add(subscription)
+        self._ensure_running()
+        return subscription
+
     def subscribe_demo(self) -> Subscription:
         """Register for the demo channel's messages (at most once: none are replayed)."""
         subscription = Subscription(demo=True)
@@ -156,6 +167,8 @@ class Hub:
                 self._demo.discard(subscription)
             elif subscription.schedules:
                 self._schedules.discard(subscription)
+            elif subscription.operator:
+                self._operator.discard(subscription)
             elif subscription.job_id is None:
                 self._all_jobs.discard(subscription)
             else:
@@ -186,6 +199,7 @@ class Hub:
                 len(self._all_jobs)
                 + len(self._demo)
                 + len(self._schedules)
+                + len(self._operator)
                 + sum(len(subs) for subs in self._by_job.values())
             )
 
@@ -241,7 +255,7 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                pubsub.subscribe(self.events_channel, self.demo_channel, self.schedules_channel)
+                pubsub.subscribe(self.events_channel, self.demo_channel, self.schedules_channel, self.operator_channel)
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
@@ -297,6 +311,11 @@ class Hub:
                 self.publications += 1
                 targets = list(self._schedules)
             self._wake(targets)
+        elif channel == self.operator_channel:
+            with self._lock:
+                self.publications += 1
+                targets = list(self._operator)
+            self._wake(targets)
         elif channel == self.demo_channel:
             received = {
                 "channel": channel,
@@ -311,7 +330,7 @@ class Hub:
 
     def _all_job_subscriptions(self) -> list[Subscription]:
         with self._lock:
-            targets = list(self._all_jobs) + list(self._schedules)
+            targets = list(self._all_jobs) + list(self._schedules) + list(self._operator)
             for waiting in self._by_job.values():
                 targets.extend(waiting)
         return targets
