@@ -143,3 +143,15 @@ def test_limits_drains_verify_every_job(redis_server):
     shared = limits_drain(redis_server.url, "one_key_c4", 30)
     assert shared["jobs"] == 30
     redis_server.client().flushall()
+
+
+def test_idle_profile_times_each_hop_of_a_lone_job():
+    from bench import idle_profile
+
+    medians = idle_profile.profile(warm=5, idle=2, idle_seconds=0.3)
+    for kind in ("warm", "idle"):
+        hops = medians[kind]
+        assert set(idle_profile.HOPS) <= set(hops)
+        assert all(hops[name] >= 0 for name in idle_profile.HOPS), hops
+        # per job the worker wakes before the result exists, so the medians keep that order
+        assert 0 < hops["submit → wake"] < hops["total"] <= hops["total p99"], hops
