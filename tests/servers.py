@@ -184,3 +184,16 @@ def start_web(
 
 def start_worker(redis_url: str, *args: str, **env: str) -> ServiceProcess:
     return ServiceProcess([sys.executable, "worker.py", *args], service_env(redis_url, **env), "worker")
+
+
+def listener_subscribed(client, channels: int = 1) -> bool:
+    """A `flask listen` process's own connection (the factory names it `jobsvc-listen:<pid>`)
+    has subscribed to `channels` channels.
+
+    Counting a channel's subscribers says nothing about the listener: the web's event hub, or an
+    in-process one of an earlier test on the same Redis, subscribes to the same channels.
+    """
+    return any(
+        entry.get("name", "").startswith("jobsvc-listen:") and int(entry.get("sub", 0)) >= channels
+        for entry in client.client_list()
+    )

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from tests.keyed import ADMIN_KEY, OWNER_KEY, bearer, keyed_app
+from tests.servers import listener_subscribed
 from tests.test_bulk import post, statuses, submit_many
 from tests.test_queue_pause import wait_until
 from webapp import create_app
@@ -65,10 +66,11 @@ def test_a_bulk_retry_over_three_pages_reports_each_page(make_app, redis_conn):
     ids = submit_many(app, 5, queue="low")
     assert post(client, {"action": "cancel", "filter": {"queue": "low"}}).get_json()["done"] == 5
     before = last_id(redis_conn)
+    channel = keys.queue_events_channel(app.config)
+    others = dict(redis_conn.pubsub_numsub(channel))[channel.encode()]  # e.g. an event hub
     pubsub = redis_conn.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.queue_events_channel(app.config))
-    wait_until(lambda: dict(redis_conn.pubsub_numsub(keys.queue_events_channel(app.config)))[
-        keys.queue_events_channel(app.config).encode()] >= 1, 5, "the subscription")  # fmt: skip
+    pubsub.subscribe(channel)
+    wait_until(lambda: dict(redis_conn.pubsub_numsub(channel))[channel.encode()] > others, 5, "the subscription")
 
     answer = post(client, {"action": "retry", "filter": {"status": "canceled", "queue": "low"}}).get_json()
     assert (answer["matched"], answer["done"], answer["next_cursor"]) == (5, 5, None)
@@ -194,11 +196,9 @@ def test_flask_listen_prints_bulk_events(app, redis_server, redis_conn):
 
     app.config.update(BULK_PAGE_SIZE=2)
     submit_many(app, 3, queue="low")
-    channel = keys.queue_events_channel(app.config)
     process = listen(redis_server.url, "--channel", "operator", "--count", "4")
     try:
-        subscribed = lambda: dict(redis_conn.pubsub_numsub(channel))[channel.encode()] >= 1  # noqa: E731
-        wait_until(subscribed, 20, "the listener's subscription")
+        wait_until(lambda: listener_subscribed(redis_conn), 20, "the listener's subscription")
         post(app.test_client(), {"action": "cancel", "filter": {"queue": "low"}, "dry_run": True})
         out, err = process.communicate(timeout=30)
     finally:

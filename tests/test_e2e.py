@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.servers import start_web, start_worker
+from tests.servers import listener_subscribed, start_web, start_worker
 
 
 @pytest.fixture
@@ -30,23 +30,6 @@ def wait_until(condition, timeout=20.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-
-
-def listener_subscribed(redis_server, channels: int) -> bool:
-    """The `flask listen` process's own connection (named jobsvc-listen) has subscribed.
-
-    Counting the channel's subscribers would not do: the web's event hub subscribes to the
-    same channel and may be first, so the count says nothing about the listener. The factory
-    names every connection `<role>:<pid>`.
-    """
-    client = redis_server.client()
-    try:
-        return any(
-            c.get("name", "").startswith("jobsvc-listen:") and int(c.get("sub", 0)) >= channels
-            for c in client.client_list()
-        )
-    finally:
-        client.close()
 
 
 def wait_finished(http, base, job_id, timeout=10.0):
@@ -142,7 +125,11 @@ def flask_listen(redis_server, *options: str):
         text=True,
     )
     try:
-        wait_until(lambda: listener_subscribed(redis_server, channels=2))
+        client = redis_server.client()
+        try:
+            wait_until(lambda: listener_subscribed(client, channels=2))
+        finally:
+            client.close()
         yield listener
     finally:
         if listener.poll() is None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.keyed import ADMIN_KEY, OWNER_KEY, SAME_SITE, VIEWER_KEY, basic, bearer, keyed_app, sign_in
-from tests.servers import RedisServer, start_worker
+from tests.servers import RedisServer, listener_subscribed, start_worker
 from webapp import create_app
 from webapp.store import keys
 from webapp.worker.rqworker import ServiceWorker
@@ -141,11 +141,9 @@ def test_the_cli_pauses_lists_and_resumes_as_the_operator(app, redis_conn):
 def test_flask_listen_prints_queue_events(app, redis_server, redis_conn):
     from tests.test_streams_cli import listen
 
-    channel = keys.queue_events_channel(app.config)
     process = listen(redis_server.url, "--channel", "queues", "--count", "2")
     try:
-        subscribed = lambda: dict(redis_conn.pubsub_numsub(channel))[channel.encode()] >= 1  # noqa: E731
-        wait_until(subscribed, 20, "the listener's subscription")
+        wait_until(lambda: listener_subscribed(redis_conn), 20, "the listener's subscription")
         app.extensions["jobsvc_queues"].set_paused(None, "low", True, by="maria")
         app.extensions["jobsvc_queues"].set_paused(None, "low", False)
         out, err = process.communicate(timeout=30)

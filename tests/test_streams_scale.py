@@ -78,10 +78,10 @@ def test_100_streams_share_one_subscription_and_a_few_connections(redis_server, 
     finally:
         web.stop()
 
-    # One subscription for the whole process (to the job events, schedule events and demo
-    # channels), not one per stream.
+    # One subscription for the whole process (to the job events, schedule events, operator
+    # events and demo channels), not one per stream.
     (hub,) = with_all["hub"]
-    assert hub["sub"] == "3"
+    assert hub["sub"] == "4"
     # And at most the hub's few read connections, however many streams are open.
     assert len(with_all["read"]) <= READ_CONNECTIONS and len(after_fanout["read"]) <= READ_CONNECTIONS
     assert len(after_fanout["hub"]) == 1
