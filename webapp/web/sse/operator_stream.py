@@ -10,8 +10,6 @@ API) get every event; an owner key gets only the events of its own bulk calls (t
 
 from __future__ import annotations
 
-from flask import current_app
-
 from webapp.service.access import owner_filter
 from webapp.store import keys
 from webapp.web import schemas
@@ -20,14 +18,10 @@ from webapp.web.openapi import parse_query, spec
 from webapp.web.sse.hub import get_hub
 from webapp.web.sse.streams import (
     LAST_EVENT_ID,
-    Follow,
-    _id_of,
-    _xinfo,
     bp,
+    follow_stream,
     requested_event_id,
-    resume_point,
     sse_response,
-    stream_info,
 )
 
 
@@ -49,19 +43,9 @@ def operator_events():
     after = requested_event_id(query.last_event_id)
     hub = get_hub()
     subscription = hub.subscribe_operator()  # before any read: see streams.py
-    try:
-        info = stream_info(_xinfo(hub.reader, keys.QUEUE_EVENTS_STREAM))
-        after, first = resume_point(after, info)
-    except BaseException:
-        hub.unsubscribe(subscription)
-        raise
-    if after is not None or first is not None:
-        start = after
-    else:
-        start = _id_of(info["last-generated-id"]) if info else (0, 0)
+    follow = follow_stream(hub, subscription, keys.QUEUE_EVENTS_STREAM, after)
 
     def accept(event: dict) -> bool:
         return event.get("owner") == owner
 
-    follow = Follow(hub, subscription, keys.QUEUE_EVENTS_STREAM, start, current_app.config, first)
     return sse_response(follow.body(follow.run(accept=None if owner is None else accept)))

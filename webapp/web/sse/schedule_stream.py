@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from flask import current_app
-
 from webapp.infra.errors import ValidationFailed
 from webapp.service.access import owner_filter
 from webapp.store import keys
@@ -22,14 +20,10 @@ from webapp.web.openapi import parse_query, spec
 from webapp.web.sse.hub import get_hub
 from webapp.web.sse.streams import (
     LAST_EVENT_ID,
-    Follow,
-    _id_of,
-    _xinfo,
     bp,
+    follow_stream,
     requested_event_id,
-    resume_point,
     sse_response,
-    stream_info,
 )
 
 
@@ -57,19 +51,9 @@ def schedule_events():
     after = requested_event_id(query.last_event_id)
     hub = get_hub()
     subscription = hub.subscribe_schedules()  # before any read: see streams.py
-    try:
-        info = stream_info(_xinfo(hub.reader, keys.SCHEDULE_EVENTS_STREAM))
-        after, first = resume_point(after, info)
-    except BaseException:
-        hub.unsubscribe(subscription)
-        raise
-    if after is not None or first is not None:
-        start = after
-    else:
-        start = _id_of(info["last-generated-id"]) if info else (0, 0)
+    follow = follow_stream(hub, subscription, keys.SCHEDULE_EVENTS_STREAM, after)
 
     def accept(event: dict) -> bool:
         return (names is None or event.get("schedule") in names) and (owner is None or event.get("owner") == owner)
 
-    follow = Follow(hub, subscription, keys.SCHEDULE_EVENTS_STREAM, start, current_app.config, first)
     return sse_response(follow.body(follow.run(accept=None if names is None and owner is None else accept)))

@@ -347,17 +347,7 @@ def all_events():
     after = requested_event_id(query.last_event_id)
     hub = get_hub()
     subscription = hub.subscribe(None)  # before any read: see the module docstring
-    try:
-        info = stream_info(_xinfo(hub.reader, keys.EVENTS_STREAM))
-        after, first = resume_point(after, info)
-    except BaseException:
-        hub.unsubscribe(subscription)
-        raise
-    # Without Last-Event-ID: live from now, the newest id at subscription time (later ones wake us).
-    if after is not None or first is not None:
-        start = after
-    else:
-        start = _id_of(info["last-generated-id"]) if info else (0, 0)
+    follow = follow_stream(hub, subscription, keys.EVENTS_STREAM, after)
 
     def accept(event: dict) -> bool:
         return (
@@ -367,9 +357,26 @@ def all_events():
             and (owner is None or event.get("owner") == owner)
         )
 
-    follow = Follow(hub, subscription, keys.EVENTS_STREAM, start, current_app.config, first)
     filtered = None if queues is None and names is None and kinds is None and owner is None else accept
     return sse_response(follow.body(follow.run(accept=filtered)))
+
+
+def follow_stream(hub: Hub, subscription: Subscription, stream: str, requested: EventId | None) -> Follow:
+    """A Follow of one of the global streams (job, schedule or operator events) from the
+    client's Last-Event-ID, or, without one, live from now: the newest id at subscription time
+    (later ones wake us). `subscription` was made before this read (module docstring); it is
+    released if the read fails."""
+    try:
+        info = stream_info(_xinfo(hub.reader, stream))
+        after, first = resume_point(requested, info)
+    except BaseException:
+        hub.unsubscribe(subscription)
+        raise
+    if after is not None or first is not None:
+        start = after
+    else:
+        start = _id_of(info["last-generated-id"]) if info else (0, 0)
+    return Follow(hub, subscription, stream, start, current_app.config, first)
 
 
 def _xinfo(reader: Redis, key: str):
