@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.keyed import keyed_app
 from tests.servers import RedisServer
 from webapp import create_app
 
@@ -36,3 +37,18 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_app(redis_server, redis_conn):
+    """Apps on the private Redis (keyed: with the test keys), their connections closed after the test."""
+    made = []
+
+    def build(keyed: bool = False, **config):
+        settings = {"REDIS_URL": redis_server.url, "TESTING": True, **config}
+        made.append(keyed_app(redis_server.url, **config) if keyed else create_app(settings))
+        return made[-1]
+
+    yield build
+    for app in made:
+        app.extensions["redis"].connection_pool.disconnect()

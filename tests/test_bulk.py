@@ -11,9 +11,8 @@ import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from tests.keyed import ADMIN_KEY, OTHER_KEY, OWNER_KEY, VIEWER_KEY, bearer, keyed_app, sign_in
+from tests.keyed import ADMIN_KEY, OTHER_KEY, OWNER_KEY, VIEWER_KEY, bearer, sign_in
 from tests.servers import start_worker
-from webapp import create_app
 from webapp.service.access import OWNER, Principal
 
 
@@ -22,21 +21,6 @@ def empty_redis(redis_conn):
     """These tests count every job a filter matches: start from an empty Redis (the session's is
     flushed after each test that asks for it, and a module's running stack may leave jobs)."""
     redis_conn.flushall()
-
-
-@pytest.fixture
-def make_app(redis_server, redis_conn):
-    """Apps on the private Redis (keyed: with the test keys), their connections closed after the test."""
-    made = []
-
-    def build(keyed: bool = False, **config):
-        settings = {"REDIS_URL": redis_server.url, "TESTING": True, **config}
-        made.append(keyed_app(redis_server.url, **config) if keyed else create_app(settings))
-        return made[-1]
-
-    yield build
-    for app in made:
-        app.extensions["redis"].connection_pool.disconnect()
 
 
 def post(client, body, headers=None):

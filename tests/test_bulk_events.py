@@ -10,11 +10,10 @@ import json
 
 import pytest
 
-from tests.keyed import ADMIN_KEY, OWNER_KEY, bearer, keyed_app
+from tests.keyed import ADMIN_KEY, OWNER_KEY, bearer
 from tests.servers import listener_subscribed
 from tests.test_bulk import post, statuses, submit_many
 from tests.test_queue_pause import wait_until
-from webapp import create_app
 from webapp.service.access import OWNER, Principal
 from webapp.store import keys
 
@@ -23,21 +22,6 @@ from webapp.store import keys
 def empty_redis(redis_conn):
     """These tests count the jobs a filter matches and read the operator stream: start empty."""
     redis_conn.flushall()
-
-
-@pytest.fixture
-def make_app(redis_server, redis_conn):
-    """Apps on the private Redis (keyed: with the test keys), their connections closed after the test."""
-    made = []
-
-    def build(keyed: bool = False, **config):
-        settings = {"REDIS_URL": redis_server.url, "TESTING": True, **config}
-        made.append(keyed_app(redis_server.url, **config) if keyed else create_app(settings))
-        return made[-1]
-
-    yield build
-    for app in made:
-        app.extensions["redis"].connection_pool.disconnect()
 
 
 def operator_events(redis_conn, after: str = "-") -> list[dict]:
