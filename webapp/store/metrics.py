@@ -101,7 +101,9 @@ def read(connection: Redis, queue_names: list[str]) -> Snapshot:
         paused={_text(name) for name in paused},
         events={name: counted.get(name, 0) for name in COUNTED_EVENTS},
         duration_buckets=cumulative,
-        duration_sum=float(buckets.get("sum", 0) or 0),
+        # whole microseconds (an integer HINCRBY in the event script); `sum`, seconds as a float,
+        # is what earlier versions wrote
+        duration_sum=int(buckets.get("sum_us", 0) or 0) / 1_000_000 + float(buckets.get("sum", 0) or 0),
         recovered={outcome: outcomes.get(outcome, 0) for outcome in RECOVERY_OUTCOMES},
         workers_alive=alive,
         schedules=_per_schedule(schedule_counters),

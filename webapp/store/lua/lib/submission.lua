@@ -49,7 +49,7 @@ local function admit_and_write(A, base)
     for k = 1, argc do c[k] = A[i + k] end
     i = i + argc + 1
     if c[1] == 'EVENT' then
-      append_event(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], tonumber(c[10]), c[11])
+      append_event(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11])
     elseif c[1] == 'INDEX' then
       local nsets = tonumber(c[2])
       local sets = {}
