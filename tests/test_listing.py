@@ -240,6 +240,22 @@ def test_the_sweeps_budget_keeps_up_with_the_additions(redis_conn, monkeypatch):
     assert indexsweep.sweep(redis_conn)[keys.INDEX] == 2_500
 
 
+def test_a_pass_checks_each_job_hash_once_whatever_the_sets_it_is_in(redis_conn):
+    ids = [f"job-{n}" for n in range(1_500)]
+    add_entries(redis_conn, ids)
+    with redis_conn.pipeline(transaction=False) as pipe:
+        for offset, job_id in enumerate(ids):
+            pipe.zadd(keys.index_by_queue("default"), {job_id: 1_700_000_000_000_000 + offset})
+            pipe.zadd(keys.index_by_name("add"), {job_id: 1_700_000_000_000_000 + offset})
+        pipe.execute()
+    redis_conn.delete(*(keys.job(job_id) for job_id in ids[:300]))
+    redis_conn.config_resetstat()
+    sets = [keys.index_by_queue("default"), keys.index_by_name("add")]
+    assert indexsweep.sweep(redis_conn, sets) == dict.fromkeys([keys.INDEX, *sets], 1_500)
+    assert redis_conn.info("commandstats")["cmdstat_exists"]["calls"] == 1_500
+    assert all(index_members(redis_conn, key) == set(ids[300:]) for key in [keys.INDEX, *sets])
+
+
 def test_a_steady_stream_of_jobs_keeps_the_index_within_one_and_a_half_times_the_live_jobs(redis_conn):
     """Each pass 400 jobs arrive and the 400 oldest expire: the sweep keeps the dead ones below
     half the live ones (the documented bound), pass after pass."""

@@ -51,6 +51,7 @@ SWEEP_FACTOR = 3  # entries checked per entry added to the set since the last pa
 SWEEP_MIN = 100  # entries checked per set and pass, however few were added
 SWEEP_MAX = 20_000  # entries checked per set and pass, however many were added
 SWEEP_CHUNK = 1_000  # entries read and checked per pipeline
+SEEN_MAX = 100_000  # job hashes a pass remembers having checked (forgotten beyond)
 REGISTER_EVERY = 1_000  # index writes after which a process registers its sets again
 REGISTER_AFTER = 60.0  # seconds after which a process registers its sets again
 
@@ -140,8 +141,9 @@ def sweep(connection: Redis, known: Iterable[str] = ()) -> dict[str, int]:
             continue
         start = f"({positions[name]}" if name in positions else "-inf"
         sets.append(_Set(name, _budget(size, lasts.get(name)), start, size))
+    seen: dict[str, bool] = {}
     for swept in sets:
-        _sweep_set(connection, swept)
+        _sweep_set(connection, swept, seen)
     with connection.pipeline(transaction=False) as pipe:
         if empty:
             pipe.srem(keys.INDEX_SETS, *empty)
@@ -154,25 +156,46 @@ def sweep(connection: Redis, known: Iterable[str] = ()) -> dict[str, int]:
     return {swept.key: swept.checked for swept in sets}
 
 
-def _sweep_set(connection: Redis, swept: _Set) -> None:
-    """Check `swept.budget` entries of one set from its position, a chunk per round trip pair."""
+def _sweep_set(connection: Redis, swept: _Set, seen: dict[str, bool]) -> None:
+    """Check `swept.budget` entries of one set from its position, a chunk per three round trips.
+
+    `seen`: what this pass found out already (job id -> its hash exists): the sets of the same
+    jobs (all, queue, name, ...) are read at about the same positions, so each hash is checked
+    about once per pass, not once per set.
+    """
     while swept.checked < swept.budget:
         count = min(SWEEP_CHUNK, swept.budget - swept.checked)
-        entries = connection.zrange(swept.key, swept.start, "+inf", byscore=True, offset=0, num=count, withscores=True)
-        ids = [_text(member) for member, _ in entries]
+        # Without WITHSCORES: a score in a reply is formatted from a double, which costs the
+        # server more than the EXISTS itself. Only the last entry's score is needed (ZSCORE).
+        ids = [_text(member) for member in connection.zrange(swept.key, swept.start, "+inf", byscore=True,
+                                                              offset=0, num=count)]  # fmt: skip
+        unknown = [job_id for job_id in ids if job_id not in seen]
+        full = len(ids) == count
         with connection.pipeline(transaction=False) as pipe:
-            for job_id in ids:
+            for job_id in unknown:
                 pipe.exists(keys.job(job_id))
-            found = pipe.execute() if ids else []
-        gone = [job_id for job_id, exists in zip(ids, found, strict=True) if not exists]
+            if full:
+                pipe.zscore(swept.key, ids[-1])
+            replies = pipe.execute() if unknown or full else []
+        if len(seen) + len(unknown) > SEEN_MAX:
+            seen.clear()
+        seen.update(zip(unknown, (bool(found) for found in replies[: len(unknown)]), strict=True))
+        gone = [job_id for job_id in ids if not seen.get(job_id, True)]
         swept.checked += len(ids)
+        last = None
+        if full:
+            score = replies[-1]
+            if score is None:  # the last entry left meanwhile (a listing dropped it): take the one before
+                found = connection.zrange(swept.key, swept.start, "+inf", byscore=True, offset=max(0, count - 2),
+                                          num=1, withscores=True)  # fmt: skip
+                score = found[0][1] if found else None
+            # Scores are whole microseconds. An entry sharing the last one's score but cut off
+            # by LIMIT waits for the next round through the set (as with the former sweep).
+            last = None if score is None else str(int(score))
         with connection.pipeline(transaction=False) as pipe:
             if gone:
                 pipe.zrem(swept.key, *gone)
-            if len(ids) == count:
-                # Scores are whole microseconds. An entry sharing the last one's score but cut off
-                # by LIMIT waits for the next round through the set (as with the former sweep).
-                last = str(int(entries[-1][1]))
+            if last is not None:
                 swept.start = f"({last}"
                 pipe.hset(keys.INDEX_SWEEP, swept.key, last)
             else:
@@ -181,7 +204,7 @@ def _sweep_set(connection: Redis, swept: _Set) -> None:
                 pipe.hdel(keys.INDEX_SWEEP, swept.key)
             replies = pipe.execute()
         swept.removed += replies[0] if gone else 0
-        if len(ids) < count:
+        if last is None:
             if swept.wrapped:
                 return
             swept.wrapped = True
