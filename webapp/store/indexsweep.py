@@ -8,7 +8,10 @@ under the shared reaper lock, so in one process at a time), with native commands
 - for each index set, read the next entries after its roving position (ZRANGE ... BYSCORE
   LIMIT, the position kept per set in the hash `keys.INDEX_SWEEP`), check them with pipelined
   EXISTS on the job hashes, ZREM the gone ones, store the new position, and wrap to the start
-  at the end of the set;
+  at the end of the set. Ids are read without their scores (the server formats each score from
+  a double, which costs it more than the EXISTS); ZSCORE gives the last one's. A pass checks a
+  job hash once, whatever the number of sets it meets the id in (all, queue, name, owner: their
+  positions move together);
 - the budget of a set in one pass is `SWEEP_FACTOR` (3) entries per entry added since the last
   pass (its ZCARD now minus its size after the last pass, kept in `keys.INDEX_SWEEP_SIZES`),
   at least `SWEEP_MIN`, at most `SWEEP_MAX` (and never more than the set holds), read and
@@ -22,7 +25,9 @@ tens of milliseconds of pipelined EXISTS) is reached only above ~6,700 additions
 pass (3,300 jobs/s at a 2 s interval); beyond it sets may grow past the bound, and listings still
 drop the gone ids they meet. A set that receives nothing is still checked `SWEEP_MIN` entries per
 pass, so jobs expiring from it are dropped too; when idle the sweep costs about SWEEP_MIN EXISTS
-per set per pass.
+per set per pass. Measured under callgrind: about 2,200 server instructions per entry checked
+(some 20,000 per submitted job with three sets), against some 100,000 per job when the submit
+script swept in Lua (~8,000 per `redis.call`).
 
 Which sets: `keys.INDEX`, those the reaper knows from its configuration (one per queue, one
 per job name of the catalog) and the sets registered in `keys.INDEX_SETS`. Owners and schedules
@@ -34,7 +39,8 @@ at the cost of one SADD per set name per process per minute instead of one per s
 find a handful of keys, at a cost that grows with the number of jobs.) A registered set that no
 longer exists (Redis deletes an empty sorted set) leaves the registry in the sweep; a process
 that writes to it again registers it again within `REGISTER_AFTER`, long before any of its new
-jobs expire.
+jobs expire. (The memo counts a set as registered once the SADD is planned: if that submission
+is refused, the set is registered by the next refresh instead, a delay of at most a minute.)
 """
 
 from __future__ import annotations
