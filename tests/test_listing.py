@@ -13,10 +13,13 @@ from rq.serializers import JSONSerializer
 
 from jobs.basic import sleep
 from tests.bulk import write_finished_jobs
+from tests.faults.faultkit import service_config
+from tests.keyed import OTHER_KEY, OWNER_KEY, bearer
 from tests.servers import free_port, start_worker
 from webapp import create_app
 from webapp.service.catalog import build_catalog, effective_options
-from webapp.store import keys, listing
+from webapp.store import indexsweep, keys, listing
+from webapp.worker.recovery import Recovery
 from webapp.worker.rqworker import ServiceWorker
 
 
@@ -138,18 +141,156 @@ def test_expired_jobs_are_skipped_and_dropped_from_the_index(client, redis_conn)
     assert redis_conn.zcard(keys.index_by_name("add")) == 4
 
 
-def test_enqueueing_sweeps_gone_ids_out_of_the_index(client, redis_conn, monkeypatch):
-    # Sweeps run on every SWEEP_EVERY-th enqueue of the process: start the count afresh so the
-    # outcome does not depend on how many enqueues earlier tests made.
-    monkeypatch.setattr(listing, "_enqueues", itertools.count())
-    gone = [submit(client, "add", n, 1) for n in range(30)]
+def index_members(redis_conn, key):
+    return {member.decode() for member in redis_conn.zrange(key, 0, -1)}
+
+
+def test_the_reapers_sweep_drops_gone_ids_from_every_index_set(make_app, redis_server, redis_conn):
+    indexsweep.forget_registrations()  # this process's memo outlives the previous test's Redis
+    app = make_app(keyed=True)
+    client = app.test_client()
+    headers = bearer(OWNER_KEY)
+
+    def submit_as_owner(n, queue):
+        response = client.post("/api/jobs", json={"name": "add", "args": [n, 1], "queue": queue}, headers=headers)
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["id"]
+
+    ids = [submit_as_owner(n, "high" if n % 2 else "default") for n in range(40)]
+    gone, live = ids[::3], [job_id for job_id in ids if job_id not in ids[::3]]
     for job_id in gone:
-        redis_conn.delete(f"rq:job:{job_id}")
-    live = [submit(client, "add", n, 2) for n in range(64)]
-    # Enqueues check 3 entries per index set on average, so the gone ids go without any listing.
-    members = {member.decode() for member in redis_conn.zrange(keys.INDEX, 0, -1)}
-    assert members == set(live)
-    assert redis_conn.zcard(keys.index_by_name("add")) == len(live)
+        redis_conn.delete(keys.job(job_id))
+    every = (keys.INDEX, keys.index_by_name("add"), keys.index_by_owner("alice"))
+    assert all(set(gone) <= index_members(redis_conn, key) for key in every)
+    assert set(gone) & set(ids[1::2]) <= index_members(redis_conn, keys.index_by_queue("high"))
+    service = app.extensions["jobsvc"]
+    reaper = Recovery(redis_conn, service_config(redis_server.url), service.names_by_path)
+    reaper.run_pass()
+    assert index_members(redis_conn, keys.INDEX) == set(live)
+    assert index_members(redis_conn, keys.index_by_queue("default")) == set(live) & set(ids[::2])
+    assert index_members(redis_conn, keys.index_by_queue("high")) == set(live) & set(ids[1::2])
+    assert index_members(redis_conn, keys.index_by_name("add")) == set(live)
+    assert index_members(redis_conn, keys.index_by_owner("alice")) == set(live)
+    # The submissions only added: nothing was swept before the reaper's pass.
+    assert redis_conn.hget(keys.INDEX_SWEEP_SIZES, keys.INDEX) == str(len(live)).encode()
+
+
+def test_an_owner_set_is_registered_once_and_swept_by_a_reaper_without_the_catalog(
+    make_app, redis_server, redis_conn, monkeypatch
+):
+    indexsweep.forget_registrations()
+    client = make_app(keyed=True).test_client()
+
+    def submit_as(key, n):
+        response = client.post("/api/jobs", json={"name": "add", "args": [n, 1]}, headers=bearer(key))
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["id"]
+
+    alice = [submit_as(OWNER_KEY, n) for n in range(10)]
+    bob = [submit_as(OTHER_KEY, n) for n in range(10)]
+    registered = {member.decode() for member in redis_conn.smembers(keys.INDEX_SETS)}
+    assert registered == {keys.index_by_queue("default"), keys.index_by_name("add"), keys.index_by_owner("alice"),
+                          keys.index_by_owner("bob")}  # fmt: skip
+    # Registered with the first write of each set, not with every submission.
+    assert indexsweep.registration([keys.INDEX, keys.index_by_owner("bob")]) == []
+    assert indexsweep.registration([keys.index_by_owner("carol")]) == [
+        ("SADD", keys.INDEX_SETS, keys.index_by_owner("carol"))
+    ]
+    for job_id in alice[:7] + bob[:3]:
+        redis_conn.delete(keys.job(job_id))
+    # Like the supervisor's reaper: no catalog, so the name set is found through the registry too.
+    checked = Recovery(redis_conn, service_config(redis_server.url)).sweep_index()
+    assert checked[keys.index_by_owner("alice")] == 10 and checked[keys.index_by_owner("bob")] == 10
+    assert index_members(redis_conn, keys.index_by_owner("alice")) == set(alice[7:])
+    assert index_members(redis_conn, keys.index_by_owner("bob")) == set(bob[3:])
+    assert index_members(redis_conn, keys.index_by_name("add")) == set(alice[7:] + bob[3:])
+    # A set that emptied leaves the registry; a registry lost (a Redis restart) heals on later writes.
+    for job_id in alice[7:]:
+        redis_conn.delete(keys.job(job_id))
+    indexsweep.sweep(redis_conn)
+    indexsweep.sweep(redis_conn)
+    assert not redis_conn.exists(keys.index_by_owner("alice"))
+    assert keys.index_by_owner("alice").encode() not in redis_conn.smembers(keys.INDEX_SETS)
+    redis_conn.delete(keys.INDEX_SETS)
+    monkeypatch.setattr(indexsweep, "REGISTER_EVERY", 3)
+    submit_as(OTHER_KEY, 1)
+    submit_as(OTHER_KEY, 2)
+    assert keys.index_by_owner("bob").encode() in redis_conn.smembers(keys.INDEX_SETS)
+
+
+def add_entries(redis_conn, ids, live=True, start=0):
+    """Index entries (scored by position) for jobs whose hash exists (live) or not."""
+    with redis_conn.pipeline(transaction=False) as pipe:
+        for offset, job_id in enumerate(ids):
+            pipe.zadd(keys.INDEX, {job_id: 1_700_000_000_000_000 + start + offset})
+            if live:
+                pipe.hset(keys.job(job_id), "status", "finished")
+        pipe.execute()
+
+
+def test_the_sweeps_budget_keeps_up_with_the_additions(redis_conn, monkeypatch):
+    add_entries(redis_conn, [f"old-{n}" for n in range(5_000)])
+    assert indexsweep.sweep(redis_conn)[keys.INDEX] == 5_000  # a set seen first: all of it
+    assert indexsweep.sweep(redis_conn)[keys.INDEX] == indexsweep.SWEEP_MIN  # nothing added
+    add_entries(redis_conn, [f"new-{n}" for n in range(1_500)], start=5_000)
+    assert indexsweep.sweep(redis_conn)[keys.INDEX] == 3 * 1_500
+    # Capped: one pass stays bounded however many were added.
+    monkeypatch.setattr(indexsweep, "SWEEP_MAX", 2_500)
+    add_entries(redis_conn, [f"more-{n}" for n in range(1_000)], start=6_500)
+    assert indexsweep.sweep(redis_conn)[keys.INDEX] == 2_500
+
+
+def test_a_pass_checks_each_job_hash_once_whatever_the_sets_it_is_in(redis_conn):
+    ids = [f"job-{n}" for n in range(1_500)]
+    add_entries(redis_conn, ids)
+    with redis_conn.pipeline(transaction=False) as pipe:
+        for offset, job_id in enumerate(ids):
+            pipe.zadd(keys.index_by_queue("default"), {job_id: 1_700_000_000_000_000 + offset})
+            pipe.zadd(keys.index_by_name("add"), {job_id: 1_700_000_000_000_000 + offset})
+        pipe.execute()
+    redis_conn.delete(*(keys.job(job_id) for job_id in ids[:300]))
+    redis_conn.config_resetstat()
+    sets = [keys.index_by_queue("default"), keys.index_by_name("add")]
+    assert indexsweep.sweep(redis_conn, sets) == dict.fromkeys([keys.INDEX, *sets], 1_500)
+    assert redis_conn.info("commandstats")["cmdstat_exists"]["calls"] == 1_500
+    assert all(index_members(redis_conn, key) == set(ids[300:]) for key in [keys.INDEX, *sets])
+
+
+def test_a_steady_stream_of_jobs_keeps_the_index_within_one_and_a_half_times_the_live_jobs(redis_conn):
+    """Each pass 400 jobs arrive and the 400 oldest expire: the sweep keeps the dead ones below
+    half the live ones (the documented bound), pass after pass."""
+    window, per_pass, serial = 4_000, 400, itertools.count()
+    live = [f"job-{next(serial)}" for _ in range(window)]
+    add_entries(redis_conn, live)
+    indexsweep.sweep(redis_conn)
+    sizes = []
+    for _ in range(40):
+        arrived = [f"job-{next(serial)}" for _ in range(per_pass)]
+        add_entries(redis_conn, arrived, start=int(arrived[0].split("-")[1]))
+        expired, live = live[:per_pass], live[per_pass:] + arrived
+        redis_conn.delete(*(keys.job(job_id) for job_id in expired))
+        indexsweep.sweep(redis_conn)
+        sizes.append(redis_conn.zcard(keys.INDEX))
+    assert max(sizes) <= 1.5 * window, sizes
+    assert set(live) <= index_members(redis_conn, keys.INDEX)
+
+
+def test_a_submission_checks_no_index_entries(client, redis_conn):
+    """The submit script only adds to the index: no ZRANGEBYSCORE, no EXISTS but its own retry
+    guard (one per submission), four ZADDs per job (the index sets all, queue and name, and
+    the reconciler's live-job set)."""
+    for n in range(5):
+        submit(client, "add", n, 1)
+    redis_conn.config_resetstat()
+    for n in range(50):
+        submit(client, "add", n, 1)
+    stats = redis_conn.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items()}
+    assert calls["evalsha"] == 50
+    assert "zrangebyscore" not in calls and "zrange" not in calls
+    assert calls["exists"] == 50
+    assert calls["zadd"] == 4 * 50
+    assert redis_conn.zcard(keys.INDEX) == 55
 
 
 @pytest.mark.parametrize(

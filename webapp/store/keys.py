@@ -107,6 +107,8 @@ INDEX_BY_QUEUE_PREFIX = "jobsvc:index:queue:"  # + queue name
 INDEX_BY_NAME_PREFIX = "jobsvc:index:name:"  # + job name
 INDEX_BY_OWNER_PREFIX = "jobsvc:index:owner:"  # + API key name
 INDEX_SWEEP = "jobsvc:index:sweep"  # where the index sweep stopped, per index set (a hash)
+INDEX_SWEEP_SIZES = "jobsvc:index:sweep-sizes"  # each index set's size after the last sweep (a hash)
+INDEX_SETS = "jobsvc:index:sets"  # the names of the index sets the sweep visits, besides INDEX (a set)
 
 METRICS_EVENTS = "jobsvc:metrics:events"  # event name -> count (a hash)
 METRICS_DURATION = "jobsvc:metrics:duration"  # histogram bucket -> count, plus the sum

@@ -7,9 +7,11 @@ the same script as the enqueue (`index_commands`): every job, the jobs of one qu
 job type, of one owner (webapp/store/keys.py names them).
 
 Jobs expire (RQ deletes the hash after `result_ttl`/`failure_ttl`), so the index is trimmed
-two ways, both bounded: enqueues sweep a few entries of each set they write, on average (a
-roving position moves through the set and drops ids whose hash is gone, lua/lib/index.lua),
-and a listing drops the gone ids it meets.
+two ways, both bounded: the reaper's pass sweeps every set (a roving position moves through
+the set and drops ids whose hash is gone, at least 3 entries per entry added: a set stays
+within about 1.5 times its live jobs; webapp/store/indexsweep.py), and a listing drops the
+gone ids it meets. An enqueue only ZADDs (and, now and then, registers the sets it writes so
+the sweep finds them).
 
 A page reads at most `LISTING_SCAN_FACTOR * limit` index entries. With a status filter that
 matches few jobs, the page may hold fewer than `limit` jobs (even none) while `next_cursor`
@@ -22,7 +24,6 @@ once it matches the documented pattern.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,13 +35,9 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from webapp.infra.errors import BadRequest
-from webapp.store import jobreads, keys, scripts
+from webapp.store import indexsweep, jobreads, keys
 
-SWEEP_EVERY = 16  # enqueues per sweep, per process
-SWEEP_BATCH = 48  # entries a sweep checks in each index set: 3 per enqueue on average
 TIES_READ = 1000  # jobs created in the same microsecond that a cursor can step over
-
-_enqueues = itertools.count()
 
 CURSOR_PATTERN = re.compile(r"^[0-9]{1,20}:[A-Za-z0-9_-]{1,128}$")
 
@@ -70,27 +67,16 @@ def index_job(pipe: Pipeline, job: Job) -> None:
     for command in index_commands(
         job.id, score_of(job), job.origin, meta.get("name"), meta.get("owner"), meta.get("schedule")
     ):
-        if command[0] == "INDEX":
-            nsets = command[1]
-            sets = list(command[2 : 2 + nsets])
-            _, sweep_key, job_id, score, per_set = command[1 + nsets :]
-            scripts.script("index")(keys=[*sets, sweep_key], args=[job_id, score, per_set], client=pipe)
-        else:
-            pipe.execute_command(*command)
+        pipe.execute_command(*command)
 
 
 def index_commands(job_id: str, score: int, queue: str | None, name: str | None, owner: str | None,
                    schedule: str | None = None) -> list[tuple]:  # fmt: skip
-    """The commands that add a job to the listing index (sent with the enqueue's writes).
-
-    Every SWEEP_EVERY-th call in a process also sweeps SWEEP_BATCH entries of each set: on
-    average 3 entries per set per enqueue, which keeps a set within about 1.5 times the number
-    of live jobs, at a fraction of the cost of a sweep on every enqueue.
-    """
+    """The commands that add a job to the listing index (sent with the enqueue's writes): one
+    ZADD per set, and the registration of sets this process has not registered lately (the
+    reaper's sweep visits them, webapp/store/indexsweep.py). No sweep on the submit path."""
     sets = index_keys(queue, name, owner, schedule)
-    if next(_enqueues) % SWEEP_EVERY:
-        return [("ZADD", key, score, job_id) for key in sets]
-    return [("INDEX", len(sets), *sets, keys.INDEX_SWEEP, job_id, score, SWEEP_BATCH)]
+    return [("ZADD", key, score, job_id) for key in sets] + indexsweep.registration(sets)
 
 
 def index_to_read(*, queue: str | None, name: str | None, owner: str | None, schedule: str | None) -> str:

@@ -1,7 +1,7 @@
 """The Lua scripts, loaded from `webapp/store/lua/*.lua` by one loader with one substitution scheme.
 
 - A script names the function libraries it needs (`lua/lib/*.lua`) on a first line
-  `-- uses: events, index`; the loader puts each library in front of it once, the libraries'
+  `-- uses: events, limits`; the loader puts each library in front of it once, the libraries'
   own `-- uses:` first. So the event append (lib/events.lua) is written once and used by the
   event script, the submit script and STEP alike.
 - `{{NAME}}` in a script is replaced by a key prefix from `webapp.store.keys.LUA_NAMES`, a

@@ -21,6 +21,10 @@ with a limit gives its key's slot back there too (webapp/store/limits.py).
 execution: a worker killed in between leaves a `queued` job in no list and no registry).
 It walks the live-job index (kept by the event script) a bounded batch at a time and
 requeues a queued job found nowhere twice, a few seconds apart.
+
+`Recovery.sweep_index()`, the pass's last step, drops the ids of expired jobs from the listing
+index sets, a bounded number per set that keeps up with the submissions
+(webapp/store/indexsweep.py): the submit path only adds to them.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import now, parse_composite_key, utcformat
 
-from webapp.store import keys, limits, scripts, states
+from webapp.store import indexsweep, keys, limits, scripts, states
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
 
@@ -314,6 +318,16 @@ class Recovery:
             pipe.execute()
         return len(suspects)
 
+    # -- the listing index's sweep ------------------------------------------------------
+
+    def sweep_index(self) -> dict[str, int]:
+        """Drop ids whose job hash is gone from the listing index sets, a bounded number per set
+        (webapp/store/indexsweep.py): every job, per queue, per job name, and the owner and
+        schedule sets the submit path registers. Returns the entries checked per set."""
+        known = [keys.index_by_queue(name) for name in self.queues]
+        known += [keys.index_by_name(name) for name in set(self.names_by_path.values())]
+        return indexsweep.sweep(self.connection, known)
+
     # -- one pass, for whichever process runs it ------------------------------------
 
     def run_pass(self, dead: dict[str, str] | None = None) -> int:
@@ -326,6 +340,7 @@ class Recovery:
             recovered = self.recover(dead)
             self.forget_lost_workers()
             self.reconcile()
+            self.sweep_index()
             return recovered
         finally:
             try:

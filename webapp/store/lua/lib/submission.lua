@@ -1,4 +1,4 @@
--- uses: events, index
+-- uses: events
 -- A submission's admission checks and writes (webapp/store/admission.py), from A[base] on: the
 -- rate limit, the idempotency key and the queue-depth cap are checked first and, only if all
 -- pass, the writes run, so a submission is all-or-nothing. Used by lua/submit.lua (a request's
@@ -12,8 +12,7 @@
 --      send of this very submission landed (a retry after a lost reply), and nothing is done
 --   +9 n queue keys, then n pairs (queue key, jobs added to it)
 --   then the number of commands, then per command: argc, then argc arguments. A command is a
---   Redis command, or EVENT (the arguments of append_event) or INDEX (n sets, the sets, the
---   sweep key, job id, score, entries to sweep per set).
+--   Redis command, or EVENT (the arguments of append_event).
 local function admit_and_write(A, base)
   local o = base - 1
   if A[o + 9] ~= '' and redis.call('EXISTS', A[o + 9]) == 1 then return {'ok'} end
@@ -50,11 +49,6 @@ local function admit_and_write(A, base)
     i = i + argc + 1
     if c[1] == 'EVENT' then
       append_event(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11])
-    elseif c[1] == 'INDEX' then
-      local nsets = tonumber(c[2])
-      local sets = {}
-      for k = 1, nsets do sets[k] = c[2 + k] end
-      index_and_sweep(sets, c[3 + nsets], c[4 + nsets], c[5 + nsets], tonumber(c[6 + nsets]))
     else
       redis.call(unpack(c))
     end
