@@ -95,9 +95,14 @@ class EventLog:
         return ("EVENT", keys.EVENTS_STREAM, self.channel, self.maxlen, self.job_maxlen, keep, job_id, data, event,
                 f"{time.time():.6f}", webhooks.target_for(webhook, event))  # fmt: skip
 
-    def append(self, event: str, *, pipeline: Pipeline | None = None, **fields: Any):
-        """Record one event; returns its id, or queues the write on `pipeline` if given."""
+    def append(self, event: str, *, pipeline: Pipeline | None = None, began: float | None = None, **fields: Any):
+        """Record one event; returns its id, or queues the write on `pipeline` if given.
+
+        `began`: for an event that ends a run (finished, failed, stopped, retrying), when the run
+        began (Unix seconds): the run's duration goes to the histogram. Without it, it is not timed.
+        """
         _, stream, *args = self.command(event, **fields)
+        args.append("" if began is None else repr(began))
         return self.script(keys=[stream], args=args, client=pipeline if pipeline is not None else self.connection)
 
     def for_job(self, event: str, job: Job, *, status: str | None = None, name: str | None = None,

@@ -113,7 +113,9 @@ INDEX_SETS = "jobsvc:index:sets"  # the names of the index sets the sweep visits
 METRICS_EVENTS = "jobsvc:metrics:events"  # event name -> count (a hash)
 METRICS_DURATION = "jobsvc:metrics:duration"  # histogram bucket -> count, plus the sum
 METRICS_RECOVERY = "jobsvc:metrics:recovery"  # recovery outcome -> count
-RUN_STARTED = "jobsvc:run-started"  # job id -> start time of its current run
+# job id -> start time of its run, written by earlier versions (end events now carry the start);
+# the reaper deletes what is left of it
+RUN_STARTED_LEGACY = "jobsvc:run-started"
 LIVE = "jobsvc:live"  # jobs queued or running, by when they were queued (a sorted set)
 
 LIVENESS_PREFIX = "jobsvc:liveness:"  # + worker name: refreshed by its supervisor, expiring
@@ -245,7 +247,6 @@ LUA_NAMES = {
     "PAUSED_QUEUES": PAUSED_QUEUES,
     "METRICS_EVENTS": METRICS_EVENTS,
     "METRICS_DURATION": METRICS_DURATION,
-    "RUN_STARTED": RUN_STARTED,
     "LIVE": LIVE,
     "STATS_PREFIX": STATS_PREFIX,
     "WEBHOOK_PREFIX": WEBHOOK_PREFIX,

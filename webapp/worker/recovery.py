@@ -227,8 +227,7 @@ class Recovery:
             queue._enqueue_job(job, pipeline=pipe, at_front=True)
             return "requeued_unstarted"
         if status != JobStatus.STARTED:
-            pipe.hdel(keys.RUN_STARTED, job.id)  # it ended; only the registry entry was left
-            return None
+            return None  # it ended; only the registry entry was left
         # Like every writer of `abandoned` (see webapp.events), the event carries the status the
         # job has once recovered: queued when it runs again, failed otherwise.
         again = hand_back or bool(job.retries_left and job.retries_left > 0)
@@ -312,7 +311,6 @@ class Recovery:
         with self.connection.pipeline(transaction=False) as pipe:
             if done:
                 pipe.zrem(keys.LIVE, *done)
-                pipe.hdel(keys.RUN_STARTED, *done)  # a run whose end event was never written
             if checked:
                 pipe.zadd(keys.LIVE, dict.fromkeys(checked, time.time()), xx=True)
             pipe.execute()
@@ -339,6 +337,7 @@ class Recovery:
         try:
             recovered = self.recover(dead)
             self.forget_lost_workers()
+            self.connection.delete(keys.RUN_STARTED_LEGACY)  # left by an earlier version, if any
             self.reconcile()
             self.sweep_index()
             return recovered

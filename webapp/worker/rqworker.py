@@ -85,10 +85,13 @@ class ServiceWorker(SimpleWorker):
 
     # -- events ---------------------------------------------------------------------------
 
-    def _event(self, event: str, job: Job, status: str, pipeline=None, **extra) -> None:
+    def _event(self, event: str, job: Job, status: str, pipeline=None, ends_run: bool = False, **extra) -> None:
+        """Record `event` for `job`; `ends_run`: the event ends the run this worker started,
+        which is timed from the job's `started_at` (the duration histogram of /metrics)."""
+        began = job.started_at.timestamp() if ends_run and job.started_at is not None else None
         self.events.append(event, job_id=job.id, name=job_name(job, self.names_by_path), queue=job.origin,
                            status=status, owner=job.meta.get("owner"), schedule=job.meta.get("schedule"),
-                           webhook=job.meta.get("webhook"),
+                           webhook=job.meta.get("webhook"), began=began,
                            pipeline=pipeline, **extra)  # fmt: skip
 
     def _record_progress(self, job: Job, progress: dict) -> None:
@@ -204,17 +207,17 @@ class ServiceWorker(SimpleWorker):
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
         super().handle_job_success(job, queue, started_job_registry, execution)
-        self._event("finished", job, "finished", ttl=job.get_result_ttl(self.default_result_ttl))
+        self._event("finished", job, "finished", ends_run=True, ttl=job.get_result_ttl(self.default_result_ttl))
 
     def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string="", execution=None):
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         status = job.get_status(refresh=False)
         status = status.value if status is not None else "failed"
         if status in ("failed", "stopped"):
-            self._event(status, job, status, ttl=job.failure_ttl, error=job.meta.get("error"))
+            self._event(status, job, status, ends_run=True, ttl=job.failure_ttl, error=job.meta.get("error"))
         else:
             self._record_retried_try(job, exc_string, execution)
-            self._event("retrying", job, status, error=job.meta.get("error"))
+            self._event("retrying", job, status, ends_run=True, error=job.meta.get("error"))
 
     def _record_retried_try(self, job: Job, exc_string: str, execution) -> None:
         """Keep a failed try that will be retried in RQ's result history (RQ records only the last)."""

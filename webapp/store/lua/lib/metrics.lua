@@ -1,6 +1,7 @@
 -- Counters kept beside every event write (webapp/web/ops.py serves them as Prometheus metrics):
 -- events by name, the live-job index the reconciler scans (queued or running jobs, scored by
--- when they were queued), each run's duration in fixed histogram buckets, and jobs finished
+-- when they were queued), each run's duration in fixed histogram buckets (from `began`, the
+-- run's start as its end's writer knows it, Unix seconds), and jobs finished
 -- and failed per minute for the overview charts (webapp/store/stats.py): one HINCRBY, and an
 -- EXPIRE only when a minute's field is new.
 -- `at` is Unix seconds as text (or a number); whole numbers go to Redis through '%d', which
@@ -22,23 +23,16 @@ local function jobsvc_metrics(event, job_id, at, began)
   elseif ends[event] then
     redis.call('ZREM', '{{LIVE}}', job_id)
   end
-  if event == 'started' then
-    redis.call('HSET', '{{RUN_STARTED}}', job_id, at)
-  elseif ends[event] or event == 'retrying' or event == 'abandoned' then
-    -- STEP knows when the run began; the other writers look it up
-    if not began then began = redis.call('HGET', '{{RUN_STARTED}}', job_id) end
-    if began then
-      redis.call('HDEL', '{{RUN_STARTED}}', job_id)
-      if event ~= 'abandoned' then
-        local took = at_number - tonumber(began)
-        local field = '+Inf'
-        for _, bound in ipairs({{{DURATION_BUCKETS}}}) do
-          if took <= tonumber(bound) then field = bound break end
-        end
-        redis.call('HINCRBY', '{{METRICS_DURATION}}', field, '1')
-        -- whole microseconds: HINCRBY costs a fraction of HINCRBYFLOAT's float parsing and printing
-        redis.call('HINCRBY', '{{METRICS_DURATION}}', 'sum_us', string.format('%d', math.floor(took * 1000000 + 0.5)))
-      end
+  -- a run's duration: its end's writer says when it began (STEP's finish, the worker's end
+  -- events); other ends (a job canceled while queued, a run its worker died in) are not timed
+  if began and began ~= '' and (ends[event] or event == 'retrying') then
+    local took = at_number - tonumber(began)
+    local field = '+Inf'
+    for _, bound in ipairs({{{DURATION_BUCKETS}}}) do
+      if took <= tonumber(bound) then field = bound break end
     end
+    redis.call('HINCRBY', '{{METRICS_DURATION}}', field, '1')
+    -- whole microseconds: HINCRBY costs a fraction of HINCRBYFLOAT's float parsing and printing
+    redis.call('HINCRBY', '{{METRICS_DURATION}}', 'sum_us', string.format('%d', math.floor(took * 1000000 + 0.5)))
   end
 end
