@@ -42,15 +42,16 @@ local function admit_and_write(A, base)
   if idem_key ~= '' then redis.call('SET', idem_key, A[o + 6], 'EX', A[o + 7]) end
   local ncommands = tonumber(A[i])
   i = i + 1
+  -- each command is read in place (unpack of a range of A): copying it into a table first
+  -- cost more Lua work than the command itself for most of them
   for _ = 1, ncommands do
     local argc = tonumber(A[i])
-    local c = {}
-    for k = 1, argc do c[k] = A[i + k] end
+    local c = i + 1  -- the command's first argument, its name
     i = i + argc + 1
-    if c[1] == 'EVENT' then
-      append_event(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11])
+    if A[c] == 'EVENT' then
+      append_event(A[c + 1], A[c + 2], A[c + 3], A[c + 4], A[c + 5], A[c + 6], A[c + 7], A[c + 8], A[c + 9], A[c + 10])
     else
-      redis.call(unpack(c))
+      redis.call(unpack(A, c, c + argc - 1))
     end
   end
   return {'ok'}
