@@ -19,7 +19,7 @@ up; jobs pushed by plain RQ code (no token) are found by the idle wait's short t
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 from redis.commands.core import Script
 
@@ -62,13 +62,21 @@ class Finish:
     done_limit_key: str = ""  # the job's limit key, whose slot is given back ('' for none)
 
 
-NO_FINISH = ("",) * len(fields(Finish))
-STEP_FIELDS = tuple(field.name for field in fields(Claim)) + tuple(field.name for field in fields(Finish))
+CLAIM_FIELDS = tuple(field.name for field in fields(Claim))
+FINISH_FIELDS = tuple(field.name for field in fields(Finish))
+NO_FINISH = ("",) * len(FINISH_FIELDS)
+STEP_FIELDS = CLAIM_FIELDS + FINISH_FIELDS
 
 
 def argv(claim: Claim, finish: Finish | None) -> list:
-    """STEP's ARGV, in STEP_FIELDS order."""
-    return [*astuple(claim), *(astuple(finish) if finish is not None else NO_FINISH)]
+    """STEP's ARGV, in STEP_FIELDS order. (Not `dataclasses.astuple`, which deep-copies every
+    value: a tenth of the fast worker's CPU per job.)"""
+    values = [getattr(claim, name) for name in CLAIM_FIELDS]
+    if finish is None:
+        values += NO_FINISH
+    else:
+        values += [getattr(finish, name) for name in FINISH_FIELDS]
+    return values
 
 
 def step_script(names_by_path: dict[str, str]) -> Script:
