@@ -19,7 +19,8 @@ def test_the_argument_table_follows_the_field_order():
     assert "{{" not in text
     generated = step.step_script({}).script.decode()
     for index, name in enumerate(step.STEP_FIELDS, start=1):
-        assert f"{name} = ARGV[{index}]" in generated
+        assert f"local A_{name} = ARGV[{index}]" in generated
+    assert not re.search(r"\bA\.[a-z_]", generated)  # every read of a field is the local
 
 
 def test_argv_puts_each_value_at_its_field_position():

@@ -26,9 +26,18 @@ _USES = re.compile(r"\A--\s*uses:\s*([a-z_, ]+)\n")
 
 DURATION_BUCKETS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60", "300")
 
+
+def _bucket_chain() -> str:
+    """Lua that sets `field` to the histogram bucket of `took` (seconds): comparisons with
+    constants, where a table of the bounds would be built and read on every event."""
+    tests = [f"if took <= {bound} then field = '{bound}'" for bound in DURATION_BUCKETS]
+    return " else".join(tests) + " else field = '+Inf' end"
+
+
 LUA_CONSTANTS = {
-    "TERMINAL_EVENTS": ", ".join(f"{event} = true" for event in sorted(states.TERMINAL)),
-    "DURATION_BUCKETS": ", ".join(f"'{bound}'" for bound in DURATION_BUCKETS),
+    # `event == 'a' or event == 'b' ...`: true for an event that ends a job
+    "IS_TERMINAL_EVENT": " or ".join(f"event == '{event}'" for event in sorted(states.TERMINAL)),
+    "DURATION_BUCKET_OF_TOOK": _bucket_chain(),
     "STATS_RETENTION": str(stats.RETENTION),
 }
 

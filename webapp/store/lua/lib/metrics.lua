@@ -8,7 +8,7 @@
 -- costs a fraction of Lua's own number-to-text conversion ('%.14g').
 local function jobsvc_metrics(event, job_id, at, began)
   if not event then return end
-  local ends = {{{TERMINAL_EVENTS}}}
+  local ends_job = {{IS_TERMINAL_EVENT}}
   redis.call('HINCRBY', '{{METRICS_EVENTS}}', event, '1')
   local at_number = tonumber(at)
   if event == 'finished' or event == 'failed' then
@@ -20,17 +20,15 @@ local function jobsvc_metrics(event, job_id, at, began)
   end
   if event == 'queued' or event == 'retrying' then
     redis.call('ZADD', '{{LIVE}}', at, job_id)
-  elseif ends[event] then
+  elseif ends_job then
     redis.call('ZREM', '{{LIVE}}', job_id)
   end
   -- a run's duration: its end's writer says when it began (STEP's finish, the worker's end
   -- events); other ends (a job canceled while queued, a run its worker died in) are not timed
-  if began and began ~= '' and (ends[event] or event == 'retrying') then
+  if began and began ~= '' and (ends_job or event == 'retrying') then
     local took = at_number - tonumber(began)
-    local field = '+Inf'
-    for _, bound in ipairs({{{DURATION_BUCKETS}}}) do
-      if took <= tonumber(bound) then field = bound break end
-    end
+    local field
+    {{DURATION_BUCKET_OF_TOOK}}
     redis.call('HINCRBY', '{{METRICS_DURATION}}', field, '1')
     -- whole microseconds: HINCRBY costs a fraction of HINCRBYFLOAT's float parsing and printing
     redis.call('HINCRBY', '{{METRICS_DURATION}}', 'sum_us', string.format('%d', math.floor(took * 1000000 + 0.5)))
