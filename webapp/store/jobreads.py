@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.utils import str_to_date
 
 from webapp.infra.clock import iso
 from webapp.infra.errors import NotFound
@@ -43,10 +45,32 @@ def pairs(flat: list) -> dict:
     return dict(zip(items, items, strict=True))
 
 
+# The job's dates, parsed here: RQ's parser (strptime) was a tenth of a job read's CPU.
+_DATE_FIELDS = (b"created_at", b"enqueued_at", b"started_at", b"ended_at", b"last_heartbeat")
+
+
+def parse_date(value: bytes) -> datetime:
+    """A date as RQ writes it (`2026-11-26T20:35:20.637825Z`, or without the fraction), as RQ
+    reads it (aware, UTC), through `datetime.fromisoformat`; RQ's own parser for anything else."""
+    try:
+        parsed = datetime.fromisoformat(value.decode())
+    except ValueError:
+        return str_to_date(value)
+    if parsed.tzinfo is None:
+        return str_to_date(value)
+    return parsed.astimezone(UTC)
+
+
 def restore(job_id: str, raw: dict, connection: Redis) -> Job:
-    """An RQ Job from its hash as read (no round trip)."""
-    job = Job(job_id, connection=connection, serializer=JSONSerializer)
+    """An RQ Job from its hash as read (no round trip), with the attributes RQ's `Job.restore` gives."""
+    dates = {field: raw.pop(field, None) for field in _DATE_FIELDS}
+    # serializer=None skips RQ's isinstance check against its Protocol (slow); the real one is set next
+    job = Job(job_id, connection=connection, serializer=None)
+    job.serializer = JSONSerializer
     job.restore(raw)
+    for field, value in dates.items():
+        if value:
+            setattr(job, field.decode(), parse_date(value))
     job.waiting_for = raw.get(b"waiting_for")  # b"limit" while parked by its key's limit (store/limits.py)
     return job
 
