@@ -140,6 +140,7 @@ def report(data: dict) -> str:
     add(f"jobsvc benchmark — {data['when']} — rounds {data['rounds']}, N {data['jobs']} (medians of rounds)")
     m = data["machine"]
     add(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['redis']}")
+    add(f"service settings: TRACING={data.get('tracing', 'auto')} (a production install has no OpenTelemetry)")
     if "load_average_start" in data:
         start, end = data["load_average_start"][0], data.get("load_average_end", [float("nan")])[0]
         add(f"load average (1 min) at start {start:.2f}, at end {end:.2f}: other work on the machine skews absolutes")
@@ -290,12 +291,16 @@ def main(argv: list[str] | None = None) -> int:
 
     server = RedisServer().start()
     os.environ["SUBMIT_RATE_LIMIT"] = ""  # a rate limit would measure itself, not the service
+    # A production install (requirements.txt) has no OpenTelemetry, so no spans: measure that,
+    # not the dev tools' venv this runs in (TRACING=auto here would open a span per submission).
+    os.environ.setdefault("TRACING", "off")
     data: dict = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "rounds": rounds,
         "jobs": n,
         "machine": machine(),
         "load_average_start": os.getloadavg(),
+        "tracing": os.environ["TRACING"],
     }
     progress.say(
         f"jobsvc benchmark: sections {','.join(name for name in SECTIONS if name in sections)}, rounds {rounds}, "

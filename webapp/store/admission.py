@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from webapp.store import scripts
 
@@ -55,7 +54,6 @@ class GuardedWriter:
     def __init__(self, connection: Redis):
         self.connection = connection
         self.script = scripts.script("submit")
-        self.source = self.script.script
 
     def recorder(self) -> Pipeline:
         """A pipeline for RQ's code to record writes on; pass it to `recorded`, never execute it."""
@@ -69,12 +67,7 @@ class GuardedWriter:
         return commands
 
     def run(self, commands: list[tuple], admission: Admission) -> Outcome:
-        argv = self.argv(commands, admission)
-        try:
-            reply = self.connection.evalsha(self.script.sha, 0, *argv)
-        except NoScriptError:
-            reply = self.connection.eval(self.source, 0, *argv)
-        return outcome_of(reply)
+        return outcome_of(scripts.call(self.connection, self.script, (), self.argv(commands, admission)))
 
     @staticmethod
     def argv(commands: list[tuple], admission: Admission) -> list:

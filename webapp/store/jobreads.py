@@ -83,10 +83,11 @@ def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, 
     without a gap.
     """
     check_job_id(job_id)
-    reply = scripts.script("read_job")(
-        keys=[keys.job(job_id), keys.results(job_id), keys.job_events(job_id)],
-        args=["" if results is None else results],
-        client=connection,
+    reply = scripts.call(
+        connection,
+        scripts.script("read_job"),
+        [keys.job(job_id), keys.results(job_id), keys.job_events(job_id)],
+        ["" if results is None else results],
     )
     if not reply:
         raise not_found(job_id)

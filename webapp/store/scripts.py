@@ -13,10 +13,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from webapp.store import keys, states, stats
 
@@ -84,3 +88,14 @@ def script(name: str, **values: str) -> Script:
 @cache
 def _shared(name: str) -> Script:
     return Script(None, source(name).encode())
+
+
+def call(connection: Redis, script: Script, keys: Sequence, args: Sequence) -> Any:
+    """Run `script` on `connection` (a client, not a pipeline) in one round trip: EVALSHA as a
+    plain command, EVAL when the server does not know the script yet (first use, or after a
+    restart or SCRIPT FLUSH). redis-py's `Script.__call__` and `evalsha` add a wrapper that
+    inspects the arguments on every call: 6–7 % of an API request's CPU."""
+    try:
+        return connection.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return connection.execute_command("EVAL", script.script, len(keys), *keys, *args)
