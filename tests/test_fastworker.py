@@ -53,7 +53,9 @@ TEST_FUNCTIONS = f"{HERE}."
 @pytest.fixture
 def worker(app, redis_conn, queues):
     app.config["WORKER_ALLOWED_PREFIXES"] = [TEST_FUNCTIONS]
-    return FastWorker(list(queues.values()), connection=redis_conn, app=app, default_result_ttl=600)
+    worker = FastWorker(list(queues.values()), connection=redis_conn, app=app, default_result_ttl=600)
+    yield worker
+    worker.close_step_connections()  # tests call STEP without work(), which would close them
 
 
 def enqueue(queue: Queue, func: str = f"{HERE}.add", args=(1, 2), **options) -> Job:

@@ -68,6 +68,7 @@ class FastWorker(ServiceWorker):
         self.wake_timeout = wake_timeout
         self._step_script = step.step_script(self.names_by_path)
         self._step_connections = threading.local()  # one connection per job-running thread
+        self._opened_step_connections: list = []  # all of them, closed when the worker stops
         self._queue_names = [queue.name for queue in self.queues]
         self._wake_keys = [keys.wake(name) for name in self._queue_names]
         self._queues_by_name = {queue.name: queue for queue in self.queues}
@@ -107,7 +108,15 @@ class FastWorker(ServiceWorker):
             pass
         finally:
             self.teardown()
+            self.close_step_connections()
         return bool(completed)
+
+    def close_step_connections(self) -> None:
+        """Close the connections STEP opened (one per job-running thread)."""
+        for connection in self._opened_step_connections:
+            connection.disconnect()
+        self._opened_step_connections = []
+        self._step_connections = threading.local()
 
     def _work_loop(self, burst: bool, max_jobs: int | None = None, periodic: bool = True) -> int:
         completed = 0
@@ -253,6 +262,7 @@ class FastWorker(ServiceWorker):
         connection = getattr(self._step_connections, "connection", None)
         if connection is None:
             connection = self._step_connections.connection = RedisFactory.dedicated_connection(self.connection)
+            self._opened_step_connections.append(connection)
         try:
             connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
             return connection.read_response()
@@ -392,6 +402,7 @@ class FastWorker(ServiceWorker):
                 self._is_horse = True
                 self.connection.connection_pool.reset()
                 self._step_connections = threading.local()  # never the parent's socket
+                self._opened_step_connections = []
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 pending = self._perform(queue, job, execution)
