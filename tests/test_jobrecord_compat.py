@@ -121,3 +121,57 @@ def test_a_date_in_another_format_falls_back_to_rqs_parser():
     assert parse_date(b"2026-11-26T20:35:20.000001Z").microsecond == 1
     with pytest.raises(ValueError):
         parse_date(b"yesterday")
+
+
+READ_CASES = {
+    "finished": ("jobs.basic.add", {"a": 1, "b": 2}, {"meta": {"name": "add", "owner": "alice"}, "result_ttl": 60}),
+    "failed, retries left": ("jobs.basic.fail", {"message": "no"}, {"retry": Retry(max=2, interval=[30, 60])}),
+    "failed for good": ("jobs.basic.fail", {"message": "twice no"}, {"meta": {"name": "fail"}, "failure_ttl": 60}),
+    "queued, no name": ("jobs.basic.add", {"a": 5, "b": 6}, {"description": "five plus six"}),
+}
+
+
+@pytest.mark.parametrize("case", READ_CASES)
+def test_a_snapshot_reads_what_rqs_job_and_results_read(redis_conn, case):
+    """The read routes decode the job hash and its result stream themselves (RQ's Job and Result
+    restores were half of a read's CPU): each field the views use must equal what RQ's own
+    `Job.fetch` and `job.results()` give, for jobs RQ enqueued and ran."""
+    from webapp.store import jobreads
+
+    path, kwargs, options = READ_CASES[case]
+    queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+    job = queue.enqueue_call(path, kwargs=kwargs, **options)
+    if case != "queued, no name":
+        SimpleWorker([queue], connection=redis_conn, serializer=JSONSerializer).work(burst=True)
+    fetched = Job.fetch(job.id, connection=redis_conn, serializer=JSONSerializer)
+    snapshot, results, _ = jobreads.read(redis_conn, job.id, results=None)
+    assert snapshot.status == fetched.get_status(refresh=False).value
+    for attribute in ("origin", "description", "meta", "enqueued_at", "started_at", "ended_at", "retries_left",
+                      "retry_intervals", "func_name"):  # fmt: skip
+        assert getattr(snapshot, attribute) == getattr(fetched, attribute), attribute
+    assert snapshot.exc_info == fetched._exc_info
+    expected = fetched.results()
+    assert len(results) == len(expected) == (1 if case in ("finished", "failed for good") else 0)
+    for entry, rqs in zip(results, expected, strict=True):
+        for attribute in ("type", "return_value", "exc_string", "worker_name", "created_at", "execution_started_at",
+                          "execution_ended_at"):  # fmt: skip
+            assert getattr(entry, attribute) == getattr(rqs, attribute), attribute
+    if case == "finished":
+        assert results[0].return_value == 3 and snapshot.meta["owner"] == "alice"
+    if case == "failed for good":
+        assert "twice no" in results[0].exc_string and results[0].type.name == "FAILED"
+    if case == "failed, retries left":  # RQ records the try in the job hash, not as a result
+        assert (snapshot.retries_left, snapshot.retry_intervals, snapshot.status) == (1, [30, 60], "scheduled")
+    view = jobreads.to_dict(snapshot, results[0] if results else None, None, {"jobs.basic.add": "add"})
+    assert view["name"] == {"queued, no name": "add", "failed, retries left": "jobs.basic.fail"}.get(case, view["name"])
+
+
+def test_a_snapshot_of_an_unreadable_hash_still_reads():
+    """A meta that is not JSON, and an uncompressed payload and traceback, read as RQ's fallbacks do."""
+    from webapp.store import jobreads
+
+    raw = {b"status": b"failed", b"meta": b"\x80garbage", b"data": b'["jobs.basic.add", null, [1, 2], {}]',
+           b"exc_info": b"Traceback ...\nValueError: plain"}  # fmt: skip
+    snapshot = jobreads.snapshot("abc", raw)
+    assert (snapshot.meta, snapshot.func_name, snapshot.exc_info) == ({}, "jobs.basic.add", raw[b"exc_info"].decode())
+    assert jobreads.to_dict(snapshot, None, None, {})["error"] == {"type": "ValueError", "message": "plain"}

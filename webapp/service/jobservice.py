@@ -68,12 +68,12 @@ class JobService:
 
     # -- reading, cancel and retry ------------------------------------------------------------
 
-    def load(self, job_id: str, caller: Caller) -> tuple[Job, Any, str | None]:
-        """(job, latest result, last event id), or NotFound, also for a job the caller may not see."""
-        job, results, last_event_id = jobreads.read(self.connection, job_id, results=1)
+    def load(self, job_id: str, caller: Caller) -> Job:
+        """The job as RQ's Job, or NotFound, also for a job the caller may not see."""
+        job = jobreads.load(self.connection, job_id)
         if not access.may_see(job.meta.get("owner"), caller):
             raise jobreads.not_found(job_id)
-        return job, (results[0] if results else None), last_event_id
+        return job
 
     def check_visible(self, job_id: str, caller: Caller) -> None:
         """NotFound unless the job exists and the caller may see it (one HGET)."""
@@ -96,7 +96,7 @@ class JobService:
         which marks the job `stopped` once it has taken effect.
         """
         access.check_may_write(caller)
-        job, _, _ = self.load(job_id, caller)
+        job = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status in states.CANCELABLE:
             with self.connection.pipeline(transaction=False) as pipe:
@@ -118,7 +118,7 @@ class JobService:
         A waiting job is taken out of its queue or registry first (as a cancel would); a running
         one is a 409: stop it first (cancel), then delete it. A `deleted` event is published.
         """
-        job, _, _ = self.load(job_id, caller)
+        job = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status == "started":
             raise Conflict(f"job {job_id} is running: cancel it first (POST /api/jobs/{job_id}/cancel), then delete it")
@@ -131,7 +131,7 @@ class JobService:
 
         Returns the job as a submission answer: id, name, queue, status (queued)."""
         access.check_may_write(caller)
-        job, _, _ = self.load(job_id, caller)
+        job = self.load(job_id, caller)
         status = jobreads.status_of(job)
         if status not in states.RETRYABLE:
             raise Conflict(f"job {job_id} is {status}: only failed, stopped or canceled jobs can be retried")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
+from base64 import b64decode
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +36,7 @@ def not_found(job_id: str) -> NotFound:
     return NotFound(f"no job with id {job_id!r}: it never existed or has expired")
 
 
-def job_name(job: Job, names_by_path: Mapping[str, str]) -> str | None:
+def job_name(job: Job | Snapshot, names_by_path: Mapping[str, str]) -> str | None:
     """The job's public name: the one recorded at submission, else its function's catalog name
     (a job enqueued by plain RQ code), else the function's dotted path."""
     return job.meta.get("name") or names_by_path.get(job.func_name or "", job.func_name)
@@ -62,7 +65,8 @@ def parse_date(value: bytes) -> datetime:
 
 
 def restore(job_id: str, raw: dict, connection: Redis) -> Job:
-    """An RQ Job from its hash as read (no round trip), with the attributes RQ's `Job.restore` gives."""
+    """An RQ Job from its hash as read (no round trip), with the attributes RQ's `Job.restore`
+    gives: for the paths that change a job through RQ's API (cancel, retry, bulk)."""
     dates = {field: raw.pop(field, None) for field in _DATE_FIELDS}
     # serializer=None skips RQ's isinstance check against its Protocol (slow); the real one is set next
     job = Job(job_id, connection=connection, serializer=None)
@@ -75,13 +79,119 @@ def restore(job_id: str, raw: dict, connection: Redis) -> Job:
     return job
 
 
-def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, list[Result], str | None]:
-    """The job, its latest `results` results (None: all RQ keeps) and the id of its latest event.
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
 
-    One script call (lua/read_job.lua: one round trip, atomic): the snapshot reflects every
-    event up to the returned event id, so a client can resume the job's event stream from it
-    without a gap.
-    """
+
+def _date(value: bytes | None) -> datetime | None:
+    return parse_date(value) if value else None
+
+
+def _unzipped(value: bytes) -> bytes:
+    """A field RQ stores zlib-compressed, or as is when it is not (its own fallback)."""
+    try:
+        return zlib.decompress(value)
+    except zlib.error:
+        return value
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A job as the read routes show it, decoded straight from its hash: only the fields the
+    views use, each decoded as RQ's `Job.restore` decodes it (tests/test_jobrecord_compat.py
+    compares them with `Job.fetch`). Building RQ's Job instead decodes every field and checks
+    the serializer against a Protocol: half of a job read's own CPU."""
+
+    id: str
+    status: str | None  # as RQ stores it
+    origin: str
+    description: str | None
+    meta: dict
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    exc_info: str | None
+    retries_left: int | None
+    retry_intervals: list | None
+    waiting_for: bytes | None  # b"limit" while parked by its key's limit (store/limits.py)
+    data: bytes | None
+
+    @property
+    def func_name(self) -> str | None:
+        """The function's dotted path, from RQ's payload (only jobs enqueued without a name need it)."""
+        if not self.data:
+            return None
+        try:
+            return json.loads(_unzipped(self.data))[0]
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError):
+            return None
+
+
+def snapshot(job_id: str, raw: Mapping[bytes, bytes]) -> Snapshot:
+    """The Snapshot of a job hash as read (HGETALL)."""
+    get = raw.get
+    try:
+        meta = json.loads(get(b"meta") or b"{}")
+    except ValueError:
+        meta = {}
+    retries_left = get(b"retries_left")
+    intervals = get(b"retry_intervals")
+    exc_info = get(b"exc_info")
+    return Snapshot(
+        id=job_id,
+        status=_text(get(b"status")),
+        origin=_text(get(b"origin")) or "",
+        description=_text(get(b"description")),
+        meta=meta if isinstance(meta, dict) else {},
+        enqueued_at=_date(get(b"enqueued_at")),
+        started_at=_date(get(b"started_at")),
+        ended_at=_date(get(b"ended_at")),
+        exc_info=_unzipped(exc_info).decode() if exc_info else None,
+        retries_left=int(retries_left) if retries_left else None,
+        retry_intervals=json.loads(intervals) if intervals else None,
+        waiting_for=get(b"waiting_for"),
+        data=get(b"data"),
+    )
+
+
+@dataclass(slots=True)
+class ResultEntry:
+    """One entry of a job's result stream, decoded as RQ's `Result.restore` decodes it (without
+    its serializer check, a sixth of a job read's own CPU)."""
+
+    type: Result.Type
+    return_value: Any
+    exc_string: str | None
+    worker_name: str
+    created_at: datetime
+    execution_started_at: datetime | None
+    execution_ended_at: datetime | None
+
+
+def _moment(value: bytes | None) -> datetime | None:
+    return datetime.fromtimestamp(float(value), tz=UTC) if value else None
+
+
+def result_entry(result_id: bytes, payload: Mapping[bytes, bytes]) -> ResultEntry:
+    """A result stream entry (its id and its fields) as a ResultEntry."""
+    get = payload.get
+    value = get(b"return_value")
+    exc = get(b"exc_string")
+    return ResultEntry(
+        type=Result.Type(int(payload[b"type"])),
+        return_value=json.loads(b64decode(value)) if value is not None else None,
+        exc_string=zlib.decompress(b64decode(exc)).decode() if exc else None,
+        worker_name=_text(get(b"worker_name")) or "",
+        created_at=datetime.fromtimestamp(int(result_id.split(b"-")[0]) / 1000, tz=UTC),
+        execution_started_at=_moment(get(b"execution_started_at")),
+        execution_ended_at=_moment(get(b"execution_ended_at")),
+    )
+
+
+def _read_raw(connection: Redis, job_id: str, results: int | None) -> tuple[dict, list, str | None]:
+    """One script call (lua/read_job.lua: one round trip, atomic): the job's hash, its latest
+    `results` results (None: all RQ keeps) and the id of its latest event. The snapshot reflects
+    every event up to that id, so a client can resume the job's event stream from it without a gap."""
     check_job_id(job_id)
     reply = scripts.call(
         connection,
@@ -92,13 +202,24 @@ def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Job, 
     if not reply:
         raise not_found(job_id)
     raw, raw_results, events = reply
-    job = restore(job_id, pairs(raw), connection)
-    restored = [
-        Result.restore(job_id, result_id.decode(), pairs(payload), connection, JSONSerializer)
-        for result_id, payload in raw_results
-    ]
-    last_event_id = events[0][0].decode() if events else None
-    return job, restored, last_event_id
+    return pairs(raw), raw_results, (events[0][0].decode() if events else None)
+
+
+def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Snapshot, list[ResultEntry], str | None]:
+    """The job as the views show it, its latest `results` results (None: all RQ keeps), newest
+    first, and the id of its latest event, in one atomic round trip."""
+    raw, raw_results, last_event_id = _read_raw(connection, job_id, results)
+    return (
+        snapshot(job_id, raw),
+        [result_entry(result_id, pairs(flat)) for result_id, flat in raw_results],
+        last_event_id,
+    )
+
+
+def load(connection: Redis, job_id: str) -> Job:
+    """The job as RQ's Job, for the paths that change it through RQ (cancel, retry)."""
+    raw, _, _ = _read_raw(connection, job_id, 1)
+    return restore(job_id, raw, connection)
 
 
 def error_text(exc_string: str | None) -> dict | None:
@@ -110,28 +231,35 @@ def error_text(exc_string: str | None) -> dict | None:
     return {"type": kind.rsplit(".", 1)[-1], "message": message or kind}
 
 
-def error_of(job: Job, result: Result | None) -> dict | None:
+def error_of(job: Snapshot, result: ResultEntry | None) -> dict | None:
     """The failure as {type, message}: the worker's own record first, else RQ's traceback."""
     recorded = job.meta.get("error")
     if recorded:
         return recorded
-    return error_text((result.exc_string if result is not None else None) or job._exc_info)
+    return error_text((result.exc_string if result is not None else None) or job.exc_info)
 
 
-def status_of(job: Job) -> str | None:
-    """The job's status as clients see it (RQ's brief `ready_to_enqueue` is still `deferred`)."""
-    status = job.get_status(refresh=False)
-    status = status.value if status is not None else None
+def client_status(status: str | None) -> str | None:
+    """A status as clients see it (RQ's brief `ready_to_enqueue` is still `deferred`)."""
     return "deferred" if status == "ready_to_enqueue" else status
 
 
-def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: Mapping[str, str]) -> dict[str, Any]:
+def status_of(job: Job) -> str | None:
+    """An RQ Job's status as clients see it."""
+    status = job.get_status(refresh=False)
+    return client_status(status.value if status is not None else None)
+
+
+def to_dict(
+    job: Snapshot, result: ResultEntry | None, last_event_id: str | None, names: Mapping[str, str]
+) -> dict[str, Any]:
     """The public JSON view of a job (the list view; the detail view adds attempts)."""
-    status = status_of(job)
+    status = client_status(job.status or "created")  # RQ reads a hash without status as created
     value: Any = None
     if result is not None and result.type == Result.Type.SUCCESSFUL:
         value = result.return_value
     failed = status in ("failed", "stopped") or (result is not None and result.type == Result.Type.FAILED)
+    meta = job.meta
     return {
         "id": job.id,
         "name": job_name(job, names),
@@ -139,15 +267,15 @@ def to_dict(job: Job, result: Result | None, last_event_id: str | None, names: M
         "status": status,
         "result": value,
         "error": error_of(job, result) if failed else None,
-        "progress": job.meta.get("progress"),
+        "progress": meta.get("progress"),
         "enqueued_at": iso(job.enqueued_at),
         "started_at": iso(job.started_at),
         "ended_at": iso(job.ended_at),
         "last_event_id": last_event_id,
         "description": job.description,
-        "schedule": job.meta.get("schedule"),
-        "waiting_for": "limit" if status == "deferred" and getattr(job, "waiting_for", None) == b"limit" else None,
-        "limit": limit_view(job.meta.get("limit")),
+        "schedule": meta.get("schedule"),
+        "waiting_for": "limit" if status == "deferred" and job.waiting_for == b"limit" else None,
+        "limit": limit_view(meta.get("limit")),
     }
 
 
@@ -159,7 +287,7 @@ def limit_view(limit: Any) -> dict[str, Any] | None:
     return {"key": limit["key"], "concurrency": limit.get("concurrency"), "rate": rate}
 
 
-def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
+def attempts_of(results: list[ResultEntry]) -> list[dict[str, Any]]:
     """Each try of a job, oldest first, from RQ's result history (RQ keeps the last 10)."""
     outcomes = {
         Result.Type.SUCCESSFUL: "finished",
@@ -180,7 +308,7 @@ def attempts_of(results: list[Result]) -> list[dict[str, Any]]:
     ]
 
 
-def retry_plan(job: Job) -> dict[str, Any] | None:
+def retry_plan(job: Snapshot) -> dict[str, Any] | None:
     """The job's retries: how many are left, the planned wait before each (in order, seconds)
     and the backoff they were drawn from (null for fixed intervals); None without retries."""
     if job.retries_left is None:

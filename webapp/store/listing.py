@@ -31,8 +31,6 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from rq.job import Job
-from rq.results import Result
-from rq.serializers import JSONSerializer
 
 from webapp.infra.errors import BadRequest
 from webapp.store import indexsweep, jobreads, keys
@@ -135,7 +133,7 @@ class JobLister:
                 pipe.hgetall(keys.job(job_id))
             return pipe.execute()
 
-    def views(self, jobs: list[Job]) -> list[dict[str, Any]]:
+    def views(self, jobs: list[jobreads.Snapshot]) -> list[dict[str, Any]]:
         """The list view of each job: latest result and latest event id in one round trip."""
         with self.connection.pipeline(transaction=False) as pipe:
             for job in jobs:
@@ -145,10 +143,7 @@ class JobLister:
         views = []
         for index, job in enumerate(jobs):
             results, events = replies[2 * index], replies[2 * index + 1]
-            result = None
-            if results:
-                result_id, payload = results[0]
-                result = Result.restore(job.id, result_id.decode(), payload, self.connection, JSONSerializer)
+            result = jobreads.result_entry(*results[0]) if results else None
             last_event_id = events[0][0].decode() if events else None
             views.append(jobreads.to_dict(job, result, last_event_id, self.names))
         return views
@@ -182,7 +177,7 @@ class JobLister:
         filtering = bool(status) or sum(1 for given in (owner, name, queue, schedule) if given) > 1
         budget = max(limit, scan_factor * limit)
         examined = 0
-        matched: list[Job] = []
+        matched: list[jobreads.Snapshot] = []
         exhausted = leftover = False
         while len(matched) < limit and examined < budget:
             wanted = limit - len(matched)
@@ -204,7 +199,7 @@ class JobLister:
                     continue
                 if status and (raw.get(b"status") or b"").decode() != status:
                     continue
-                job = jobreads.restore(job_id, raw, self.connection)
+                job = jobreads.snapshot(job_id, raw)
                 if (queue and job.origin != queue) or (name and job.meta.get("name") != name):
                     continue
                 if owner and job.meta.get("owner") != owner:
