@@ -164,8 +164,8 @@ def report(data: dict) -> str:
                 f"{r['cpu_ms_per_request']:10.3f}"
             )
         add(
-            f"POST /api/jobs ÷ plain {ratio(h['enqueue']['req_per_s'], h['plain']['req_per_s']):.2f} (target ≥ 0.6), "
-            f"÷ one-LPUSH {ratio(h['enqueue']['req_per_s'], h['lpush']['req_per_s']):.2f} (≈ 0.87); "
+            f"POST /api/jobs ÷ plain {ratio(h['enqueue']['req_per_s'], h['plain']['req_per_s']):.2f} (target ≥ 0.5), "
+            f"÷ one-LPUSH {ratio(h['enqueue']['req_per_s'], h['lpush']['req_per_s']):.2f} (target ≥ 0.8); "
             f"GET /api/jobs/<id> ÷ one-GET {ratio(h['status']['req_per_s'], h['get']['req_per_s']):.2f} (target ≥ 0.8)"
         )
         sync = {
