@@ -175,3 +175,19 @@ def test_a_snapshot_of_an_unreadable_hash_still_reads():
     snapshot = jobreads.snapshot("abc", raw)
     assert (snapshot.meta, snapshot.func_name, snapshot.exc_info) == ({}, "jobs.basic.add", raw[b"exc_info"].decode())
     assert jobreads.to_dict(snapshot, None, None, {})["error"] == {"type": "ValueError", "message": "plain"}
+
+
+def test_a_result_another_serializer_wrote_reads_as_rqs_placeholder(redis_conn):
+    """Plain RQ code with its default (pickle) serializer may write results the JSON reader cannot
+    decode: the view shows RQ's own placeholder for the value, the traceback as text, and no 500."""
+    import pickle
+    from base64 import b64encode
+
+    from webapp.store import jobreads
+
+    pickled = b64encode(pickle.dumps({"a": 1}))
+    entry = jobreads.result_entry(b"1764190520123-0", {b"type": b"1", b"return_value": pickled})
+    assert entry.return_value == "Unserializable return value"
+    assert entry.created_at == datetime(2025, 11, 26, 20, 55, 20, 123000, tzinfo=UTC)
+    failed = jobreads.result_entry(b"1-0", {b"type": b"2", b"exc_string": b"not base64 at all!"})
+    assert failed.exc_string == "not base64 at all!"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
+from rq.defaults import UNSERIALIZABLE_RETURN_VALUE_PAYLOAD
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -146,7 +147,7 @@ def snapshot(job_id: str, raw: Mapping[bytes, bytes]) -> Snapshot:
         enqueued_at=_date(get(b"enqueued_at")),
         started_at=_date(get(b"started_at")),
         ended_at=_date(get(b"ended_at")),
-        exc_info=_unzipped(exc_info).decode() if exc_info else None,
+        exc_info=_unzipped(exc_info).decode(errors="replace") if exc_info else None,
         retries_left=int(retries_left) if retries_left else None,
         retry_intervals=json.loads(intervals) if intervals else None,
         waiting_for=get(b"waiting_for"),
@@ -172,15 +173,33 @@ def _moment(value: bytes | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), tz=UTC) if value else None
 
 
+def _return_value(value: bytes | None) -> Any:
+    """A result's value as RQ's JSON serializer stored it; one written by another serializer
+    (plain RQ code with pickle) reads as RQ's own placeholder, never as an error."""
+    if value is None:
+        return None
+    try:
+        return json.loads(b64decode(value))
+    except (ValueError, TypeError):
+        return UNSERIALIZABLE_RETURN_VALUE_PAYLOAD
+
+
+def _exc_string(value: bytes | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return zlib.decompress(b64decode(value)).decode(errors="replace")
+    except (ValueError, zlib.error):
+        return value.decode(errors="replace")
+
+
 def result_entry(result_id: bytes, payload: Mapping[bytes, bytes]) -> ResultEntry:
     """A result stream entry (its id and its fields) as a ResultEntry."""
     get = payload.get
-    value = get(b"return_value")
-    exc = get(b"exc_string")
     return ResultEntry(
         type=Result.Type(int(payload[b"type"])),
-        return_value=json.loads(b64decode(value)) if value is not None else None,
-        exc_string=zlib.decompress(b64decode(exc)).decode() if exc else None,
+        return_value=_return_value(get(b"return_value")),
+        exc_string=_exc_string(get(b"exc_string")),
         worker_name=_text(get(b"worker_name")) or "",
         created_at=datetime.fromtimestamp(int(result_id.split(b"-")[0]) / 1000, tz=UTC),
         execution_started_at=_moment(get(b"execution_started_at")),
