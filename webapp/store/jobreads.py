@@ -67,7 +67,7 @@ def parse_date(value: bytes) -> datetime:
 
 def restore(job_id: str, raw: dict, connection: Redis) -> Job:
     """An RQ Job from its hash as read (no round trip), with the attributes RQ's `Job.restore`
-    gives: for the paths that change a job through RQ's API (cancel, retry, bulk)."""
+    gives: for the paths that change a job through RQ's API (cancel, delete, retry, bulk)."""
     dates = {field: raw.pop(field, None) for field in _DATE_FIELDS}
     # serializer=None skips RQ's isinstance check against its Protocol (slow); the real one is set next
     job = Job(job_id, connection=connection, serializer=None)
@@ -236,7 +236,7 @@ def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Snaps
 
 
 def load(connection: Redis, job_id: str) -> Job:
-    """The job as RQ's Job, for the paths that change it through RQ (cancel, retry)."""
+    """The job as RQ's Job, for the paths that change it through RQ (cancel, delete, retry)."""
     raw, _, _ = _read_raw(connection, job_id, 1)
     return restore(job_id, raw, connection)
 
