@@ -21,11 +21,12 @@ from bench import latency as latency_module
 from bench import limits as limits_module
 from bench import makerun as makerun_module
 from bench import redis_cost as redis_cost_module
+from bench import route_cost as route_cost_module
 from bench.util import Progress, median, memory_kb, process_tree
 from tests.servers import RedisServer, server_binary
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("http", "drain", "limits", "latency", "sse", "memory", "make-run", "redis-cost")
+SECTIONS = ("http", "route-cost", "drain", "limits", "latency", "sse", "memory", "make-run", "redis-cost")
 
 
 def machine() -> dict:
@@ -166,7 +167,8 @@ def report(data: dict) -> str:
         add(
             f"POST /api/jobs ÷ plain {ratio(h['enqueue']['req_per_s'], h['plain']['req_per_s']):.2f} (target ≥ 0.5), "
             f"÷ one-LPUSH {ratio(h['enqueue']['req_per_s'], h['lpush']['req_per_s']):.2f} (target ≥ 0.8); "
-            f"GET /api/jobs/<id> ÷ one-GET {ratio(h['status']['req_per_s'], h['get']['req_per_s']):.2f} (target ≥ 0.8)"
+            f"GET /api/jobs/<id> ÷ one-GET {ratio(h['status']['req_per_s'], h['get']['req_per_s']):.2f} "
+            "(target ≥ 0.8); where the time goes: (i)"
         )
         sync = {
             name: medians(runs, list(runs[0].keys() - {"socket_errors"}))
@@ -185,6 +187,8 @@ def report(data: dict) -> str:
             f"(≥ 2xx: wrk drops replies in flight at its end), job ids without a hash: "
             f"{data['http']['jobs_without_hash']}"
         )
+    if "route_cost" in data:
+        lines.extend(route_cost_module.report(data["route_cost"]))
     if "drain" in data:
         d = {name: value["median"] for name, value in data["drain"].items()}
         hand = d["handwritten"]["jobs_per_s"]
@@ -311,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
             progress.say(f"(a) HTTP: 5 routes × {rounds} rounds × {options.seconds:g} s, then 2 under sync workers")
             data["http"] = http_module.http_bench(server.url, rounds, options.seconds, progress)
             data["memory"] = {"web (gunicorn)": data["http"].pop("web_memory")}
+        if "route-cost" in sections:
+            route_rounds = max(9, rounds)
+            progress.say(f"(i) the routes' own CPU, in-process, pinned: 5 routes, 6 knockouts × {route_rounds} rounds")
+            data["route_cost"] = route_cost_module.measure(route_rounds, 300, progress)
         if "drain" in sections:
             progress.say(f"(b, e) drains: {len(DRAIN_LABELS)} workers × {rounds} rounds")
             data["drain"] = run_drains(server.url, rounds, n, progress)

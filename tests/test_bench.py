@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 
 import pytest
 
 from bench import __main__ as bench_main
-from bench import latency, makerun, redis_cost
+from bench import latency, makerun, redis_cost, route_cost
 from bench.drain import drain
 from bench.makerun import EmbeddedServer
 from bench.util import Progress
@@ -57,6 +58,35 @@ def test_redis_cost_splits_submit_and_run_with_their_commands(redis_server):
     assert hand["run"]["commands"]["brpop"]["calls_per_job"] >= 1
     assert "dbsize" not in hand["run"]["commands"]  # the polls are subtracted
     redis_server.client().flushall()
+
+
+def test_route_cost_times_the_routes_and_each_piece_in_place_then_puts_everything_back():
+    affinity = os.sched_getaffinity(0)
+    data = route_cost.measure(rounds=2, requests=40, progress=Progress(io.StringIO()))
+    assert os.sched_getaffinity(0) == affinity  # the pin is lifted for the sections that follow
+    assert set(data["routes"]) == set(route_cost.ROUTES)  # each answered 2xx, or measure raised
+    assert all(value > 0 for value in data["routes"].values())
+    # without the whole enqueue or the whole job view a route does less: far less than its CPU
+    assert data["without"]["service"] < data["routes"]["enqueue"] * 0.8
+    assert data["without"]["view"] < data["routes"]["status"] * 0.9
+    text = "\n".join(route_cost.report(data))
+    for _route, label in data["labels"].values():
+        assert label in text
+    assert re.search(r"POST /api/jobs costs \d+ µs more than the one-LPUSH route", text)
+
+
+def test_replaced_puts_back_a_method_and_an_instance_attribute():
+    class Thing:
+        def __init__(self):
+            self.value = 1
+
+        def method(self):
+            return "method"
+
+    thing = Thing()
+    with route_cost.replaced(thing, "method", lambda: "stand-in"), route_cost.replaced(thing, "value", 2):
+        assert thing.method() == "stand-in" and thing.value == 2
+    assert thing.method() == "method" and thing.value == 1 and vars(thing) == {"value": 1}
 
 
 def test_redis_cost_report_has_both_phases_the_baseline_and_the_ceiling(redis_server):
