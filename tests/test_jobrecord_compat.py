@@ -1,8 +1,9 @@
 """The submit path writes RQ's job hash itself (webapp.jobrecord): it must be RQ's, field for field.
 
 Each case enqueues the same call twice on the pinned RQ, once through `Queue.enqueue_call` and
-once through `queued_job_commands`, and compares every key written, every field and every TTL.
-An RQ upgrade that adds, renames or reformats a field fails here.
+once as the submit script's `JOB` command (`queued_job`, run by lua/lib/queued_job.lua), and
+compares every key written, every field and every TTL. An RQ upgrade that adds, renames or
+reformats a field fails here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from rq import Queue, Retry, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from webapp.store import jobrecord
+from webapp.store import jobrecord, keys
+from webapp.store.admission import Admission, GuardedWriter
 
 STAMPED = {b"created_at", b"enqueued_at"}
 CASES = {
@@ -30,6 +32,11 @@ CASES = {
     "retry at front, no TTLs": {"retry": Retry(max=1, enqueue_at_front=True), "result_ttl": None},
     "timeout unset": {"timeout": None},
 }
+
+
+def _enqueue_as_the_service(redis_conn, job_command: tuple) -> None:
+    """The JOB command through the submit script, as a submission sends it (no checks)."""
+    assert GuardedWriter(redis_conn).run([job_command], Admission()).status == "ok"
 
 
 def _written(redis_conn, job_id: str) -> tuple[dict, dict]:
@@ -54,14 +61,14 @@ def test_job_hash_is_rqs_own(redis_conn, case, meta):
 
     job_id = "0d2c4f1e-6a4b-4d1f-9e53-0a9c3b1f2e77"
     now = datetime.now(UTC)
-    with redis_conn.pipeline(transaction=False) as pipe:
-        for command in jobrecord.queued_job_commands(
-            job_id, "jobs.basic.add", {"a": 2, "b": 3}, meta, "default", options, 77, now
-        ):
-            pipe.execute_command(*command)
-        pipe.execute()
+    _enqueue_as_the_service(
+        redis_conn, jobrecord.queued_job(job_id, "jobs.basic.add", {"a": 2, "b": 3}, meta, "default", options, 77, now)
+    )
     our_keys, our_fields = _written(redis_conn, job_id)
 
+    # and one thing RQ does not write: the token that wakes an idle worker of the queue
+    assert our_keys.pop(keys.wake("default")) == (b"list", False)
+    assert redis_conn.lrange(keys.wake("default"), 0, -1) == [b"1"]
     assert our_keys == rq_keys
     assert sorted(our_fields) == sorted(rq_fields)
     for field in rq_fields:
@@ -76,12 +83,10 @@ def test_rq_reads_and_runs_the_job(redis_conn):
     """RQ's own API and worker take a directly written job as one of theirs."""
     options = {"timeout": 30, "result_ttl": 60, "failure_ttl": 60, "ttl": None, "description": None}
     job_id = "5b0f8a1c-3c1d-4f7a-8f0e-2d6b9a4c1e00"
-    with redis_conn.pipeline(transaction=False) as pipe:
-        for command in jobrecord.queued_job_commands(
-            job_id, "jobs.basic.add", {"a": 40, "b": 2}, {"name": "add"}, "default", options, 180
-        ):
-            pipe.execute_command(*command)
-        pipe.execute()
+    _enqueue_as_the_service(
+        redis_conn,
+        jobrecord.queued_job(job_id, "jobs.basic.add", {"a": 40, "b": 2}, {"name": "add"}, "default", options, 180),
+    )
     job = Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer)
     assert (job.func_name, job.kwargs, job.meta, job.get_status()) == (
         "jobs.basic.add",

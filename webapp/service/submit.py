@@ -135,20 +135,22 @@ class Submitter:
         else:
             job_id = str(uuid.uuid4())
             now = datetime.now(UTC)
-            commands += jobrecord.queued_job_commands(
-                job_id,
-                plan.job_type.import_path,
-                plan.call_kwargs,
-                meta,
-                queue.name,
-                plan.options,
-                self.config["JOB_TIMEOUT"],
-                now,
+            # the job as RQ writes it, pushed on its queue, with a wake token for an idle worker
+            commands.append(
+                jobrecord.queued_job(
+                    job_id,
+                    plan.job_type.import_path,
+                    plan.call_kwargs,
+                    meta,
+                    queue.name,
+                    plan.options,
+                    self.config["JOB_TIMEOUT"],
+                    now,
+                )
             )
             commands.append(self.events.command("queued", job_id=job_id, status="queued", **where))
             score = int(now.timestamp() * 1_000_000)
             commands += listing.index_commands(job_id, score, queue.name, name, owner, schedule)
-            commands.append(("RPUSH", keys.wake(queue.name), 1))  # wakes an idle worker at once
         return {"id": job_id, "name": name, "queue": queue.name, "status": plan.initial_status}
 
     def check_signable(self, planned: Sequence[PlannedJob], owner: str | None) -> None:

@@ -1,4 +1,4 @@
--- uses: events
+-- uses: events, queued_job
 -- A submission's admission checks and writes (webapp/store/admission.py), from A[base] on: the
 -- rate limit, the idempotency key and the queue-depth cap are checked first and, only if all
 -- pass, the writes run, so a submission is all-or-nothing. Used by lua/submit.lua (a request's
@@ -12,7 +12,7 @@
 --      send of this very submission landed (a retry after a lost reply), and nothing is done
 --   +9 n queue keys, then n pairs (queue key, jobs added to it)
 --   then the number of commands, then per command: argc, then argc arguments. A command is a
---   Redis command, or EVENT (the arguments of append_event).
+--   Redis command, EVENT (the arguments of append_event) or JOB (of write_queued_job).
 local function admit_and_write(A, base)
   local o = base - 1
   if A[o + 9] ~= '' and redis.call('EXISTS', A[o + 9]) == 1 then return {'ok'} end
@@ -48,7 +48,10 @@ local function admit_and_write(A, base)
     local argc = tonumber(A[i])
     local c = i + 1  -- the command's first argument, its name
     i = i + argc + 1
-    if A[c] == 'EVENT' then
+    local name = A[c]
+    if name == 'JOB' then
+      write_queued_job(A, c + 1)
+    elseif name == 'EVENT' then
       append_event(A[c + 1], A[c + 2], A[c + 3], A[c + 4], A[c + 5], A[c + 6], A[c + 7], A[c + 8], A[c + 9], A[c + 10])
     else
       redis.call(unpack(A, c, c + argc - 1))
