@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             data["memory"] = {"web (gunicorn)": data["http"].pop("web_memory")}
         if "route-cost" in sections:
             route_rounds = max(9, rounds)
-            progress.say(f"(i) the routes' own CPU, in-process, pinned: 5 routes, 6 knockouts × {route_rounds} rounds")
+            progress.say(f"(i) the routes' own CPU, in-process, pinned: 5 routes, 9 knockouts × {route_rounds} rounds")
             data["route_cost"] = route_cost_module.measure(route_rounds, 300, progress)
         if "drain" in sections:
             progress.say(f"(b, e) drains: {len(DRAIN_LABELS)} workers × {rounds} rounds")

@@ -117,7 +117,8 @@ def _knockouts(app, job_id: str) -> dict[str, tuple[str, str, Callable[[], conte
     submitter = service.submitter
     writer = submitter.writer
     entry = {"id": job_id, "name": "add", "queue": "default", "status": "queued"}
-    raw = jobreads._read_raw(app.extensions["redis"], job_id, None)
+    redis = app.extensions["redis"]
+    raw = jobreads._read_raw(redis, job_id, None)
     view = service.describe(job_id, None)
 
     def no_round_trip():  # the script's arguments are still built
@@ -143,6 +144,13 @@ def _knockouts(app, job_id: str) -> dict[str, tuple[str, str, Callable[[], conte
             "the service's whole enqueue",
             lambda: replaced(service, "enqueue", lambda *args, **options: Submission([entry])),
         ),
+        "one_lpush": (
+            "enqueue",
+            "the service's enqueue, one LPUSH in its place (a floor)",
+            lambda: replaced(
+                service, "enqueue", lambda *args, **options: (redis.lpush("bench:lpush", BODY), Submission([entry]))[1]
+            ),
+        ),
         "read": (
             "status",
             "the job read's round trip (one EVALSHA)",
@@ -152,6 +160,13 @@ def _knockouts(app, job_id: str) -> dict[str, tuple[str, str, Callable[[], conte
             "status",
             "the whole job view (read, decode, build)",
             lambda: replaced(service, "describe", lambda *args: view),
+        ),
+        "one_get": (
+            "status",
+            "the job read, one GET in its place (a floor)",
+            lambda: replaced(
+                jobreads, "_read_raw", lambda connection, job_id, results: (redis.get("bench:value"), raw)[1]
+            ),
         ),
     }
 
@@ -223,8 +238,13 @@ def report(data: dict) -> list[str]:
         f"each piece (the piece replaced by what it returned once):"
     )
     for name, (route, label) in data["labels"].items():
-        saved = routes[route] - without[name]
+        saved = round(routes[route] - without[name]) + 0  # + 0: no '-0'
         lines.append(f"    {ROUTES[route][0]:18} without {label:66} {without[name]:5.0f}  (it costs {saved:4.0f})")
+    lines.append(
+        f"  floors: with one LPUSH for its whole enqueue POST /api/jobs would cost {without['one_lpush']:.0f} µs "
+        f"(× {without['one_lpush'] / routes['lpush']:.2f} the LPUSH route); with one GET for its read GET "
+        f"/api/jobs/<id> {without['one_get']:.0f} (× {without['one_get'] / routes['get']:.2f} the GET route)"
+    )
     rest = without["service"] - routes["plain"]
     lines.append(
         f"  with no enqueue at all POST /api/jobs still costs {rest:.0f} µs more than the plain route (the API's "
