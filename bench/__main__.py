@@ -280,6 +280,9 @@ def report(data: dict) -> str:
         lines.extend(makerun_module.report(data["make_run"], ratio))
     if "redis_cost" in data:
         lines.extend(redis_cost_module.report(data["redis_cost"]))
+    if "redis_cost_make_run" in data:
+        server = "the make-run server (append-only file on, everysec)"
+        lines.extend(redis_cost_module.summary(data["redis_cost_make_run"], server))
     return "\n".join(lines)
 
 
@@ -362,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             cost_n = min(n, 2000)
             progress.say(f"(h) Redis cost per job by phase: service and hand-written × {rounds} rounds, N {cost_n}")
             data["redis_cost"] = redis_cost_module.measure_all(server.url, rounds, cost_n, progress)
+            progress.say("(h) the same against the server `make run` starts (append-only file on, everysec)")
+            embedded = makerun_module.EmbeddedServer(appendonly=True).start()
+            try:
+                data["redis_cost_make_run"] = redis_cost_module.measure_all(embedded.url, rounds, cost_n, progress)
+            finally:
+                embedded.cleanup()
     finally:
         server.cleanup()
     data["load_average_end"] = os.getloadavg()

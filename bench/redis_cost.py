@@ -433,6 +433,22 @@ def report(data: dict) -> list[str]:
     return lines
 
 
+def summary(data: dict, server: str) -> list[str]:
+    """The per-phase Redis CPU of both kinds in a few lines (the full table is `report`'s)."""
+    totals = {kind: sum(data[kind][phase]["cpu_ms_per_job"] for phase in PHASES) for kind in KINDS}
+    lines = [
+        "",
+        f"(h) the same against {server} (N={data['jobs']}, medians of {data['rounds']} rounds), Redis CPU ms per job:",
+    ]
+    for kind, label in KINDS.items():
+        phases = ", ".join(f"{phase} {data[kind][phase]['cpu_ms_per_job']:.4f}" for phase in PHASES)
+        lines.append(
+            f"  {label:42} {phases}; submit + run {totals[kind]:.4f} → one core: {1000 / totals[kind]:,.0f} jobs/s"
+        )
+    lines.append(f"  service ÷ hand-written: × {totals['service'] / totals['handwritten']:.1f} the Redis CPU per job")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)

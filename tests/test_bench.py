@@ -96,6 +96,9 @@ def test_redis_cost_report_has_both_phases_the_baseline_and_the_ceiling(redis_se
         assert row in text
     assert re.search(r"service .*submit \+ run [\d.]+ ms of Redis CPU per job → one Redis core: [\d,]+ jobs/s", text)
     assert "service, submit phase" in text and "service, run phase" in text
+    short = "\n".join(redis_cost.summary(data, "the make-run server"))
+    assert re.search(r"service .*submit [\d.]+, run [\d.]+; submit \+ run [\d.]+ → one core: [\d,]+ jobs/s", short)
+    assert re.search(r"service ÷ hand-written: × [\d.]+ the Redis CPU per job", short)
     redis_server.client().flushall()
 
 
