@@ -19,9 +19,13 @@ def process_tree(pid: int) -> list[int]:
     """`pid` and all its descendants (Linux: /proc/<pid>/task/<tid>/children)."""
     found = [pid]
     for current in found:
-        for task in Path(f"/proc/{current}/task").glob("*"):
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:  # it exited since its parent listed it (RQ's forked work horses do)
+            continue
+        for task in tasks:
             try:
-                children = (task / "children").read_text().split()
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
             except OSError:
                 continue
             found.extend(int(child) for child in children if int(child) not in found)

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -26,6 +28,16 @@ def test_drain_checks_every_result_and_counts_round_trips(redis_server):
     assert service["round_trips_per_job"] <= 2  # one STEP per job, plus start-up noise
     assert service["commands_per_job"] > service["round_trips_per_job"]
     redis_server.client().flushall()
+
+
+def test_the_process_tree_of_a_process_that_just_exited_is_its_pid_alone():
+    """A process gone when the bench walks its tree (RQ's work horses exit mid-walk) is no error."""
+    from bench.util import process_tree, tree_cpu
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert process_tree(gone.pid) == [gone.pid]
+    assert tree_cpu(gone.pid) == 0
 
 
 def test_progress_announces_each_phase_then_its_result_and_failures():
