@@ -22,7 +22,8 @@ def record(seconds: float = 0.0) -> int:
 
 
 def quiet_sleep(seconds: float) -> float:
-    """Sleep without touching Redis (Redis may vanish meanwhile), then return the seconds."""
+    """Count this run (its one Redis call, right at the start), then sleep without touching
+    Redis (Redis may vanish meanwhile) and return the seconds."""
     job = get_current_job()
     job.connection.incr(RUNS_PREFIX + job.id)
     time.sleep(seconds)

@@ -28,7 +28,9 @@ def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
     try:
         wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
         job_id = enqueue(connection, "jobs.faults.quiet_sleep", 2.0)
-        wait_until(lambda: status(connection, job_id) == "started", 20)
+        # the job's one Redis call (it counts its run) must be done before Redis goes: `started`
+        # alone is too early, under load the call would fail and the job be retried, rightly
+        wait_until(lambda: runs(connection, job_id) == 1, 20, message="the job counted its run")
         aof_redis.kill()
         outage_began = time.monotonic()
 
@@ -51,7 +53,7 @@ def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
         assert wait_status(connection, job_id, timeout=30) == "finished"
         finish_recorded_after = time.monotonic() - back_at
         assert runs(connection, job_id) == 1, worker.output()  # not run again
-        assert [kind for kind, _ in attempts(connection, job_id)] == ["SUCCESSFUL"]
+        assert [kind for kind, _ in attempts(connection, job_id)] == ["SUCCESSFUL"], worker.output()
 
         api_back = wait_until(lambda: httpx.get(f"{base}/api/jobs/{job_id}", timeout=5).status_code == 200, 10)
         assert api_back
