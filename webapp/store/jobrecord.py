@@ -6,9 +6,9 @@ dependencies is just a few commands: register the queue, write the job hash, pus
 `queued_job` returns them as one `JOB` command of the submit script: the values here, the
 field names in lua/lib/queued_job.lua, which writes exactly what RQ writes (same names, same
 text formats, the job data compressed as RQ compresses it), so RQ's workers, `Job.fetch`,
-rq-dashboard and our own workers read these jobs like any other. (Sent as RQ's ~45 field
-names and values, the hash was half of a submission's arguments: packing them and unpacking
-them in Lua cost the web and Redis more than the writes.)
+rq-dashboard and our own workers read these jobs like any other. (Sent as RQ's field names
+and values, the job and its wake token took 55 of a submission's 100 arguments; as values, 15 of 60: Redis parses
+4 % fewer instructions per submission, BENCHMARKS.md "fourth round".)
 
 tests/test_jobrecord_compat.py writes jobs both ways against the pinned RQ and compares the
 hashes, so an RQ upgrade that changes the format fails there, loudly, before it reaches a
