@@ -7,11 +7,11 @@ product's code is unchanged), submits jobs one at a time as `bench.latency` does
 service's own submit path, then polling EXISTS on the result) and prints the median of each
 hop, in ms:
 
-    submit → wake        the client plans and sends the submit; Redis runs it and answers
-                         the worker's BLPOP on the wake list
-    wake → claim sent    the worker builds STEP's claim arguments
-    claim STEP           round trip of the claiming STEP
-    claim → ran          RQ's Job restored from the reply, the job run
+    submit → woken       the client plans and sends the submit; Redis runs it, ends the
+                         worker's BLPOP on the wake list and runs the claiming STEP queued
+                         behind it; both replies reach the worker
+    job restored         RQ's Job (and Execution) built from the claim's reply
+    restored → ran       the job run
     ran → finish sent    STEP's finish arguments
     finish STEP          round trip of the finishing STEP (the result is written here)
     total                submit start → the client sees the result
@@ -40,13 +40,16 @@ def instrumented_worker() -> int:
 
     cls = fastworker.FastWorker
     log: list = []
-    wait, call_step, run_claimed, teardown = cls._wait_for_work, cls._call_step, cls._run_claimed, cls.teardown
+    claimed, call_step, run_claimed, teardown = cls._claimed, cls._call_step, cls._run_claimed, cls.teardown
 
-    def timed_wait(self):
-        woken = wait(self)
+    def timed_claimed(self, reply, execution_id, moment, began):
+        woken = moment is None and len(reply) > 2  # a job claimed behind the idle wait
         if woken:
-            log.append(("wake", time.time()))
-        return woken
+            log.append(("woken", time.time()))
+        job = claimed(self, reply, execution_id, moment, began)
+        if woken:
+            log.append(("restored", time.time()))
+        return job
 
     def timed_step(self, args):
         log.append(("step_sent", time.time()))
@@ -64,23 +67,22 @@ def instrumented_worker() -> int:
             json.dump(log, out)
         return teardown(self)
 
-    cls._wait_for_work, cls._call_step, cls._run_claimed = timed_wait, timed_step, timed_run
+    cls._claimed, cls._call_step, cls._run_claimed = timed_claimed, timed_step, timed_run
     cls.teardown = dump_then_teardown
     return main(create_app)
 
 
-HOPS = ("submit → wake", "wake → claim sent", "claim STEP", "claim → ran", "ran → finish sent", "finish STEP")
+HOPS = ("submit → woken", "job restored", "restored → ran", "ran → finish sent", "finish STEP")
 
 
 def hops(log: list, started: float, seen: float) -> dict[str, float]:
-    """The job submitted at `started`: its hops from the worker's log (the first wake after it)."""
-    first = next(i for i, entry in enumerate(log) if entry[0] == "wake" and entry[1] >= started)
+    """The job submitted at `started`: its hops from the worker's log (the first wake-up after it)."""
+    first = next(i for i, entry in enumerate(log) if entry[0] == "woken" and entry[1] >= started)
     names = [entry[0] for entry in log[first:]]
     at = [entry[1] for entry in log[first:]]
-    claim_sent = names.index("step_sent")
     ran = names.index("ran")
     finish_sent = names.index("step_sent", ran)
-    moments = [started, at[0], at[claim_sent], at[claim_sent + 1], at[ran], at[finish_sent], at[finish_sent + 1]]
+    moments = [started, at[0], at[names.index("restored")], at[ran], at[finish_sent], at[finish_sent + 1]]
     result = {name: (moments[i + 1] - moments[i]) * 1000 for i, name in enumerate(HOPS)}
     result["total"] = (seen - started) * 1000
     return result

@@ -199,4 +199,4 @@ def test_idle_profile_times_each_hop_of_a_lone_job():
         assert set(idle_profile.HOPS) <= set(hops)
         assert all(hops[name] >= 0 for name in idle_profile.HOPS), hops
         # per job the worker wakes before the result exists, so the medians keep that order
-        assert 0 < hops["submit → wake"] < hops["total"] <= hops["total p99"], hops
+        assert 0 < hops["submit → woken"] < hops["total"] <= hops["total p99"], hops

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import threading
 import time
+from datetime import timedelta
 
 import pytest
 from rq import Queue, Retry
@@ -13,8 +16,10 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.utils import utcformat
 
 from tests.servers import start_worker
+from webapp.infra.clock import iso
 from webapp.store import keys
 from webapp.worker.fastworker import FastWorker
 
@@ -294,3 +299,77 @@ def test_step_reloads_its_script_after_a_script_flush(worker, queues, redis_conn
     redis_conn.script_flush()  # as after a Redis restart without persistence
     _, (_, claimed, _) = worker._step(None, claim=True)
     assert claimed.id == job.id
+
+
+# -- the idle wait with the claim queued behind it ------------------------------------------------
+
+
+def wait_then_claim_in_thread(worker: FastWorker) -> tuple[threading.Thread, dict]:
+    """`_wait_then_claim` in a thread (it blocks in Redis until a wake token or its timeout)."""
+    outcome: dict = {}
+
+    def wait() -> None:
+        outcome["claimed"] = worker._wait_then_claim()
+        outcome["returned"] = time.monotonic()
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    return waiter, outcome
+
+
+def test_a_woken_worker_gets_its_job_with_the_wake_up_stamped_at_the_claim(worker, queues, redis_conn):
+    worker.wake_timeout = 10
+    waiter, outcome = wait_then_claim_in_thread(worker)
+    time.sleep(0.5)  # the claim's arguments were built when the wait began, half a second ago
+    job = enqueue(queues["default"])
+    redis_conn.rpush(keys.wake("default"), "1")  # as the service's submission pushes it
+    pushed = time.monotonic()
+    waiter.join(10)
+    assert outcome["returned"] - pushed < 1.0  # woken by the token, not by the 10 s timeout
+    queue, claimed, execution = outcome["claimed"]
+    assert (queue.name, claimed.id) == ("default", job.id)
+    stored = fetch(job)
+    # the claim's clock is Redis's when the claim ran, not the worker's when it began to wait
+    assert stored.enqueued_at <= stored.started_at <= stored.enqueued_at + timedelta(seconds=1)
+    assert redis_conn.hget(job.key, "started_at").decode() == utcformat(claimed.started_at)
+    assert claimed.started_at == execution.created_at
+    assert Execution.fetch(execution.id, job.id, redis_conn).created_at == execution.created_at
+    started = json.loads(redis_conn.xrange(keys.job_events(job.id))[0][1][b"data"])
+    assert started["event"] == "started" and started["at"] == iso(claimed.started_at)
+    assert worker._step(worker._perform(queue, claimed, execution), claim=False)[0] == 1
+    assert fetch(job).return_value() == 3
+
+
+def test_a_job_pushed_without_a_wake_token_is_claimed_when_the_wait_times_out(worker, queues, redis_conn):
+    worker.wake_timeout = 0.3
+    job = enqueue(queues["low"])  # plain RQ pushes no wake token
+    began = time.monotonic()
+    queue, claimed, _ = worker._wait_then_claim()
+    assert (queue.name, claimed.id) == ("low", job.id)
+    assert time.monotonic() - began >= 0.25
+    assert worker._wait_then_claim() is None  # nothing left: the claim finds nothing
+
+
+def test_the_claim_behind_the_wait_reloads_its_script_after_a_script_flush(worker, queues, redis_conn):
+    worker.wake_timeout = 0.1
+    job = enqueue(queues["default"])
+    redis_conn.script_flush()  # as after a Redis restart without persistence
+    _, claimed, _ = worker._wait_then_claim()
+    assert claimed.id == job.id
+    assert fetch(job).get_status() == "started"
+
+
+def test_a_warm_shutdown_ends_the_idle_wait_at_once(redis_server, redis_conn, queues):
+    process = start_worker(redis_server.url, WORKER_WAKE_TIMEOUT="30", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
+    try:
+        job = enqueue(queues["default"])
+        redis_conn.rpush(keys.wake("default"), "1")
+        assert wait_status(job, ("finished",)).return_value() == 3  # plain RQ producers' jobs wake it too
+        time.sleep(0.5)  # back in its 30 s wait
+        asked = time.monotonic()
+        assert process.stop(timeout=20) == 0, process.output()[-3000:]
+        assert time.monotonic() - asked < 5, process.output()[-3000:]
+        assert redis_conn.llen(keys.queue("default")) == 0
+        assert StartedJobRegistry("default", connection=redis_conn).get_job_ids(cleanup=False) == []
+    finally:
+        process.stop()

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from base64 import b64encode
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import redis
@@ -74,6 +75,7 @@ class FastWorker(ServiceWorker):
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._next_periodic = 0.0
         self._waiting = False
+        self._waiting_client = 0  # CLIENT ID of the connection in `_wait_then_claim`'s wait
         self._limit_due: float | None = None  # limits: when a rate-parked job's key admits again
         self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
 
@@ -123,16 +125,24 @@ class FastWorker(ServiceWorker):
         backoff = 1.0
         pending = None  # a plain success whose outcome the next STEP records
         woken = False
+        idle = False  # the last claim found nothing: wait for work (one thread: the claim rides behind the wait)
         while True:
             try:
                 if periodic and not woken:  # after a wake-up the job comes first
                     self._run_periodic(burst)
                 woken = False
                 want_more = not self._stop_requested and (max_jobs is None or completed < max_jobs)
-                self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
-                status, claimed = self._step(pending, claim=want_more)
-                handed_to_rq = pending is not None and self._hand_over(pending, status)
-                pending = None
+                if idle:
+                    idle = False
+                    if not want_more:
+                        break
+                    claimed = self._wait_then_claim()
+                    handed_to_rq = False
+                else:
+                    self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
+                    status, claimed = self._step(pending, claim=want_more)
+                    handed_to_rq = pending is not None and self._hand_over(pending, status)
+                    pending = None
                 backoff = 1.0
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
@@ -142,8 +152,12 @@ class FastWorker(ServiceWorker):
                         break
                     if periodic:
                         self._run_periodic(burst)  # due duties run while idle, not after a wake-up
-                    woken = self._wait_for_work()
+                    if self.threads == 1:
+                        idle = woken = True  # the periodic duties just ran
+                    else:
+                        woken = self._wait_for_work()
                     continue
+                self._state = WorkerStatus.BUSY
                 pending = self._run_claimed(*claimed)
                 completed += 1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
@@ -174,9 +188,9 @@ class FastWorker(ServiceWorker):
 
     def _shutdown(self) -> None:
         """Warm shutdown: an idle wait ends at once; a claim or a job in hand is finished first."""
-        if self._waiting:
-            raise StopRequested()
         self._stop_requested = True
+        if self._waiting:  # the wait with a claim behind it: end the wait, then the claim's reply is read
+            self._end_wait()
 
     def _run_periodic(self, burst: bool) -> None:
         """Heartbeat + suspension check in one round trip, and RQ's registry maintenance."""
@@ -192,46 +206,52 @@ class FastWorker(ServiceWorker):
 
     def _wait_for_work(self) -> bool:
         """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a
-        rate-parked job's key admits again (then the next claim promotes it)."""
-        self._waiting = self.threads == 1
+        rate-parked job's key admits again (then the next claim promotes it). The threaded mode's
+        wait: each thread's; one thread waits with its claim behind (`_wait_then_claim`)."""
         timeout = self.wake_timeout
         if self._limit_due:
             timeout = min(timeout, max(0.01, self._limit_due - time.time()))
-        try:
-            return self.connection.blpop(self._wake_keys, timeout=timeout) is not None
-        finally:
-            self._waiting = False
+        return self.connection.blpop(self._wake_keys, timeout=timeout) is not None
 
     # ----- STEP ---------------------------------------------------------------------------
 
     def _step(self, pending: tuple | None, claim: bool) -> tuple[int | None, tuple | None]:
         """Record `pending` (if any) and claim the next job (if `claim`): one round trip."""
-        execution_id = uuid4().hex
         moment = now()
-        claim_args = step.Claim(
+        claim_args = self._claim_args(moment, claim)
+        began = time.time_ns() if self._tracing else 0
+        reply = self._call_step(step.argv(claim_args, pending[4] if pending is not None else None))
+        return reply[0], self._claimed(reply, claim_args.execution_id, moment, began)
+
+    def _claim_args(self, moment: datetime | None, claim: bool = True) -> step.Claim:
+        """STEP's claim fields; `moment` None: the claim takes Redis's clock when it runs."""
+        return step.Claim(
             queue_count=len(self._queue_names),
             worker_name=self.name,
-            now_text=utcformat(moment),
-            now=repr(moment.timestamp()),
-            execution_id=execution_id,
+            now_text=utcformat(moment) if moment else "",
+            now=repr(moment.timestamp()) if moment else "",
+            execution_id=uuid4().hex,
             heartbeat_ttl=DEFAULT_WORKER_TTL,
             channel=self.events.channel,
             events_maxlen=self.events.maxlen,
             events_ttl=self.events.default_ttl,
             job_events_maxlen=self.events.job_maxlen,
-            event_at=now_iso(),
+            event_at=now_iso() if moment else "",
             claim="1" if claim else "0",
         )
-        began = time.time_ns() if self._tracing else 0
-        reply = self._call_step(step.argv(claim_args, pending[4] if pending is not None else None))
-        status = reply[0]
+
+    def _claimed(self, reply: list, execution_id: str, moment: datetime | None, began: int) -> tuple | None:
+        """The job a claiming STEP's reply holds, ready to run (None when it claimed none)."""
         if len(reply) < 3:
             # limits: {status, 0} jobs were parked, claim again; {status, t} a parked key admits at t
             self._limit_due = float(reply[1]) if len(reply) == 2 else None
-            return status, None
+            return None
         self._limit_due = None
-        index, job_id, flat = reply[1:]
+        index, job_id, flat, clock = reply[1:]
         job_id = job_id.decode()
+        if moment is None:  # the claim's own clock, read from Redis: '<seconds>.<microseconds>'
+            seconds, micros = clock.split(b".")
+            moment = datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(micros))
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
         lazy = {field: raw.pop(field) for field in self.lazy_date_fields if field in raw}
         for field in self.skipped_fields:
@@ -250,7 +270,7 @@ class FastWorker(ServiceWorker):
         execution._job = job
         # per-job lines are DEBUG: the events stream (`flask listen`) is the job-by-job record
         self.log.debug("Worker %s: %s: %s", self.name, job.origin, job_id)
-        return status, (queue, job, execution)
+        return queue, job, execution
 
     def _call_step(self, args: list) -> list:
         """EVALSHA straight on this thread's own connection: redis-py's generic command path
@@ -259,10 +279,7 @@ class FastWorker(ServiceWorker):
         (same settings, Sentinel-aware); Redis errors and a flushed script cache (NOSCRIPT,
         after a Redis restart) go through redis-py itself."""
         keys = step.step_keys(self.key, self.executions_key, self._queue_names)
-        connection = getattr(self._step_connections, "connection", None)
-        if connection is None:
-            connection = self._step_connections.connection = RedisFactory.dedicated_connection(self.connection)
-            self._opened_step_connections.append(connection)
+        connection = self._step_connection()
         try:
             connection.send_command("EVALSHA", self._step_script.sha, len(keys), *keys, *args)
             return connection.read_response()
@@ -272,6 +289,58 @@ class FastWorker(ServiceWorker):
             connection.disconnect()  # a reply may be in flight: never reuse the connection
             raise
         return self._step_script(keys=keys, args=args, client=self.connection)
+
+    def _step_connection(self):
+        """This thread's own connection for STEP (and the idle wait in front of a claim)."""
+        connection = getattr(self._step_connections, "connection", None)
+        if connection is None:
+            connection = self._step_connections.connection = RedisFactory.dedicated_connection(self.connection)
+            self._opened_step_connections.append(connection)
+        return connection
+
+    def _wait_then_claim(self) -> tuple | None:
+        """Wait for a wake token with the claiming STEP queued right behind the wait, on the same
+        connection: Redis runs the claim the moment the wait ends (a token, or the timeout, after
+        which jobs pushed without a token are found), and both replies come back together, so a
+        woken worker starts its job without a round trip of its own. The claim takes Redis's
+        clock (lib/clock.lua): it runs up to a wake timeout after it was sent. `CLIENT ID` goes
+        first so that a warm shutdown can end the wait (`_shutdown`); the claim then still runs,
+        and a job it took is run before the worker stops, as any job in hand."""
+        timeout = self.wake_timeout
+        if self._limit_due:
+            timeout = min(timeout, max(0.01, self._limit_due - time.time()))
+        claim_args = self._claim_args(None)
+        keys = step.step_keys(self.key, self.executions_key, self._queue_names)
+        args = step.argv(claim_args, None)
+        connection = self._step_connection()
+        commands = (
+            ("CLIENT", "ID"),
+            ("BLPOP", *self._wake_keys, timeout),
+            ("EVALSHA", self._step_script.sha, len(keys), *keys, *args),
+        )
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            self._waiting_client = connection.read_response()
+            self._waiting = True
+            if self._stop_requested:  # asked to stop before the wait could be ended from outside
+                self._end_wait()
+            connection.read_response()
+            self._waiting = False
+            began = time.time_ns() if self._tracing else 0
+            try:
+                reply = connection.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
+                reply = self._step_script(keys=keys, args=args, client=self.connection)
+        except BaseException:
+            connection.disconnect()  # replies may be in flight: never reuse the connection
+            raise
+        finally:
+            self._waiting = False
+        return self._claimed(reply, claim_args.execution_id, None, began)
+
+    def _end_wait(self) -> None:
+        """End the idle wait of `_wait_then_claim` now (from a signal handler)."""
+        self.connection.execute_command("CLIENT", "UNBLOCK", self._waiting_client)
 
     @staticmethod
     def _restore_dates(job: Job) -> Job:

@@ -1,4 +1,4 @@
--- uses: events, limits
+-- uses: events, limits, clock
 -- STEP, the fast worker's one call per job (webapp/store/step.py builds its arguments): FINISH
 -- the job just run, if any, and CLAIM the next, writing exactly what RQ 3's own worker writes
 -- (job hash fields, the started registry entry `<job id>:<execution id>`, the execution hash and
@@ -10,7 +10,9 @@
 -- KEYS: 1 global event stream, 2 worker hash, 3 worker execution index, then the queue lists in
 -- priority order (n = A.queue_count), then their wake lists (n).
 -- ARGV: the fields of webapp/store/step.py, by name in `A` below.
--- Returns {finish status, [queue index, job id, job hash as a flat list]}. Finish status: 1
+-- Returns {finish status, [queue index, job id, job hash as a flat list, the claim's clock]}. The
+-- clock is A.now, or Redis's when A.now is empty (a claim sent behind the idle worker's BLPOP,
+-- which runs when the wait ends: lib/clock.lua gives A.now, A.now_text and A.event_at). Finish status: 1
 -- finished, 0 the job has dependents (nothing written: the caller uses RQ's own path, which
 -- enqueues them), -1 its hash vanished while it ran, false when there was nothing to finish.
 -- Limits per key (lib/limits.lua) add one reply shape, {finish status, wait}, when no job was
@@ -218,11 +220,14 @@ end
 local finished = false
 if A.done_job_id ~= '' then finished = finish() end
 local claimed = false
-if A.claim == '1' then claimed = claim() end
+if A.claim == '1' then
+  if A.now == '' then A.now, A.now_text, A.event_at = redis_clock() end
+  claimed = claim()
+end
 -- a job was finished and none claimed: the worker is idle (a claim wrote `busy` itself)
 if finished and finished ~= 0 and type(claimed) ~= 'table' and worker_alive() then
   redis.call('HSET', KEYS[2], 'state', 'idle')
 end
-if type(claimed) == 'table' then return {finished, claimed[1], claimed[2], claimed[3]} end
+if type(claimed) == 'table' then return {finished, claimed[1], claimed[2], claimed[3], A.now} end
 if claimed then return {finished, claimed} end  -- limits: 0 or the next due time
 return {finished}
