@@ -15,7 +15,9 @@ CLOCK = (LUA_DIR / "lib" / "clock.lua").read_text()
 
 
 def texts_in_lua(redis_conn, instants: list[tuple[int, int]]) -> list[list[bytes]]:
-    script = CLOCK + """
+    script = (
+        CLOCK
+        + """
 local out = {}
 for i = 1, #ARGV, 2 do
   local unix, rq, api = clock_texts(tonumber(ARGV[i]), tonumber(ARGV[i + 1]))
@@ -23,6 +25,7 @@ for i = 1, #ARGV, 2 do
 end
 return out
 """
+    )
     flat = [value for instant in instants for value in instant]
     return redis_conn.eval(script, 0, *flat)
 
