@@ -6,6 +6,7 @@ server they did not start.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -50,7 +51,7 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, appendonly: bool = False, extra: list[str] | None = None):
         self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="jobsvc-redis-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-", dir=run_dir()))
         self.appendonly = appendonly
         self.extra = extra or []
         self.process: subprocess.Popen | None = None
@@ -124,12 +125,32 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+_run_dir: Path | None = None
+
+
+def run_dir() -> Path:
+    """One directory for the files of the processes this run starts (Redis data directories,
+    service logs), removed when the run ends: a failing test quotes the log it needs in its
+    message, and a test that only stops a server (to restart it on the same data) leaves
+    nothing behind in /tmp."""
+    global _run_dir
+    if _run_dir is None:
+        _run_dir = Path(tempfile.mkdtemp(prefix="jobsvc-run-"))
+        atexit.register(_remove_run_dir, _run_dir, os.getpid())
+    return _run_dir
+
+
+def _remove_run_dir(folder: Path, owner: int) -> None:
+    if os.getpid() == owner:  # not a forked child of the run leaving
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class ServiceProcess:
     """A process of the service (web or worker) with its output kept in a log file."""
 
     def __init__(self, command: list[str], env: dict[str, str], name: str, cwd: Path = ROOT):
         self.name = name
-        self.log_path = Path(tempfile.mkstemp(prefix=f"jobsvc-{name}-", suffix=".log")[1])
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=run_dir())[1])
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
