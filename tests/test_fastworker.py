@@ -373,3 +373,27 @@ def test_a_warm_shutdown_ends_the_idle_wait_at_once(redis_server, redis_conn, qu
         assert StartedJobRegistry("default", connection=redis_conn).get_job_ids(cleanup=False) == []
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("refused", ["-client|unblock", "-client|id -client|unblock"])
+def test_where_an_acl_refuses_client_commands_the_wait_still_claims_and_stops(redis_server, redis_conn, refused):
+    """Managed Redis often runs the app as a user without `@dangerous` commands (CLIENT UNBLOCK
+    is one): the worker still runs jobs and a warm shutdown still ends its wait at once."""
+    redis_conn.execute_command(
+        "ACL", "SETUSER", "jobsvc-limited", "on", ">limited-password", "~*", "&*", "+@all", *refused.split()
+    )
+    url = redis_server.url.replace("redis://", "redis://jobsvc-limited:limited-password@")
+    process = start_worker(url, WORKER_WAKE_TIMEOUT="30", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
+    try:
+        queue = Queue("default", connection=redis_conn, serializer=JSONSerializer)
+        job = enqueue(queue)
+        redis_conn.rpush(keys.wake("default"), "1")
+        assert wait_status(job, ("finished",)).return_value() == 3, process.output()[-3000:]
+        time.sleep(0.5)  # back in its 30 s wait
+        asked = time.monotonic()
+        assert process.stop(timeout=20) == 0, process.output()[-3000:]
+        assert time.monotonic() - asked < 5, process.output()[-3000:]
+        assert StartedJobRegistry("default", connection=redis_conn).get_job_ids(cleanup=False) == []
+    finally:
+        process.stop()
+        redis_conn.execute_command("ACL", "DELUSER", "jobsvc-limited")

@@ -75,7 +75,7 @@ class FastWorker(ServiceWorker):
         self._queues_by_name = {queue.name: queue for queue in self.queues}
         self._next_periodic = 0.0
         self._waiting = False
-        self._waiting_client = 0  # CLIENT ID of the connection in `_wait_then_claim`'s wait
+        self._waiting_client: int | None = None  # CLIENT ID of the connection in `_wait_then_claim`'s wait
         self._limit_due: float | None = None  # limits: when a rate-parked job's key admits again
         self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
 
@@ -320,7 +320,10 @@ class FastWorker(ServiceWorker):
         )
         try:
             connection.send_packed_command(connection.pack_commands(commands))
-            self._waiting_client = connection.read_response()
+            try:
+                self._waiting_client = connection.read_response()
+            except redis.exceptions.ResponseError:  # an ACL refuses CLIENT: see `_end_wait`
+                self._waiting_client = None
             self._waiting = True
             if self._stop_requested:  # asked to stop before the wait could be ended from outside
                 self._end_wait()
@@ -339,8 +342,18 @@ class FastWorker(ServiceWorker):
         return self._claimed(reply, claim_args.execution_id, None, began)
 
     def _end_wait(self) -> None:
-        """End the idle wait of `_wait_then_claim` now (from a signal handler)."""
-        self.connection.execute_command("CLIENT", "UNBLOCK", self._waiting_client)
+        """End the idle wait of `_wait_then_claim` now (from a signal handler). Where an ACL
+        refuses `CLIENT ID` or `CLIENT UNBLOCK` (the latter is in `@dangerous`), the wait is
+        abandoned instead: its connection is dropped, which drops the queued claim with it (a
+        claim that a wake token ran in that very instant leaves its job to the recovery of a dead
+        worker's jobs, webapp/worker/recovery.py, as a worker killed there would)."""
+        if self._waiting_client is not None:
+            try:
+                self.connection.execute_command("CLIENT", "UNBLOCK", self._waiting_client)
+                return
+            except redis.exceptions.ResponseError:
+                pass
+        raise StopRequested()
 
     @staticmethod
     def _restore_dates(job: Job) -> Job:
