@@ -6,7 +6,7 @@ PORT ?= 5000
 WORKERS ?= 2
 export PORT WORKERS
 
-.PHONY: run test lint bench lock clean chromium faults swagger-ui env-example image
+.PHONY: run test lint bench lock clean chromium wrk faults swagger-ui env-example image
 
 # The venv is (re)installed only when the pinned requirements change.
 $(BIN)/python:
@@ -32,7 +32,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.dev-installed chromium
+test: $(VENV)/.dev-installed chromium wrk
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -52,6 +52,21 @@ chromium:
 	  fi; \
 	fi
 
+# wrk (Debian's) drives the HTTP benchmark, and the tests of `make bench`'s sections that use it.
+# As root, `make test` and `make bench` install it when missing; otherwise those tests are
+# skipped with a message saying so, and `make bench` stops and says how to install it.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian's wrk for the HTTP benchmark ..."; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk \
+	      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }; \
+	  else \
+	    echo "make: ***** wrk not found: the HTTP benchmark's tests will be SKIPPED. *****"; \
+	    echo "make: ***** Install it with 'sudo apt-get install wrk' (Debian/Ubuntu) and run make test again. *****"; \
+	  fi; \
+	fi
+
 # The benchmark suite (BENCHMARKS.md): its own Redis, web and workers; wrk from Debian.
 ROUNDS ?= 3
 N ?= 5000
@@ -59,10 +74,8 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.dev-installed
 	$(BIN)/pip install --progress-bar off -r requirements-bench.txt
 	@touch $@
 
-bench: $(VENV)/.bench-installed
-	@command -v wrk >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
-	  else echo "make bench needs wrk: run 'sudo apt-get install wrk' (Debian/Ubuntu) and try again"; exit 1; fi; }
+bench: $(VENV)/.bench-installed wrk
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: run 'sudo apt-get install wrk' (Debian/Ubuntu) and try again"; exit 1; }
 	$(BIN)/python -m bench --rounds $(ROUNDS) --jobs $(N)
 
 # Regenerate the pins from requirements.in / requirements-dev.in.
