@@ -208,10 +208,13 @@ class FastWorker(ServiceWorker):
         """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a
         rate-parked job's key admits again (then the next claim promotes it). The threaded mode's
         wait: each thread's; one thread waits with its claim behind (`_wait_then_claim`)."""
-        timeout = self.wake_timeout
+        return self.connection.blpop(self._wake_keys, timeout=self._wait_timeout()) is not None
+
+    def _wait_timeout(self) -> float:
+        """`wake_timeout`, or less when a rate-parked job's key admits again sooner."""
         if self._limit_due:
-            timeout = min(timeout, max(0.01, self._limit_due - time.time()))
-        return self.connection.blpop(self._wake_keys, timeout=timeout) is not None
+            return min(self.wake_timeout, max(0.01, self._limit_due - time.time()))
+        return self.wake_timeout
 
     # ----- STEP ---------------------------------------------------------------------------
 
@@ -306,16 +309,13 @@ class FastWorker(ServiceWorker):
         clock (lib/clock.lua): it runs up to a wake timeout after it was sent. `CLIENT ID` goes
         first so that a warm shutdown can end the wait (`_shutdown`); the claim then still runs,
         and a job it took is run before the worker stops, as any job in hand."""
-        timeout = self.wake_timeout
-        if self._limit_due:
-            timeout = min(timeout, max(0.01, self._limit_due - time.time()))
         claim_args = self._claim_args(None)
         keys = step.step_keys(self.key, self.executions_key, self._queue_names)
         args = step.argv(claim_args, None)
         connection = self._step_connection()
         commands = (
             ("CLIENT", "ID"),
-            ("BLPOP", *self._wake_keys, timeout),
+            ("BLPOP", *self._wake_keys, self._wait_timeout()),
             ("EVALSHA", self._step_script.sha, len(keys), *keys, *args),
         )
         try:
