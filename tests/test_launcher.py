@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+from redis.exceptions import RedisError
 
 from tests.servers import ROOT, free_port
 
@@ -39,47 +40,73 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_make_run_starts_embedded_redis_the_web_and_workers_and_ctrl_c_stops_all(tmp_path):
-    port, redis_port = free_port(), free_port()
+def launch(tmp_path: Path, workers: int, redis_port: int) -> tuple[subprocess.Popen, str]:
+    """`make run`'s launcher with nothing at REDIS_URL, in its own session (as a terminal would
+    run it), once its web answers; its output goes to tmp_path/run.log."""
+    port = free_port()
     env = dict(
         os.environ,
         PORT=str(port),
-        WORKERS="2",
+        WORKERS=str(workers),
         REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
         JOBSVC_VAR_DIR=str(tmp_path),
-        RQ_DASHBOARD_PASSWORD="",
     )
-    env.pop("RQ_DASHBOARD_PASSWORD")
-    log = (tmp_path / "run.log").open("w+")
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "webapp.launcher"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env.pop("RQ_DASHBOARD_PASSWORD", None)
+    with (tmp_path / "run.log").open("w") as log:
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "webapp.launcher"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert launcher.poll() is None and time.monotonic() < deadline, (tmp_path / "run.log").read_text()
-            time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return launcher, base
+        except httpx.HTTPError:
+            pass
+        if launcher.poll() is not None or time.monotonic() > deadline:
+            stop_launcher(launcher)
+            raise AssertionError((tmp_path / "run.log").read_text())
+        time.sleep(0.2)
 
+
+def stop_launcher(launcher: subprocess.Popen) -> float:
+    """Ctrl-C as a terminal sends it (to the whole process group); how long the stop took."""
+    os.killpg(launcher.pid, signal.SIGINT)
+    stopped_at = time.monotonic()
+    try:
+        launcher.wait(15)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+    return time.monotonic() - stopped_at
+
+
+def finished(base: str, job_id: str, within: float = 10) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/jobs/{job_id}", timeout=2).json()["status"] == "finished":
+                return True
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass  # a 503 (no "status") while Redis is away
+        time.sleep(0.05)
+    return False
+
+
+def test_make_run_starts_embedded_redis_the_web_and_workers_and_ctrl_c_stops_all(tmp_path):
+    launcher, base = launch(tmp_path, workers=2, redis_port=free_port())
+    try:
         password = (tmp_path / "dashboard-password").read_text().strip()
         output = (tmp_path / "run.log").read_text()
         assert f"{base}/rq" in output and password in output and "embedded" in output
 
         job_id = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [2, 3]}).json()["id"]
-        deadline = time.monotonic() + 10
-        while httpx.get(f"{base}/api/jobs/{job_id}").json()["status"] != "finished":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        assert finished(base, job_id)
         assert httpx.get(f"{base}/rq/").status_code == 401
         assert httpx.get(f"{base}/rq/", auth=("admin", password)).status_code == 200
         assert (tmp_path / "redis").is_dir() and any((tmp_path / "redis").rglob("*.aof*"))
@@ -87,14 +114,7 @@ def test_make_run_starts_embedded_redis_the_web_and_workers_and_ctrl_c_stops_all
         started = descendants(launcher.pid)
         assert len(started) >= 5  # honcho, gunicorn (+2), worker supervisors (+children), valkey
     finally:
-        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        stopped_at = time.monotonic()
-        try:
-            launcher.wait(15)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-        log.close()
-    took = time.monotonic() - stopped_at
+        took = stop_launcher(launcher)
     assert took < 10, took
     time.sleep(0.3)
     left = [pid for pid in started if alive(pid)]
@@ -131,3 +151,42 @@ def test_embedded_server_keeps_queued_jobs_across_a_restart(tmp_path):
         assert app.extensions["redis"].lrange("rq:queue:default", 0, -1) == [job_id.encode()]
     finally:
         stop_process(server, "embedded Redis", 5)
+
+
+def test_make_run_restarts_its_embedded_redis_when_it_dies(tmp_path):
+    """The server make run started is killed under the running stack: it comes back on the same
+    port with its data, the web and the worker carry on, and Ctrl-C still stops everything."""
+    from redis import Redis
+
+    redis_port = free_port()
+    launcher, base = launch(tmp_path, workers=1, redis_port=redis_port)
+    connection = Redis(port=redis_port, socket_timeout=2)
+    try:
+        before = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [2, 3]}).json()["id"]
+        assert finished(base, before)
+        time.sleep(1.2)  # appendfsync everysec: the finished job reaches the append-only file
+        first_pid = connection.info("server")["process_id"]
+        os.kill(first_pid, signal.SIGKILL)
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                second_pid = connection.info("server")["process_id"]
+                break
+            except (OSError, RedisError):
+                assert time.monotonic() < deadline, (tmp_path / "run.log").read_text()
+                time.sleep(0.1)
+        assert second_pid != first_pid and second_pid in descendants(launcher.pid)
+        output = (tmp_path / "run.log").read_text()
+        assert "the embedded Redis exited (killed by signal 9); restarting it" in output, output
+
+        after = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [4, 5]}, timeout=5)
+        assert after.status_code == 202, after.text
+        assert finished(base, after.json()["id"], within=20), (tmp_path / "run.log").read_text()
+        assert httpx.get(f"{base}/api/jobs/{before}").json()["result"] == 5  # kept by the append-only file
+    finally:
+        connection.close()
+        took = stop_launcher(launcher)
+    assert took < 10, took
+    time.sleep(0.3)
+    assert not alive(second_pid), (tmp_path / "run.log").read_text()

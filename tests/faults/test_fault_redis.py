@@ -4,6 +4,7 @@ and the start-up checks of an unsafe Redis."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -62,6 +63,12 @@ def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
         resumed_after = time.monotonic() - back_at
         time.sleep(4.5)  # longer than ABANDON_AFTER: the reaper must not take the worker for dead
         assert runs(connection, job_id) == 1 and runs(connection, follow_up) == 1
+        # the background loops said once that Redis was gone and once that it was back, not a
+        # warning per retry (every 0.5 s for the scheduler)
+        log = worker.output()
+        for loop in ("scheduler", "schedule ticker"):
+            assert len(re.findall(rf"\b{loop}: .*; retrying until Redis answers", log)) == 1, log
+            assert len(re.findall(rf"\b{loop}: Redis answers again, after", log)) == 1, log
         report(
             "redis_outage_during_job_end",
             runs=1,

@@ -1,4 +1,5 @@
-"""Worker behaviour through a Redis outage: the finish bookkeeping waits for Redis.
+"""Worker behaviour through a Redis outage: the finish bookkeeping waits for Redis, and the
+background loops say once that Redis is gone and once that it is back.
 
 A job that ends while Redis is unreachable would otherwise lose its outcome: RQ logs the
 failed write and moves on, and the job would later be found abandoned and run again. The
@@ -66,3 +67,26 @@ class PatientFinishMixin:
 def patient(worker_class: type) -> type:
     """`worker_class` with the patient finish bookkeeping mixed in."""
     return type(f"Patient{worker_class.__name__}", (PatientFinishMixin, worker_class), {})
+
+
+class OutageLog:
+    """What a background loop (scheduler, schedule ticker) logs through a Redis outage: one
+    warning when it first fails, one line when it succeeds again, and the retries in between at
+    debug level, not a warning every half second for as long as Redis is away."""
+
+    def __init__(self, logger: logging.Logger, what: str):
+        self.log = logger
+        self.what = what
+        self.since: float | None = None  # when the current outage began
+
+    def failed(self, exc: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning("%s: %s; retrying until Redis answers", self.what, exc)
+        else:
+            self.log.debug("%s: %s; still retrying", self.what, exc)
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            self.log.info("%s: Redis answers again, after %.1f s", self.what, time.monotonic() - self.since)
+            self.since = None

@@ -23,6 +23,7 @@ from rq.serializers import JSONSerializer
 from webapp.infra.redis import RedisFactory
 from webapp.store import keys
 from webapp.store.events import EventLog
+from webapp.worker.resilience import OutageLog
 
 log = logging.getLogger("webapp.worker.scheduler")
 
@@ -82,6 +83,7 @@ class SchedulerThread(threading.Thread):
     def run(self) -> None:
         scheduler = self.scheduler
         registered = False
+        outage = OutageLog(log, "scheduler")
         while not self._stop_event.is_set():
             try:
                 if not registered:
@@ -91,9 +93,10 @@ class SchedulerThread(threading.Thread):
                     scheduler.acquire_locks()
                 scheduler.heartbeat()
                 scheduler.enqueue_scheduled_jobs()
+                outage.succeeded()
             except RedisError as exc:
                 # Redis down or restarting: keep trying; due jobs are moved once it is back.
-                log.warning("scheduler: %s; retrying", exc)
+                outage.failed(exc)
                 scheduler.lock_acquisition_time = None
             except Exception:
                 log.exception("scheduler: unexpected error; retrying")

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from webapp.infra.redis import RedisFactory
 from webapp.service.jobservice import JobService
 from webapp.service.schedules import ScheduleService
+from webapp.worker.resilience import OutageLog
 
 log = logging.getLogger("webapp.worker.ticker")
 
@@ -36,6 +37,7 @@ class Ticker(threading.Thread):
 
     def run(self) -> None:
         backoff = 0.1
+        outage = OutageLog(log, "schedule ticker")
         while not self._stop_event.is_set():
             try:
                 if self.declared is not None:
@@ -50,9 +52,10 @@ class Ticker(threading.Thread):
                 wait = self.poll if upcoming is None else (upcoming - now_ms - elapsed_ms) / 1000
                 wait = min(self.poll, max(0.0, wait))
                 backoff = 0.1
+                outage.succeeded()
             except RedisError as exc:
                 # Redis down or restarting: no tick is lost, they are due (or missed) when it is back.
-                log.warning("schedule ticker: %s; retrying", exc)
+                outage.failed(exc)
                 wait, backoff = backoff, min(backoff * 2, self.poll * 5)
             except Exception:
                 log.exception("schedule ticker: unexpected error; retrying")
