@@ -190,3 +190,35 @@ def test_make_run_restarts_its_embedded_redis_when_it_dies(tmp_path):
     assert took < 10, took
     time.sleep(0.3)
     assert not alive(second_pid), (tmp_path / "run.log").read_text()
+
+
+def test_ctrl_c_while_redis_is_unreachable_stops_everything_before_honcho_kills(tmp_path):
+    """Redis (not make run's: a server of the test's own, which nobody restarts) goes away
+    while a job runs; Ctrl-C then stops the stack within the workers' grace and half a second,
+    not by honcho's SIGKILL 5 s in, and the supervisor says once that it could not hand back jobs."""
+    from tests.servers import RedisServer
+
+    server = RedisServer().start()
+    try:
+        launcher, base = launch(tmp_path, workers=1, redis_port=server.port)
+        try:
+            job = httpx.post(f"{base}/api/jobs", json={"name": "sleep", "args": [30]}).json()["id"]
+            deadline = time.monotonic() + 10
+            while httpx.get(f"{base}/api/jobs/{job}").json()["status"] != "started":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            started = descendants(launcher.pid)
+            server.kill()
+            time.sleep(1)
+        finally:
+            took = stop_launcher(launcher)
+        output = (tmp_path / "run.log").read_text()
+        # WORKER_SHUTDOWN_GRACE=3 for the running job, then half a second for the bookkeeping
+        assert "sending SIGKILL" not in output, (took, output)
+        assert took < 10, (took, output)
+        assert output.count("recovering the jobs of dead workers: ") == 1, output
+        assert "the reaper of another worker.py will recover" in output, output
+        time.sleep(0.3)
+        assert [pid for pid in started if alive(pid)] == [], output
+    finally:
+        server.cleanup()

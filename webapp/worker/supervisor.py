@@ -40,7 +40,7 @@ from webapp.infra.redis import RedisFactory
 from webapp.store import keys, stats
 from webapp.worker.fastworker import FastWorker
 from webapp.worker.recovery import Recovery
-from webapp.worker.resilience import patient
+from webapp.worker.resilience import OutageLog, patient
 
 log = logging.getLogger("webapp.worker.supervisor")
 
@@ -132,6 +132,7 @@ class Supervisor:
         self.prefix = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
         self.sequence = 0
         self.pending: dict[str, tuple[str, bool]] = {}  # dead worker -> (reason, hand back)
+        self.recovery_outage = OutageLog(log, "recovering the jobs of dead workers")
         self.next_beat = 0.0
         self.next_pass = 0.0
         self.next_sample = 0.0
@@ -237,8 +238,9 @@ class Supervisor:
                     self.recovery.forget_worker(name, pipe)
                 pipe.execute()
             self.pending.clear()
+            self.recovery_outage.succeeded()
         except RedisError as exc:
-            log.warning("cannot recover the jobs of dead workers yet (%s); will retry", exc)
+            self.recovery_outage.failed(exc)
 
     def _watch_timeouts(self) -> None:
         """Kill a child whose job ran past its timeout + JOB_KILL_GRACE (SIGALRM ignored).
@@ -316,7 +318,9 @@ class Supervisor:
             self._replace_dead()
             if not self.children and self.pending:
                 # Only bookkeeping is left: give Redis a few seconds, then leave it to the reaper.
-                give_up_at = give_up_at or time.monotonic() + 10
+                # Stopping, half a second: the grace period is spent, and a process manager
+                # (honcho: 5 s after Ctrl-C) kills what is still running soon after.
+                give_up_at = give_up_at or time.monotonic() + (0.5 if self.stopping else 10.0)
                 if time.monotonic() > give_up_at:
                     log.error("Redis unreachable; the reaper of another worker.py will recover %s", list(self.pending))
                     break
