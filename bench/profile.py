@@ -8,6 +8,7 @@ Needs py-spy (requirements-bench.txt) and ptrace rights (root, or CAP_SYS_PTRACE
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -55,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         enqueue_rq_jobs(connection, options.jobs)
         worker = start_worker(options.kind, server.url)
         seconds = options.seconds
+        descriptor, name = tempfile.mkstemp(prefix="jobsvc-profile-", suffix=".txt")
+        os.close(descriptor)
+        raw = Path(name)
         try:
             wait_idle(connection, 1, worker)
             pid = process_tree(worker.pid)[-1]  # the job-running process
-            raw = Path(tempfile.mkstemp(prefix="jobsvc-profile-", suffix=".txt")[1])
             command = ["py-spy", "record", "--gil", "-r", "1000", "-f", "raw", "-o", str(raw), "-p", str(pid)]
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / command[0]), *command[1:], "-d", str(max(1, round(seconds)))],
@@ -70,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                 pipe.rpush(keys.wake("default"), 1)
                 pipe.execute()
             spy.wait()
+            print(summarize(raw, options.top))
         finally:
             worker.stop()
-        print(summarize(raw, options.top))
+            raw.unlink(missing_ok=True)  # py-spy's raw samples: summarized above
     finally:
         server.cleanup()
     return 0
