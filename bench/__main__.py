@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=2.5)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections, of {','.join(SECTIONS)}")
     options = parser.parse_args(argv)
+    # The sections build apps in this process, which set the root logger to the service's INFO;
+    # httpx (the bench's own client) would then log every request it sends between the tables.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     sections = set(options.only.split(","))
     unknown = sections - set(SECTIONS)
     if unknown:
