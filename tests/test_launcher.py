@@ -41,8 +41,9 @@ def alive(pid: int) -> bool:
 
 
 def launch(tmp_path: Path, workers: int, redis_port: int, **settings: str) -> tuple[subprocess.Popen, str]:
-    """`make run`'s launcher with nothing at REDIS_URL, in its own session (as a terminal would
-    run it), once its web answers; its output goes to tmp_path/run.log."""
+    """`make run`'s launcher for a Redis on redis_port (its embedded one when nothing answers
+    there), in its own session as a terminal would run it, once its web answers; its output goes
+    to tmp_path/run.log."""
     port = free_port()
     env = dict(
         os.environ,
