@@ -125,7 +125,7 @@ class EmbeddedRedis:
         self.process: subprocess.Popen | None = None
         self.pause = 1.0  # before the next restart, when the last start did not last
         self.retry_at = 0.0  # while waiting out the pause: when to try again
-        self.restarted_at = 0.0  # when it was last started again after an exit
+        self.restarted_at: float | None = None  # when it was last started again after an exit
 
     @property
     def log_file(self) -> Path:
@@ -151,7 +151,8 @@ class EmbeddedRedis:
             if code is None:
                 return
             how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-            if time.monotonic() - self.restarted_at < 10:  # a restart that did not last: wait longer each time
+            quick = self.restarted_at is not None and time.monotonic() - self.restarted_at < 10
+            if quick:  # a restart that did not last: wait longer each time
                 self.pause = min(self.pause * 2, self.MAX_PAUSE)
                 say(f"the embedded Redis exited again ({how}); the end of its log:\n{self.log_tail()}")
                 say(f"restarting it in {self.pause:g} s")

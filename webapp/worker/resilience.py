@@ -70,9 +70,10 @@ def patient(worker_class: type) -> type:
 
 
 class OutageLog:
-    """What a background loop (scheduler, schedule ticker) logs through a Redis outage: one
-    warning when it first fails, one line when it succeeds again, and the retries in between at
-    debug level, not a warning every half second for as long as Redis is away."""
+    """What a background loop (scheduler, schedule ticker, the supervisor's recovery of dead
+    workers' jobs) logs through a Redis outage: one warning when it first fails, one line when it
+    succeeds again, and the retries in between at debug level, not a warning every half second
+    for as long as Redis is away."""
 
     def __init__(self, logger: logging.Logger, what: str):
         self.log = logger
