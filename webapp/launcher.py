@@ -297,7 +297,9 @@ def main() -> int:
         if embedded is not None:
             say("stopping the embedded Redis")
             embedded.stop()
-    return code
+    # A stop that was asked for (Ctrl-C, SIGTERM) is a success: honcho answers it with 130, which
+    # make would print as "Error 130". A stack that ended by itself keeps honcho's status.
+    return 0 if stopping else code
 
 
 if __name__ == "__main__":
