@@ -9,10 +9,14 @@ import time
 
 import httpx
 import pytest
+from rq import Queue
+from rq.serializers import JSONSerializer
 
 from tests.faults.faultkit import attempts, enqueue, fault_env, report, runs, status, wait_status, wait_until
+from tests.faults.faultkit import events as job_events
 from tests.faults.faultkit import worker_children as children
 from tests.servers import BIN, RedisServer, ServiceProcess, free_port, service_env, start_web, start_worker
+from webapp.store import keys
 
 
 @pytest.fixture
@@ -134,3 +138,40 @@ def test_an_evicting_policy_is_reported(redis_conn):
         assert any("allkeys-lru" in problem for problem in problems(redis_conn))
     finally:
         redis_conn.config_set("maxmemory-policy", "noeviction")
+
+
+def test_a_claim_whose_reply_a_live_worker_never_got_is_recovered_once_redis_answers(redis_server):
+    """What a failover leaves behind: on the new master a job is `started` under a live worker
+    that does not hold it (its claim's reply, or its end, went down with the old master). The
+    worker, its connections dropped, looks at its own execution index once Redis answers and
+    recovers the job at once, not a job timeout later when the started registry expires."""
+    from webapp import create_app
+    from webapp.worker.fastworker import FastWorker
+
+    connection = redis_server.client()
+    # a long idle wait: the worker itself does not claim the job pushed without a wake token
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1", WORKER_WAKE_TIMEOUT="60"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        (name,) = children(connection)
+        job_id = enqueue(connection, "jobs.faults.record", timeout=600)  # the registry expires in 11 min
+        # the claim made for it, with the reply going elsewhere: what a lost reply leaves
+        app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "WORKER_ALLOWED_PREFIXES": ["jobs.faults."]})
+        stand_in = FastWorker([Queue("default", connection=connection, serializer=JSONSerializer)],
+                              connection=connection, app=app, name=name)  # fmt: skip
+        _, claimed = stand_in._step(None, claim=True)
+        stand_in.close_step_connections()
+        assert claimed is not None and claimed[1].id == job_id
+        assert status(connection, job_id) == "started"
+        dropped_at = time.monotonic()
+        connection.client_kill_filter(_type="normal", skipme=True)  # the worker's connections drop
+
+        assert wait_status(connection, job_id, timeout=20) == "finished", worker.output()
+        assert time.monotonic() - dropped_at < 15
+        assert runs(connection, job_id) == 1, worker.output()  # the claim that was lost never ran it
+        assert [kind for kind, _ in attempts(connection, job_id)] == ["RETRIED", "SUCCESSFUL"], worker.output()
+        assert connection.smembers(keys.worker_executions(name)) == set()
+        lost = [event for event in job_events(connection, job_id) if event["event"] == "abandoned"]
+        assert len(lost) == 1 and lost[0]["error"]["type"] == "LostByRedis", lost
+    finally:
+        worker.stop()

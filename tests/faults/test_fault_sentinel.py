@@ -135,7 +135,12 @@ def test_master_killed_under_load_service_follows_the_new_master():
             except ConnectionError:
                 return ["unknown"]
 
-        wait_until(lambda: all(state in ("finished", "missing") for state in states()), 60, 0.5, "jobs done")
+        try:
+            wait_until(lambda: all(state in ("finished", "missing") for state in states()), 60, 0.5, "jobs done")
+        except AssertionError:
+            now = dict(zip(ids, states(), strict=False))
+            left = {job_id: state for job_id, state in now.items() if state not in ("finished", "missing")}
+            raise AssertionError(f"jobs not done: {left}\n{worker.output()[-6000:]}") from None
         final = states()
         lost = final.count("missing")
         after_failover = [job_id for moment, job_id in accepted if moment > killed_at + resumed_after]
@@ -198,3 +203,45 @@ def _promoted(sentinel: SentinelProcess, old: RedisServer) -> bool:
         return int(sentinel.client.sentinel_get_master_addr_by_name(MASTER_NAME)[1]) != old.port
     except Exception:
         return False
+
+
+def test_the_fast_worker_s_own_connection_goes_to_the_sentinel_master():
+    """STEP runs on a connection of the worker's own, outside its pool. redis-py connects an
+    unconnected connection to its own host and port when it sends, which under Sentinel skips
+    the master lookup: STEP and the idle wait went to localhost:6379, any Redis there (and only
+    a NOSCRIPT there sent the claim to the master after all). It must reach the master, also
+    after the connection is dropped."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from webapp.worker.fastworker import FastWorker
+
+    master = RedisServer().start()
+    sentinel = SentinelProcess(master.port)
+    try:
+        wait_until(lambda: _master_port_of(sentinel) == master.port, 30, 0.2, "sentinel knows the master")
+        app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_SENTINEL_HOSTS": [f"127.0.0.1:{sentinel.port}"],
+                          "REDIS_SENTINEL_MASTER": MASTER_NAME, "TESTING": True})  # fmt: skip
+        client = app.extensions["redis"]
+        queue = Queue("default", connection=client, serializer=JSONSerializer)
+        worker = FastWorker([queue], connection=client, app=app)
+        try:
+            master.client().rpush("jobsvc:wake:default", "1")
+            assert worker._wait_then_claim() is None  # the token is taken on the master: no job
+            assert master.client().llen("jobsvc:wake:default") == 0
+            assert worker._step_connection().port == master.port
+            worker._drop_step_connection(worker._step_connection())
+            assert worker._step(None, claim=True) == (None, None)
+            assert worker._step_connection().port == master.port
+        finally:
+            worker.close_step_connections()
+    finally:
+        sentinel.stop()
+        master.cleanup()
+
+
+def _master_port_of(sentinel: SentinelProcess) -> int | None:
+    try:
+        return int(sentinel.client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+    except Exception:
+        return None

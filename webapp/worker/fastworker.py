@@ -35,8 +35,15 @@ from webapp.infra.clock import now_iso
 from webapp.infra.redis import RedisFactory
 from webapp.store import keys, limits, step, webhooks
 from webapp.store.jobreads import job_name
+from webapp.worker.recovery import Recovery
 from webapp.worker.rqworker import ServiceWorker
 from webapp.worker.traced import perform_traced
+
+# Seconds a reply of the idle wait may take beyond the wait itself before the connection is
+# taken for lost (a claim or a CLIENT ID takes milliseconds)
+REPLY_DEADLINE = 5.0
+# The reason a job this worker's index lists, but that it does not hold, is recovered with
+LOST_BY_REDIS = "its claim or its end was lost by Redis (a failover or a restart): the worker does not hold it"
 
 
 class FastWorker(ServiceWorker):
@@ -78,6 +85,7 @@ class FastWorker(ServiceWorker):
         self._waiting_client: int | None = None  # CLIENT ID of the connection in `_wait_then_claim`'s wait
         self._limit_due: float | None = None  # limits: when a rate-parked job's key admits again
         self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
+        self._replies_lost = False  # Redis failed mid-call: a claim or an end may be lost (`_recover_lost`)
 
     @classmethod
     def from_app(cls, app, connection, queues, name: str | None = None) -> FastWorker:
@@ -144,6 +152,8 @@ class FastWorker(ServiceWorker):
                     handed_to_rq = pending is not None and self._hand_over(pending, status)
                     pending = None
                 backoff = 1.0
+                if self._replies_lost and self.threads == 1:
+                    self._recover_lost(claimed)
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
                     if (handed_to_rq or self._limit_due == 0) and want_more:
@@ -163,12 +173,25 @@ class FastWorker(ServiceWorker):
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 # A pending outcome is kept and sent again: STEP's finish is idempotent.
                 self._state = WorkerStatus.IDLE
+                self._replies_lost = True
                 if self._stop_requested and pending is None:
                     break  # stopping, nothing in hand: no need to wait for Redis
                 self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         return completed
+
+    def _recover_lost(self, claimed: tuple | None) -> None:
+        """After Redis failed mid-call, once it answers again: a job this worker's index lists
+        but the worker does not hold was claimed for it with the reply lost, or its end was lost
+        by Redis (a failover, a restart); it is recovered now as a dead worker's job would be
+        (retried if it has retries left), not a job timeout later. With one thread the job just
+        claimed is the only one this worker holds; the threaded mode leaves them to the
+        started registry's expiry."""
+        holding = {claimed[2].composite_key} if claimed is not None else set()
+        recovery = Recovery(self.connection, dict(self.app.config), self.names_by_path)
+        recovery.recover_lost_executions(self.name, holding, LOST_BY_REDIS)
+        self._replies_lost = False
 
     def _work_threaded(self, burst: bool) -> int:
         """`threads` claim/run loops; the main thread keeps the periodic duties and signals."""
@@ -289,17 +312,30 @@ class FastWorker(ServiceWorker):
         except redis.exceptions.NoScriptError:
             pass
         except BaseException:
-            connection.disconnect()  # a reply may be in flight: never reuse the connection
+            self._drop_step_connection(connection)
             raise
         return self._step_script(keys=keys, args=args, client=self.connection)
 
     def _step_connection(self):
-        """This thread's own connection for STEP (and the idle wait in front of a claim)."""
+        """This thread's own connection for STEP (and the idle wait in front of a claim), connected
+        here: redis-py sends on an unconnected connection by connecting it to its own host and
+        port, which under Sentinel skips the master lookup (it would reach localhost:6379)."""
         connection = getattr(self._step_connections, "connection", None)
         if connection is None:
-            connection = self._step_connections.connection = RedisFactory.dedicated_connection(self.connection)
+            connection = RedisFactory.dedicated_connection(self.connection)
+            connection.connect()
+            self._step_connections.connection = connection
             self._opened_step_connections.append(connection)
         return connection
+
+    def _drop_step_connection(self, connection) -> None:
+        """After an error: replies may be in flight, so the connection is never reused; the
+        next call makes (and connects, through Sentinel if configured) a new one."""
+        connection.disconnect()
+        if getattr(self._step_connections, "connection", None) is connection:
+            self._step_connections.connection = None
+        if connection in self._opened_step_connections:
+            self._opened_step_connections.remove(connection)
 
     def _wait_then_claim(self) -> tuple | None:
         """Wait for a wake token with the claiming STEP queued right behind the wait, on the same
@@ -313,29 +349,33 @@ class FastWorker(ServiceWorker):
         keys = step.step_keys(self.key, self.executions_key, self._queue_names)
         args = step.argv(claim_args, None)
         connection = self._step_connection()
+        wait = self._wait_timeout()
         commands = (
             ("CLIENT", "ID"),
-            ("BLPOP", *self._wake_keys, self._wait_timeout()),
+            ("BLPOP", *self._wake_keys, wait),
             ("EVALSHA", self._step_script.sha, len(keys), *keys, *args),
         )
         try:
             connection.send_packed_command(connection.pack_commands(commands))
+            # Each reply has a deadline: the worker's connections otherwise block without one, and
+            # a wait whose server stops answering (seen across a Sentinel failover) would hold the
+            # worker forever. Past it, the connection is dropped and the loop reconnects.
             try:
-                self._waiting_client = connection.read_response()
+                self._waiting_client = connection.read_response(timeout=REPLY_DEADLINE)
             except redis.exceptions.ResponseError:  # an ACL refuses CLIENT: see `_end_wait`
                 self._waiting_client = None
             self._waiting = True
             if self._stop_requested:  # asked to stop before the wait could be ended from outside
                 self._end_wait()
-            connection.read_response()
+            connection.read_response(timeout=wait + REPLY_DEADLINE)
             self._waiting = False
             began = time.time_ns() if self._tracing else 0
             try:
-                reply = connection.read_response()
+                reply = connection.read_response(timeout=REPLY_DEADLINE)
             except redis.exceptions.NoScriptError:  # Redis restarted or flushed its scripts
                 reply = self._step_script(keys=keys, args=args, client=self.connection)
         except BaseException:
-            connection.disconnect()  # replies may be in flight: never reuse the connection
+            self._drop_step_connection(connection)
             raise
         finally:
             self._waiting = False

@@ -160,6 +160,30 @@ class Recovery:
                     recovered += 1
         return recovered
 
+    def recover_lost_executions(self, worker: str, holding: set[str], reason: str) -> int:
+        """Recover what a live worker's execution index lists but the worker does not hold
+        (`holding`: its executions as `<job id>:<execution id>`): a claim whose reply never
+        reached it, or an end that Redis lost (a failover to a replica the write had not reached
+        yet, a restart that lost the last second of the append-only file). The reaper never
+        looks at a live worker's jobs, and the started registry's own expiry comes a job timeout
+        later. Index entries that name no registered execution are dropped."""
+        index = keys.worker_executions(worker)
+        recovered = 0
+        for member in self.connection.smembers(index):
+            composite = _text(member)
+            if composite in holding:
+                continue
+            job_id, execution_id = parse_composite_key(composite)
+            queue_name = _text(self.connection.hget(keys.job(job_id), "origin"))
+            if queue_name in self.queues:
+                if self._recover_one(queue_name, job_id, execution_id, worker, reason, hand_back=False):
+                    recovered += 1
+                    continue
+                if self.connection.zscore(keys.registry("started", queue_name), composite) is not None:
+                    continue  # changed meanwhile: left for the next look
+            self.connection.srem(index, composite)
+        return recovered
+
     def forget_lost_workers(self) -> int:
         """Unregister supervised workers whose liveness expired (e.g. their machine vanished)."""
         names = {_text(name) for name in self.connection.smembers(keys.SUPERVISED)}
@@ -349,6 +373,8 @@ class Recovery:
 
 
 def _error_type(reason: str) -> str:
+    if "lost by Redis" in reason:
+        return "LostByRedis"
     if "timeout" in reason:
         return "JobTimeoutException"
     if "heartbeat" in reason:
