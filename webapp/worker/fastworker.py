@@ -190,7 +190,12 @@ class FastWorker(ServiceWorker):
         started registry's expiry."""
         holding = {claimed[2].composite_key} if claimed is not None else set()
         recovery = Recovery(self.connection, dict(self.app.config), self.names_by_path)
-        recovery.recover_lost_executions(self.name, holding, LOST_BY_REDIS)
+        try:
+            recovery.recover_lost_executions(self.name, holding, LOST_BY_REDIS)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            raise  # Redis failed again: the loop waits for it, and looks again after
+        except Exception:  # a job that cannot be read must not stop the worker
+            self.log.exception("Worker %s: could not recover the jobs lost by Redis", self.name)
         self._replies_lost = False
 
     def _work_threaded(self, burst: bool) -> int:
