@@ -154,6 +154,9 @@ def test_a_claim_whose_reply_a_live_worker_never_got_is_recovered_once_redis_ans
     try:
         wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
         (name,) = children(connection)
+        # in its idle wait (its first claim, at start, would otherwise take the job)
+        waiting = lambda: any(client.get("cmd") == "blpop" for client in connection.client_list())  # noqa: E731
+        wait_until(waiting, 20, message="the worker waits")
         job_id = enqueue(connection, "jobs.faults.record", timeout=600)  # the registry expires in 11 min
         # the claim made for it, with the reply going elsewhere: what a lost reply leaves
         app = create_app({"REDIS_URL": redis_server.url, "TESTING": True, "WORKER_ALLOWED_PREFIXES": ["jobs.faults."]})
