@@ -363,8 +363,8 @@ class FastWorker(ServiceWorker):
         try:
             connection.send_packed_command(connection.pack_commands(commands))
             # Each reply has a deadline: the worker's connections otherwise block without one, and
-            # a wait whose server stops answering (seen across a Sentinel failover) would hold the
-            # worker forever. Past it, the connection is dropped and the loop reconnects.
+            # a wait whose server stops answering (a frozen host, a half-open connection) would
+            # hold the worker forever. Past it, the connection is dropped and the loop reconnects.
             try:
                 self._waiting_client = connection.read_response(timeout=REPLY_DEADLINE)
             except redis.exceptions.ResponseError:  # an ACL refuses CLIENT: see `_end_wait`
