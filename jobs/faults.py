@@ -9,6 +9,8 @@ import time
 
 from rq import get_current_job
 
+from jobs.progress import report_progress
+
 RUNS_PREFIX = "faults:runs:"
 
 
@@ -27,6 +29,17 @@ def quiet_sleep(seconds: float) -> float:
     job = get_current_job()
     job.connection.incr(RUNS_PREFIX + job.id)
     time.sleep(seconds)
+    return seconds
+
+
+def reporting_sleep(seconds: float) -> float:
+    """Count this run, then sleep reporting progress every 0.1 s (each report writes to Redis)."""
+    job = get_current_job()
+    job.connection.incr(RUNS_PREFIX + job.id)
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < seconds:
+        report_progress(elapsed / seconds, f"{elapsed:.1f} of {seconds:g} s")
+        time.sleep(0.1)
     return seconds
 
 

@@ -81,6 +81,10 @@ class RedisUnavailable(Unavailable):
     code = "redis_unavailable"  # 503: the service's Redis does not answer; retry shortly
 
 
+class RedisFull(Unavailable):
+    code = "redis_full"  # 503: the service's Redis is out of memory and refused the write; see `retry_after`
+
+
 class ServiceUnreachable(JobsvcError):
     """No HTTP answer at all: connection refused, reset or timed out."""
 
@@ -99,6 +103,7 @@ class WaitTimeout(JobsvcError, TimeoutError):
 
 _BY_CODE = {cls.code: cls for cls in JobsvcError.__subclasses__()} | {
     "redis_unavailable": RedisUnavailable,
+    "redis_full": RedisFull,
     "request_entity_too_large": PayloadTooLarge,
 }
 _BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict,

@@ -25,12 +25,30 @@ from urllib.parse import unquote, urlparse
 from redis import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.connection import Connection
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 DEFAULT = object()  # "the configured socket timeout"
+
+# Redis cannot take a command now, but will: it does not answer (down, restarting, frozen past
+# the socket timeout), is still loading its data, is a replica after a failover, or is full
+# (maxmemory reached under `noeviction`, the policy RQ needs: it refuses writes that would add
+# data, and answers reads). The web answers these with a 503 (webapp/web/errors.py); a worker
+# waits and retries, keeping what it holds (webapp/worker). Any other Redis error is a defect.
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OutOfMemoryError)
+
+
+def unavailable_reason(exc: Exception) -> str:
+    """Why Redis refused, for a log line: a full Redis says what the operator can do."""
+    if isinstance(exc, OutOfMemoryError):
+        return (
+            "Redis is full (its maxmemory is reached) and refuses writes: raise maxmemory or free "
+            "memory (results and events expire by their TTLs)"
+        )
+    return f"Redis unavailable ({exc})"
 
 
 def _retry_connection_errors_once() -> Retry:

@@ -119,6 +119,7 @@ RUN_STARTED_LEGACY = "jobsvc:run-started"
 LIVE = "jobsvc:live"  # jobs queued or running, by when they were queued (a sorted set)
 
 LIVENESS_PREFIX = "jobsvc:liveness:"  # + worker name: refreshed by its supervisor, expiring
+WRITE_PROBE = "jobsvc:write-probe"  # never created: a worker's conditional SET of it asks whether Redis takes writes
 SUPERVISED = "jobsvc:supervised"  # names of workers that have a supervisor (a set)
 REAPER_LOCK = "jobsvc:reaper:lock"  # held by the one supervisor running a reaper pass
 ORPHAN_MARK_PREFIX = "jobsvc:orphan-seen:"  # + job id: first sighting of a lost queued job

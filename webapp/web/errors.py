@@ -3,7 +3,8 @@
 Errors a client can act on (webapp.infra.errors) keep their status; HTTP errors raised by
 Flask and Werkzeug (404, 405, 413) keep theirs and their headers; a Redis that does not
 answer (down, frozen past REDIS_SOCKET_TIMEOUT, loading, or a replica after a failover) is a
-503 with Retry-After; anything else is a logged 500 that says nothing of the internals.
+503 with Retry-After, and so is a full one (maxmemory reached: it refused the write, so nothing
+was written; reads still work); anything else is a logged 500 that says nothing of the internals.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from redis.exceptions import BusyLoadingError, ReadOnlyError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import OutOfMemoryError
 from werkzeug.exceptions import HTTPException
 
 from webapp.infra.errors import APIError
+from webapp.infra.redis import REDIS_UNAVAILABLE
 
 log = logging.getLogger("webapp.web.errors")
-
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
 
 
 def error_response(status: int, code: str, message: str, details: list | None = None, headers=None):
@@ -44,6 +42,17 @@ def redis_unavailable():
     )
 
 
+def redis_full():
+    return error_response(
+        503,
+        "redis_full",
+        "Redis is out of memory (its maxmemory is reached) and refused the write, so this request "
+        "did not take effect. Retry later; reads still work. Operators: raise Redis's maxmemory or "
+        "free memory (finished jobs' results and events expire by their TTLs).",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_")
 
@@ -59,12 +68,12 @@ def init_app(app: Flask) -> None:
         headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
         return error_response(exc.code or 500, _http_code(exc), exc.description or exc.name, headers=headers)
 
-    for kind in REDIS_DOWN:
+    def handle_redis_unavailable(exc: Exception):
+        log.warning("Redis unavailable: %s", exc)
+        return redis_full() if isinstance(exc, OutOfMemoryError) else redis_unavailable()
 
-        @app.errorhandler(kind)
-        def handle_redis_down(exc: Exception):
-            log.warning("Redis unavailable: %s", exc)
-            return redis_unavailable()
+    for kind in REDIS_UNAVAILABLE:
+        app.register_error_handler(kind, handle_redis_unavailable)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

@@ -49,7 +49,7 @@ ERRORS = {
     415: "A POST body that is not declared as 'Content-Type: application/json'.",
     422: "Well-formed but refused: unknown fields, wrong types, out-of-range values.",
     429: "Too many requests from this client; see Retry-After.",
-    503: "Redis is not answering (or a queue is full); see Retry-After.",
+    503: "Redis is not answering or is full (maxmemory), or a queue is full; see Retry-After.",
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
 LOCATION = {"Location": {"description": "URL of the job.", "schema": {"type": "string"}}}

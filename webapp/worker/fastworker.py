@@ -32,10 +32,11 @@ from rq.worker import WorkerStatus
 
 from webapp.infra import tracing
 from webapp.infra.clock import now_iso
-from webapp.infra.redis import RedisFactory
+from webapp.infra.redis import REDIS_UNAVAILABLE, RedisFactory, unavailable_reason
 from webapp.store import keys, limits, step, webhooks
 from webapp.store.jobreads import job_name
 from webapp.worker.recovery import Recovery
+from webapp.worker.resilience import OutageLog
 from webapp.worker.rqworker import ServiceWorker
 from webapp.worker.traced import perform_traced
 
@@ -170,13 +171,14 @@ class FastWorker(ServiceWorker):
                 self._state = WorkerStatus.BUSY
                 pending = self._run_claimed(*claimed)
                 completed += 1
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                # A pending outcome is kept and sent again: STEP's finish is idempotent.
+            except REDIS_UNAVAILABLE as exc:
+                # A pending outcome is kept and sent again: STEP's finish is idempotent. A full
+                # Redis (maxmemory) refused the call before it wrote anything: it is retried too.
                 self._state = WorkerStatus.IDLE
                 self._replies_lost = True
                 if self._stop_requested and pending is None:
                     break  # stopping, nothing in hand: no need to wait for Redis
-                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, backoff)
+                self.log.error("Worker %s: %s; retrying in %.0f s", self.name, unavailable_reason(exc), backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         return completed
@@ -192,7 +194,7 @@ class FastWorker(ServiceWorker):
         recovery = Recovery(self.connection, dict(self.app.config), self.names_by_path)
         try:
             recovery.recover_lost_executions(self.name, holding, LOST_BY_REDIS)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_UNAVAILABLE:
             raise  # Redis failed again: the loop waits for it, and looks again after
         except Exception:  # a job that cannot be read must not stop the worker
             self.log.exception("Worker %s: could not recover the jobs lost by Redis", self.name)
@@ -208,8 +210,13 @@ class FastWorker(ServiceWorker):
         runners = [threading.Thread(target=loop, name=f"jobsvc-worker-{i}", daemon=True) for i in range(self.threads)]
         for runner in runners:
             runner.start()
+        outage = OutageLog(self.log, f"Worker {self.name}: heartbeat and maintenance")
         while any(runner.is_alive() for runner in runners):
-            self._run_periodic(burst)
+            try:
+                if self._run_periodic(burst):
+                    outage.succeeded()
+            except REDIS_UNAVAILABLE as exc:  # the job threads wait for Redis on their own
+                outage.failed(exc)
             for runner in runners:
                 runner.join(timeout=0.2)
         return sum(counts)
@@ -220,17 +227,19 @@ class FastWorker(ServiceWorker):
         if self._waiting:  # the wait with a claim behind it: end the wait, then the claim's reply is read
             self._end_wait()
 
-    def _run_periodic(self, burst: bool) -> None:
-        """Heartbeat + suspension check in one round trip, and RQ's registry maintenance."""
+    def _run_periodic(self, burst: bool) -> bool:
+        """Heartbeat + suspension check in one round trip, and RQ's registry maintenance, when
+        due (True: they ran)."""
         moment = time.monotonic()
         if moment < self._next_periodic:
-            return
+            return False
         self._next_periodic = moment + self.periodic_interval
         if is_suspended(self.connection, self):
             self.check_for_suspension(burst)
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
         limits.tick(self.connection)  # parked jobs whose key admits again while all workers were busy
+        return True
 
     def _wait_for_work(self) -> bool:
         """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a
@@ -416,7 +425,7 @@ class FastWorker(ServiceWorker):
         registry cleanup finds it, as it would after a crash of RQ's own worker."""
         try:
             return self._after_finish(pending, status)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_UNAVAILABLE:
             self.log.exception("Worker %s: could not record the outcome of job %s", self.name, pending[1].id)
             return False
 

@@ -1,5 +1,6 @@
-"""Worker behaviour through a Redis outage: the finish bookkeeping waits for Redis, and the
-background loops say once that Redis is gone and once that it is back.
+"""Worker behaviour through a Redis outage (or a full Redis, which refuses writes): the finish
+bookkeeping waits for Redis, the background loops say once that Redis is gone and once that it
+is back, and a worker process starting meanwhile waits instead of dying and being restarted.
 
 A job that ends while Redis is unreachable would otherwise lose its outcome: RQ logs the
 failed write and moves on, and the job would later be found abandoned and run again. The
@@ -13,9 +14,10 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis import Redis
 
+from webapp.infra.redis import REDIS_UNAVAILABLE, unavailable_reason
+from webapp.store import keys
 from webapp.store.states import TERMINAL
 
 log = logging.getLogger("webapp.worker.resilience")
@@ -23,7 +25,7 @@ log = logging.getLogger("webapp.worker.resilience")
 
 class PatientFinishMixin:
     """Retries the end-of-job steps (`handle_execution_ended`, `handle_exception`,
-    `handle_job_success`, `handle_job_failure`) while Redis is unreachable."""
+    `handle_job_success`, `handle_job_failure`) while Redis is unreachable or full."""
 
     redis_patience = 120.0
 
@@ -40,12 +42,13 @@ class PatientFinishMixin:
                         return None
                 first = False
                 return call(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except REDIS_UNAVAILABLE as exc:
                 if time.monotonic() > deadline:
-                    log.error("job %s: Redis unreachable for %g s; its %s is not recorded", job.id, self.redis_patience,
+                    log.error("job %s: Redis unavailable for %g s; its %s is not recorded", job.id, self.redis_patience,
                               step)  # fmt: skip
                     raise
-                log.warning("job %s: cannot record its %s (%s); retrying in %.1f s", job.id, step, exc, delay)
+                log.warning("job %s: cannot record its %s (%s); retrying in %.1f s", job.id, step,
+                            unavailable_reason(exc), delay)  # fmt: skip
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -75,15 +78,16 @@ class OutageLog:
     succeeds again, and the retries in between at debug level, not a warning every half second
     for as long as Redis is away."""
 
-    def __init__(self, logger: logging.Logger, what: str):
+    def __init__(self, logger: logging.Logger, what: str, meanwhile: str = "retrying until Redis answers"):
         self.log = logger
         self.what = what
+        self.meanwhile = meanwhile  # what the loop does until Redis takes its calls again
         self.since: float | None = None  # when the current outage began
 
     def failed(self, exc: Exception) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            self.log.warning("%s: %s; retrying until Redis answers", self.what, exc)
+            self.log.warning("%s: %s; %s", self.what, unavailable_reason(exc), self.meanwhile)
         else:
             self.log.debug("%s: %s; still retrying", self.what, exc)
 
@@ -91,3 +95,20 @@ class OutageLog:
         if self.since is not None:
             self.log.info("%s: Redis answers again, after %.1f s", self.what, time.monotonic() - self.since)
             self.since = None
+
+
+def wait_until_writable(connection: Redis, logger: logging.Logger, interval: float = 0.5) -> None:
+    """Block while Redis refuses writes for lack of memory, saying so every few seconds: RQ's
+    worker registers itself with writes as it starts, and a full Redis would make it die and its
+    supervisor restart it every second, a traceback each time. The probe is a conditional SET of
+    a key that never exists: a full Redis refuses it, any other writes nothing."""
+    next_note = 0.0
+    while True:
+        try:
+            connection.set(keys.WRITE_PROBE, "1", xx=True)
+            return
+        except REDIS_UNAVAILABLE as exc:
+            if time.monotonic() >= next_note:
+                logger.warning("not starting work yet: %s; waiting", unavailable_reason(exc))
+                next_note = time.monotonic() + 10
+            time.sleep(interval)

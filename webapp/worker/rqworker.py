@@ -25,9 +25,11 @@ from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
+from webapp.infra.redis import REDIS_UNAVAILABLE
 from webapp.store import pauses
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
+from webapp.worker.resilience import OutageLog
 from webapp.worker.servicejob import ServiceJob
 from webapp.worker.signals import StoppableDeathPenalty
 
@@ -54,6 +56,7 @@ class ServiceWorker(SimpleWorker):
         # Live events: RQ's registry maintenance reports jobs of dead workers to the exception
         # handlers; this one records them as `abandoned` (other exceptions pass through).
         self.push_exc_handler(self._record_abandoned)
+        self._progress_outage = OutageLog(self.log, "progress reports", "the jobs go on, their reports are skipped")
 
     def _install_signal_handlers(self):
         super()._install_signal_handlers()
@@ -95,10 +98,18 @@ class ServiceWorker(SimpleWorker):
                            pipeline=pipeline, **extra)  # fmt: skip
 
     def _record_progress(self, job: Job, progress: dict) -> None:
-        with self.connection.pipeline() as pipe:
-            pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-            self._event("progress", job, "started", pipeline=pipe, progress=progress)
-            pipe.execute()
+        """Save the job's meta and publish a `progress` event, in one transaction. A report is
+        not the job's work: when Redis cannot take it (unreachable, full), the job goes on and
+        the next report, which carries the whole meta, catches up."""
+        try:
+            with self.connection.pipeline() as pipe:
+                pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
+                self._event("progress", job, "started", pipeline=pipe, progress=progress)
+                pipe.execute()
+        except REDIS_UNAVAILABLE as exc:
+            self._progress_outage.failed(exc)
+        else:
+            self._progress_outage.succeeded()
 
     def _record_abandoned(self, job: Job, exc_type, exc_value, traceback) -> bool:
         """An RQ exception handler that records `abandoned` for a job whose worker died.

@@ -40,7 +40,7 @@ from webapp.infra.redis import RedisFactory
 from webapp.store import keys, stats
 from webapp.worker.fastworker import FastWorker
 from webapp.worker.recovery import Recovery
-from webapp.worker.resilience import OutageLog, patient
+from webapp.worker.resilience import OutageLog, patient, wait_until_writable
 
 log = logging.getLogger("webapp.worker.supervisor")
 
@@ -69,6 +69,7 @@ def run_worker(create_app, burst: bool = False, name: str | None = None) -> None
     if name:
         threading.Thread(target=_keep_alive, args=(factory, app.config, name), daemon=True).start()
     connection = factory.client(socket_timeout=None, name="jobsvc-worker")
+    wait_until_writable(connection, log)
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in app.config["QUEUES"]]
     # The worker class is the service's (FastWorker), with the patient end-of-job steps of
     # webapp/worker/resilience.py for what goes through RQ's own code, and the name this
