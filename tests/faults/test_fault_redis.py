@@ -4,7 +4,9 @@ and the start-up checks of an unsafe Redis."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 
 import httpx
@@ -86,6 +88,38 @@ def test_outage_spanning_a_job_end_api_503_and_workers_resuming(aof_redis):
     finally:
         worker.stop()
         web.stop()
+
+
+def test_workers_dying_through_a_long_outage_never_make_the_supervisor_give_up(aof_redis):
+    """While Redis is away the supervisor cannot record a dead worker's end; it replaces the
+    worker and keeps that bookkeeping pending. A second death more than 10 s after the first
+    (its replacement killed too) once ended the supervisor itself, with status 0: under honcho,
+    the whole stack stopped."""
+    connection = aof_redis.client()
+    worker = start_worker(aof_redis.url, **fault_env(WORKER_PROCESSES="1"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        [first] = children(connection).values()
+        aof_redis.kill()
+        os.kill(first, signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        def started_pids() -> list[int]:
+            return [int(pid) for pid in re.findall(r"worker process (\d+) \(\S+\) started", worker.output())]
+
+        wait_until(lambda: len(started_pids()) == 2, 20, message="a replacement started")
+        time.sleep(max(0.0, 11.0 - (time.monotonic() - killed_at)))
+        os.kill(started_pids()[1], signal.SIGKILL)
+        wait_until(lambda: len(started_pids()) == 3, 20, message="another replacement started")
+        assert worker.process.poll() is None, worker.output()
+
+        aof_redis.start()
+        connection = aof_redis.client()
+        job_id = enqueue(connection, "jobs.faults.record")
+        assert wait_status(connection, job_id, timeout=30) == "finished", worker.output()
+        assert worker.process.poll() is None
+    finally:
+        worker.stop()
 
 
 def test_kill_9_and_restart_with_aof_keeps_every_queued_job(aof_redis):

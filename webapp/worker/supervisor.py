@@ -317,14 +317,17 @@ class Supervisor:
                 self._go_cold()
             self._duties()
             self._replace_dead()
-            if not self.children and self.pending:
+            if not self.children and self.pending and not (self.replace_at and not self.stopping):
                 # Only bookkeeping is left: give Redis a few seconds, then leave it to the reaper.
                 # Stopping, half a second: the grace period is spent, and a process manager
-                # (honcho: 5 s after Ctrl-C) kills what is still running soon after.
+                # (honcho: 5 s after Ctrl-C) kills what is still running soon after. Never while
+                # a replacement is due: the supervisor goes on, and the bookkeeping with it.
                 give_up_at = give_up_at or time.monotonic() + (0.5 if self.stopping else 10.0)
                 if time.monotonic() > give_up_at:
                     log.error("Redis unreachable; the reaper of another worker.py will recover %s", list(self.pending))
                     break
+            else:
+                give_up_at = None
             time.sleep(0.1)
         log.info("all worker processes stopped")
         return 0
