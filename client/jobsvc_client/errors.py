@@ -85,6 +85,10 @@ class RedisFull(Unavailable):
     code = "redis_full"  # 503: the service's Redis is out of memory and refused the write; see `retry_after`
 
 
+class RedisDiskError(Unavailable):
+    code = "redis_disk_error"  # 503: the service's Redis cannot save to disk and refused the write
+
+
 class ServiceUnreachable(JobsvcError):
     """No HTTP answer at all: connection refused, reset or timed out."""
 
@@ -104,6 +108,7 @@ class WaitTimeout(JobsvcError, TimeoutError):
 _BY_CODE = {cls.code: cls for cls in JobsvcError.__subclasses__()} | {
     "redis_unavailable": RedisUnavailable,
     "redis_full": RedisFull,
+    "redis_disk_error": RedisDiskError,
     "request_entity_too_large": PayloadTooLarge,
 }
 _BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict,

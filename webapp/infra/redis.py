@@ -23,9 +23,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from redis import BlockingConnectionPool, Redis
+from redis._parsers.base import BaseParser
 from redis.backoff import NoBackoff
 from redis.connection import Connection
-from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -33,20 +34,45 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 DEFAULT = object()  # "the configured socket timeout"
 
+
+class WritesRefusedError(ResponseError):
+    """`MISCONF`: Redis refuses every write (and PING) until it can save to disk again: its last
+    snapshot or append-only write failed (a full disk, a data directory gone read-only), under
+    `stop-writes-on-bgsave-error yes`, its default, or with the append-only file on."""
+
+
+# redis-py turns OOM, READONLY and LOADING replies into exception classes but not MISCONF, which
+# would reach callers as a bare ResponseError, a defect's class. Registered with its parsers (all
+# of them, hiredis's included, read error replies through this table) so that it is caught below.
+BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", WritesRefusedError)
+
 # Redis cannot take a command now, but will: it does not answer (down, restarting, frozen past
-# the socket timeout), is still loading its data, is a replica after a failover, or is full
+# the socket timeout), is still loading its data, is a replica after a failover, is full
 # (maxmemory reached under `noeviction`, the policy RQ needs: it refuses writes that would add
-# data, and answers reads). The web answers these with a 503 (webapp/web/errors.py); a worker
-# waits and retries, keeping what it holds (webapp/worker). Any other Redis error is a defect.
-REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError, OutOfMemoryError)
+# data, and answers reads), or cannot save to disk (it refuses every write). The web answers
+# these with a 503 (webapp/web/errors.py); a worker waits and retries, keeping what it holds
+# (webapp/worker). Any other Redis error is a defect.
+REDIS_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    WritesRefusedError,
+)
 
 
 def unavailable_reason(exc: Exception) -> str:
-    """Why Redis refused, for a log line: a full Redis says what the operator can do."""
+    """Why Redis refused, for a log line; where the operator must act, what to do."""
     if isinstance(exc, OutOfMemoryError):
         return (
             "Redis is full (its maxmemory is reached) and refuses writes: raise maxmemory or free "
             "memory (results and events expire by their TTLs)"
+        )
+    if isinstance(exc, WritesRefusedError):
+        return (
+            "Redis cannot save to disk (MISCONF) and refuses every write: free disk space or fix its "
+            "data directory (Redis's own log says why)"
         )
     return f"Redis unavailable ({exc})"
 

@@ -3,8 +3,9 @@
 Errors a client can act on (webapp.infra.errors) keep their status; HTTP errors raised by
 Flask and Werkzeug (404, 405, 413) keep theirs and their headers; a Redis that does not
 answer (down, frozen past REDIS_SOCKET_TIMEOUT, loading, or a replica after a failover) is a
-503 with Retry-After, and so is a full one (maxmemory reached: it refused the write, so nothing
-was written; reads still work); anything else is a logged 500 that says nothing of the internals.
+503 with Retry-After, and so is one that refuses writes, full (maxmemory) or unable to save to
+disk (MISCONF): it refused the write, so nothing was written, and reads still work. Anything
+else is a logged 500 that says nothing of the internals.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from redis.exceptions import OutOfMemoryError
 from werkzeug.exceptions import HTTPException
 
 from webapp.infra.errors import APIError
-from webapp.infra.redis import REDIS_UNAVAILABLE
+from webapp.infra.redis import REDIS_UNAVAILABLE, WritesRefusedError
 
 log = logging.getLogger("webapp.web.errors")
 
@@ -53,6 +54,17 @@ def redis_full():
     )
 
 
+def redis_disk_error():
+    return error_response(
+        503,
+        "redis_disk_error",
+        "Redis cannot save to disk (MISCONF: its last snapshot or append-only write failed) and "
+        "refuses every write until it can, so this request did not take effect. Retry later; reads "
+        "still work. Operators: free disk space or fix Redis's data directory (its log says why).",
+        headers={"Retry-After": "5"},
+    )
+
+
 def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_")
 
@@ -70,7 +82,11 @@ def init_app(app: Flask) -> None:
 
     def handle_redis_unavailable(exc: Exception):
         log.warning("Redis unavailable: %s", exc)
-        return redis_full() if isinstance(exc, OutOfMemoryError) else redis_unavailable()
+        if isinstance(exc, OutOfMemoryError):
+            return redis_full()
+        if isinstance(exc, WritesRefusedError):
+            return redis_disk_error()
+        return redis_unavailable()
 
     for kind in REDIS_UNAVAILABLE:
         app.register_error_handler(kind, handle_redis_unavailable)

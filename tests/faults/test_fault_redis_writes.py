@@ -1,7 +1,8 @@
-"""A full Redis: maxmemory reached under `noeviction` (the policy RQ needs), so it refuses every
-write that would add data and still answers reads. The API says so with a 503 and writes
-nothing; a job running meanwhile keeps its outcome and is not run again; the worker processes
-neither die nor restart in a loop (one started meanwhile waits); all resumes once memory is freed."""
+"""A Redis that refuses writes and still answers reads: full (maxmemory reached under
+`noeviction`, the policy RQ needs: writes that would add data are refused), or unable to save to
+disk (MISCONF: every write is refused). The API says so with a 503 and writes nothing; a job
+running meanwhile keeps its outcome and is not run again; the worker processes neither die nor
+restart in a loop (one started meanwhile waits); all resumes once Redis takes writes again."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from webapp.store import keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "client"))
 
-from jobsvc_client import Client, RedisFull  # noqa: E402
+from jobsvc_client import Client, RedisDiskError, RedisFull  # noqa: E402
 
 
 def fill(connection) -> None:
@@ -94,5 +95,69 @@ def test_a_full_redis_answers_503_keeps_the_running_job_and_workers_wait(redis_s
     finally:
         if late is not None:
             late.stop()
+        worker.stop()
+        web.stop()
+
+
+def break_saving(connection) -> Path:
+    """Redis can no longer save to disk: the snapshot's file name is taken by a directory (the
+    rename onto it fails, as a write to a full disk would), with a save point set, so it refuses
+    every write (MISCONF). Returns that directory."""
+    blocker = Path(connection.config_get("dir")["dir"]) / connection.config_get("dbfilename")["dbfilename"]
+    connection.config_set("save", "3600 1")
+    blocker.mkdir()
+    connection.bgsave()
+    wait_until(lambda: connection.info("persistence")["rdb_last_bgsave_status"] == "err", 10, message="save failed")
+    return blocker
+
+
+def mend_saving(connection, blocker: Path) -> None:
+    blocker.rmdir()
+    wait_until(lambda: connection.info("persistence")["rdb_bgsave_in_progress"] == 0, 10, message="no save running")
+    connection.bgsave()
+    wait_until(lambda: connection.info("persistence")["rdb_last_bgsave_status"] == "ok", 10, message="saved")
+
+
+def test_a_redis_that_cannot_save_answers_503_and_the_job_ending_meanwhile_is_recorded_after(redis_server):
+    connection = redis_server.client()
+    web, base = start_web(redis_server.url)
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        [pid] = children(connection).values()
+        job_id = enqueue(connection, "jobs.faults.reporting_sleep", 1.0)
+        wait_until(lambda: runs(connection, job_id) == 1, 20, message="the job started")
+        blocker = break_saving(connection)
+        broken_at = time.monotonic()
+        try:
+            posted = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [1, 2]}, timeout=5)
+            assert posted.status_code == 503, posted.text
+            assert posted.json()["error"]["code"] == "redis_disk_error"
+            assert posted.headers["Retry-After"] == "5"
+            with Client(base) as client, pytest.raises(RedisDiskError):
+                client.submit("add", 1, 2)
+            read = httpx.get(f"{base}/api/jobs/{job_id}", timeout=5)  # reads still work
+            assert read.status_code == 200 and read.json()["status"] == "started"
+            # every write is refused, the job's end too: it waits in the worker, which lives on
+            time.sleep(max(0.0, 6.0 - (time.monotonic() - broken_at)))
+            assert connection.hget(keys.job(job_id), "status") == b"started"
+            assert pid_alive(pid) and "died" not in worker.output(), worker.output()
+            assert re.search(r"Redis cannot save to disk \(MISCONF\)", worker.output()), worker.output()
+        finally:
+            mend_saving(connection, blocker)
+        mended_at = time.monotonic()
+
+        assert wait_status(connection, job_id, timeout=40) == "finished", worker.output()
+        recorded_after = time.monotonic() - mended_at
+        assert runs(connection, job_id) == 1, worker.output()
+        assert [kind for kind, _ in attempts(connection, job_id)] == ["SUCCESSFUL"]
+        posted = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [1, 2]}, timeout=5)
+        assert posted.status_code == 202, posted.text
+        assert wait_status(connection, posted.json()["id"], timeout=20) == "finished"
+        time.sleep(4.5)  # longer than ABANDON_AFTER: the reaper must not take the worker for dead
+        assert runs(connection, job_id) == 1 and pid in children(connection).values()
+        report("redis_cannot_save", runs=1, lost=0, duplicated=0, worker_restarts=0,
+               outcome_recorded_seconds_after_mended=round(recorded_after, 2))  # fmt: skip
+    finally:
         worker.stop()
         web.stop()
