@@ -59,6 +59,8 @@ def test_a_full_redis_answers_503_keeps_the_running_job_and_workers_wait(redis_s
             assert connection.llen(keys.queue("default")) == 0 and connection.zcard(keys.INDEX) == indexed
             read = httpx.get(f"{base}/api/jobs/{job_id}", timeout=5)  # reads still work
             assert read.status_code == 200 and read.json()["status"] == "started"
+            health = httpx.get(f"{base}/healthz", timeout=5)  # a PING would answer: writes are probed
+            assert health.status_code == 503 and health.json()["redis"] == "full", health.text
 
             # a worker process started now waits for writes instead of dying at its registration
             late = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1"))
@@ -84,6 +86,7 @@ def test_a_full_redis_answers_503_keeps_the_running_job_and_workers_wait(redis_s
         assert runs(connection, job_id) == 1
         assert [kind for kind, _ in attempts(connection, job_id)] == ["SUCCESSFUL"]
         wait_until(lambda: len(children(connection)) == 2, 20, message="the late worker registered")
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         posted = httpx.post(f"{base}/api/jobs", json={"name": "add", "args": [1, 2]}, timeout=5)
         assert posted.status_code == 202, posted.text
         follow_up = posted.json()["id"]
@@ -138,6 +141,8 @@ def test_a_redis_that_cannot_save_answers_503_and_the_job_ending_meanwhile_is_re
                 client.submit("add", 1, 2)
             read = httpx.get(f"{base}/api/jobs/{job_id}", timeout=5)  # reads still work
             assert read.status_code == 200 and read.json()["status"] == "started"
+            health = httpx.get(f"{base}/healthz", timeout=5)
+            assert health.status_code == 503 and health.json()["redis"] == "cannot_save", health.text
             # every write is refused, the job's end too: it waits in the worker, which lives on
             time.sleep(max(0.0, 6.0 - (time.monotonic() - broken_at)))
             assert connection.hget(keys.job(job_id), "status") == b"started"

@@ -1,7 +1,8 @@
 """Operations endpoints: `/healthz` for load balancers and `/metrics` for Prometheus.
 
 Both read Redis through the app's client, so a frozen or unreachable Redis makes `/healthz`
-answer 503 within REDIS_SOCKET_TIMEOUT. `/metrics` is computed from Redis at scrape time
+answer 503 within REDIS_SOCKET_TIMEOUT, as does one that answers but refuses writes (full, or
+unable to save to disk), for then no job can be submitted. `/metrics` is computed from Redis at scrape time
 (webapp/store/metrics.py), so any web process answers for the whole service.
 """
 
@@ -16,9 +17,11 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
+from webapp.infra.redis import WritesRefusedError, unavailable_reason
 from webapp.store import metrics
+from webapp.store.health import probe_writes
 from webapp.web.auth import public
 from webapp.web.extensions import get_redis
 
@@ -28,11 +31,13 @@ bp = public(Blueprint("ops", __name__))
 
 @bp.get("/healthz")
 def healthz():
-    """200 when Redis answers, 503 when it does not."""
+    """200 when Redis takes writes; 503 when it does not answer, is full or cannot save."""
     try:
-        get_redis().ping()
+        probe_writes(get_redis())
     except RedisError as exc:
-        response = jsonify({"status": "failing", "redis": "unreachable", "message": str(exc)})
+        state = {OutOfMemoryError: "full", WritesRefusedError: "cannot_save"}.get(type(exc), "unreachable")
+        message = unavailable_reason(exc) if state != "unreachable" else str(exc)
+        response = jsonify({"status": "failing", "redis": state, "message": message})
         response.status_code = 503
         response.headers["Retry-After"] = "1"
         return response

@@ -17,7 +17,7 @@ import time
 from redis import Redis
 
 from webapp.infra.redis import REDIS_UNAVAILABLE, unavailable_reason
-from webapp.store import keys
+from webapp.store.health import probe_writes
 from webapp.store.states import TERMINAL
 
 log = logging.getLogger("webapp.worker.resilience")
@@ -98,14 +98,13 @@ class OutageLog:
 
 
 def wait_until_writable(connection: Redis, logger: logging.Logger, interval: float = 0.5) -> None:
-    """Block while Redis refuses writes for lack of memory, saying so every few seconds: RQ's
+    """Block while Redis refuses writes (full, or unable to save), saying so every few seconds: RQ's
     worker registers itself with writes as it starts, and a full Redis would make it die and its
-    supervisor restart it every second, a traceback each time. The probe is a conditional SET of
-    a key that never exists: a full Redis refuses it, any other writes nothing."""
+    supervisor restart it every second, a traceback each time (webapp/store/health.py probes)."""
     next_note = 0.0
     while True:
         try:
-            connection.set(keys.WRITE_PROBE, "1", xx=True)
+            probe_writes(connection)
             return
         except REDIS_UNAVAILABLE as exc:
             if time.monotonic() >= next_note:
