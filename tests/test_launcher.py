@@ -226,3 +226,30 @@ def test_ctrl_c_while_redis_is_unreachable_stops_everything_before_honcho_kills(
         assert [pid for pid in started if alive(pid)] == [], output
     finally:
         server.cleanup()
+
+
+def test_make_run_on_a_port_already_taken_says_so_before_starting_anything(tmp_path):
+    """gunicorn alone would retry for 5 s, print `Connection in use` and take the stack down."""
+    import socket
+
+    redis_port = free_port()
+    env = dict(os.environ, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", JOBSVC_VAR_DIR=str(tmp_path))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        began = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "webapp.launcher"], cwd=ROOT, env=dict(env, PORT=str(port)),
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert time.monotonic() - began < 10
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stdout and f"make run PORT={port + 1}" in run.stdout
+    assert "embedded" not in run.stdout  # nothing was started
+    assert not (tmp_path / "redis").exists()
+
+    run = subprocess.run([sys.executable, "-m", "webapp.launcher"], cwd=ROOT, env=dict(env, PORT="http"),
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 2 and "PORT='http' is not a port number" in run.stdout, run.stdout + run.stderr
+    run = subprocess.run([sys.executable, "-m", "webapp.launcher"], cwd=ROOT, env=dict(env, WORKERS="two"),
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert run.returncode == 2 and "WORKERS='two' is not a number" in run.stdout, run.stdout + run.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,19 @@ def say(message: str) -> None:
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
     return answers(url, timeout)
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why the web could not listen on host:port now (a trial bind, as gunicorn binds: with
+    SO_REUSEADDR), or None when it could."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as trial:
+        trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            trial.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 class NoEmbeddedServer(RuntimeError):
@@ -208,6 +222,19 @@ def main() -> int:
     workers = os.environ.get("WORKERS") or "2"
     parts = urlsplit(redis_url)
     embedded = None
+    host = os.environ.get("HOST", "127.0.0.1")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        say(f"PORT={port!r} is not a port number: give one from 1 to 65535, e.g. make run PORT=8000")
+        return 2
+    if not workers.isdigit():
+        say(f"WORKERS={workers!r} is not a number of worker processes: e.g. make run WORKERS=4 (0: web only)")
+        return 2
+    # Before anything starts: gunicorn would retry for 5 s, then take the whole stack down with it.
+    taken = port_taken(host, int(port))
+    if taken:
+        say(f"cannot listen on {host}:{port} ({taken}): another `make run` or another program has it. "
+            f"Stop that, or choose another port: make run PORT={int(port) + 1}")  # fmt: skip
+        return 1
 
     if redis_answers(redis_url):
         say(f"using the Redis that answers at {redis_url}")
@@ -233,7 +260,7 @@ def main() -> int:
         os.environ,
         REDIS_URL=redis_url,
         PORT=port,
-        HOST=os.environ.get("HOST", "127.0.0.1"),
+        HOST=host,
         RQ_DASHBOARD_USERNAME=username,
         RQ_DASHBOARD_PASSWORD=password,
         # honcho SIGKILLs what is still running 5 s after Ctrl-C: stop well before that.
