@@ -174,22 +174,25 @@ def test_an_evicting_policy_is_reported(redis_conn):
         redis_conn.config_set("maxmemory-policy", "noeviction")
 
 
-def test_a_claim_whose_reply_a_live_worker_never_got_is_recovered_once_redis_answers(redis_server):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_claim_whose_reply_a_live_worker_never_got_is_recovered_once_redis_answers(redis_server, threads):
     """What a failover leaves behind: on the new master a job is `started` under a live worker
     that does not hold it (its claim's reply, or its end, went down with the old master). The
     worker, its connections dropped, looks at its own execution index once Redis answers and
-    recovers the job at once, not a job timeout later when the started registry expires."""
+    recovers the job at once, not a job timeout later when the started registry expires; with
+    threads too (no claim of another thread is in flight while it looks)."""
     from webapp import create_app
     from webapp.worker.fastworker import FastWorker
 
     connection = redis_server.client()
     # a long idle wait: the worker itself does not claim the job pushed without a wake token
-    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1", WORKER_WAKE_TIMEOUT="60"))
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1", WORKER_WAKE_TIMEOUT="60",
+                                                      WORKER_THREADS=str(threads)))  # fmt: skip
     try:
         wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
         (name,) = children(connection)
-        # in its idle wait (its first claim, at start, would otherwise take the job)
-        waiting = lambda: any(client.get("cmd") == "blpop" for client in connection.client_list())  # noqa: E731
+        # in its idle waits, every thread (its first claim, at start, would otherwise take the job)
+        waiting = lambda: sum(client.get("cmd") == "blpop" for client in connection.client_list()) == threads  # noqa: E731
         wait_until(waiting, 20, message="the worker waits")
         job_id = enqueue(connection, "jobs.faults.record", timeout=600)  # the registry expires in 11 min
         # the claim made for it, with the reply going elsewhere: what a lost reply leaves
@@ -210,5 +213,25 @@ def test_a_claim_whose_reply_a_live_worker_never_got_is_recovered_once_redis_ans
         assert connection.smembers(keys.worker_executions(name)) == set()
         lost = [event for event in job_events(connection, job_id) if event["event"] == "abandoned"]
         assert len(lost) == 1 and lost[0]["error"]["type"] == "LostByRedis", lost
+    finally:
+        worker.stop()
+
+
+def test_threads_whose_connections_keep_dropping_run_every_job_once(redis_server):
+    """Four job threads drain while their connections are dropped again and again: claims whose
+    reply is lost are recovered (and run once, as a retry), while the claims other threads have
+    in flight at that moment are left alone (their replies do arrive): no job runs twice."""
+    connection = redis_server.client()
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1", WORKER_THREADS="4"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        job_ids = [enqueue(connection, "jobs.faults.record", 0.01) for _ in range(300)]
+        for _ in range(8):
+            time.sleep(0.15)
+            connection.client_kill_filter(_type="normal", skipme=True)
+        wait_until(lambda: all(status(connection, job_id) == "finished" for job_id in job_ids), 60,
+                   message="every job finished")  # fmt: skip
+        counts = [runs(connection, job_id) for job_id in job_ids]
+        assert max(counts) == 1 and min(counts) == 1, (sorted(counts)[-5:], worker.output()[-3000:])
     finally:
         worker.stop()

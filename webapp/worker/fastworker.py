@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -45,6 +47,46 @@ from webapp.worker.traced import perform_traced
 REPLY_DEADLINE = 5.0
 # The reason a job this worker's index lists, but that it does not hold, is recovered with
 LOST_BY_REDIS = "its claim or its end was lost by Redis (a failover or a restart): the worker does not hold it"
+
+
+class ClaimGate:
+    """The threaded mode's STEP calls in flight (any number at once) against the recovery of
+    jobs lost by Redis (alone): a claim sent but not yet answered is in the worker's execution
+    index and not yet in its hands, so the recovery must not look meanwhile, nor a new claim go
+    out while it looks."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._in_flight = 0
+        self._recovering = False
+
+    @contextmanager
+    def stepping(self) -> Iterator[None]:
+        with self._condition:
+            while self._recovering:
+                self._condition.wait()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._in_flight -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._condition:
+            while self._recovering:
+                self._condition.wait()
+            self._recovering = True
+            while self._in_flight:
+                self._condition.wait()
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._recovering = False
+                self._condition.notify_all()
 
 
 class FastWorker(ServiceWorker):
@@ -87,6 +129,11 @@ class FastWorker(ServiceWorker):
         self._limit_due: float | None = None  # limits: when a rate-parked job's key admits again
         self._tracing = tracing.enabled()  # OpenTelemetry installed (webapp/infra/tracing.py)
         self._replies_lost = False  # Redis failed mid-call: a claim or an end may be lost (`_recover_lost`)
+        # The executions this worker's threads hold (claimed, outcome not yet recorded), as
+        # `<job id>:<execution id>`: what `_recover_lost` leaves alone. Added and removed by the
+        # thread that holds it; a copy is one C call under the GIL, so never half-changed.
+        self._held: set[str] = set()
+        self._gate = ClaimGate()
 
     @classmethod
     def from_app(cls, app, connection, queues, name: str | None = None) -> FastWorker:
@@ -150,11 +197,13 @@ class FastWorker(ServiceWorker):
                 else:
                     self._state = WorkerStatus.BUSY  # before the claim: a signal then waits for the job
                     status, claimed = self._step(pending, claim=want_more)
+                    if pending is not None:
+                        self._held.discard(pending[2].composite_key)
                     handed_to_rq = pending is not None and self._hand_over(pending, status)
                     pending = None
                 backoff = 1.0
-                if self._replies_lost and self.threads == 1:
-                    self._recover_lost(claimed)
+                if self._replies_lost:
+                    self._recover_lost()
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
                     if (handed_to_rq or self._limit_due == 0) and want_more:
@@ -170,6 +219,8 @@ class FastWorker(ServiceWorker):
                     continue
                 self._state = WorkerStatus.BUSY
                 pending = self._run_claimed(*claimed)
+                if pending is None:  # RQ's own code recorded the outcome
+                    self._held.discard(claimed[2].composite_key)
                 completed += 1
             except REDIS_UNAVAILABLE as exc:
                 # A pending outcome is kept and sent again: STEP's finish is idempotent. A full
@@ -183,22 +234,23 @@ class FastWorker(ServiceWorker):
                 backoff = min(backoff * 2, 30.0)
         return completed
 
-    def _recover_lost(self, claimed: tuple | None) -> None:
+    def _recover_lost(self) -> None:
         """After Redis failed mid-call, once it answers again: a job this worker's index lists
         but the worker does not hold was claimed for it with the reply lost, or its end was lost
         by Redis (a failover, a restart); it is recovered now as a dead worker's job would be
-        (retried if it has retries left), not a job timeout later. With one thread the job just
-        claimed is the only one this worker holds; the threaded mode leaves them to the
-        started registry's expiry."""
-        holding = {claimed[2].composite_key} if claimed is not None else set()
-        recovery = Recovery(self.connection, dict(self.app.config), self.names_by_path)
-        try:
-            recovery.recover_lost_executions(self.name, holding, LOST_BY_REDIS)
-        except REDIS_UNAVAILABLE:
-            raise  # Redis failed again: the loop waits for it, and looks again after
-        except Exception:  # a job that cannot be read must not stop the worker
-            self.log.exception("Worker %s: could not recover the jobs lost by Redis", self.name)
-        self._replies_lost = False
+        (retried if it has retries left), not a job timeout later. With threads, no STEP is in
+        flight while it looks (`ClaimGate`), so every claim made is in `_held`."""
+        with self._gate.alone() if self.threads > 1 else nullcontext():
+            if not self._replies_lost:
+                return  # another thread looked meanwhile
+            recovery = Recovery(self.connection, dict(self.app.config), self.names_by_path)
+            try:
+                recovery.recover_lost_executions(self.name, self._held.copy(), LOST_BY_REDIS)
+            except REDIS_UNAVAILABLE:
+                raise  # Redis failed again: the loop waits for it, and looks again after
+            except Exception:  # a job that cannot be read must not stop the worker
+                self.log.exception("Worker %s: could not recover the jobs lost by Redis", self.name)
+            self._replies_lost = False
 
     def _work_threaded(self, burst: bool) -> int:
         """`threads` claim/run loops; the main thread keeps the periodic duties and signals."""
@@ -244,8 +296,17 @@ class FastWorker(ServiceWorker):
     def _wait_for_work(self) -> bool:
         """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a
         rate-parked job's key admits again (then the next claim promotes it). The threaded mode's
-        wait: each thread's; one thread waits with its claim behind (`_wait_then_claim`)."""
-        return self.connection.blpop(self._wake_keys, timeout=self._wait_timeout()) is not None
+        wait: each thread's, on its STEP connection, which redis-py does not silently reconnect,
+        so a dropped connection is seen (`_recover_lost`) and the reply has a deadline. One
+        thread waits with its claim behind (`_wait_then_claim`)."""
+        connection = self._step_connection()
+        wait = self._wait_timeout()
+        try:
+            connection.send_command("BLPOP", *self._wake_keys, wait)
+            return connection.read_response(timeout=wait + REPLY_DEADLINE) is not None
+        except BaseException:
+            self._drop_step_connection(connection)
+            raise
 
     def _wait_timeout(self) -> float:
         """`wake_timeout`, or less when a rate-parked job's key admits again sooner."""
@@ -257,6 +318,12 @@ class FastWorker(ServiceWorker):
 
     def _step(self, pending: tuple | None, claim: bool) -> tuple[int | None, tuple | None]:
         """Record `pending` (if any) and claim the next job (if `claim`): one round trip."""
+        if self.threads > 1:
+            with self._gate.stepping():
+                return self._step_now(pending, claim)
+        return self._step_now(pending, claim)
+
+    def _step_now(self, pending: tuple | None, claim: bool) -> tuple[int | None, tuple | None]:
         moment = now()
         claim_args = self._claim_args(moment, claim)
         began = time.time_ns() if self._tracing else 0
@@ -310,6 +377,7 @@ class FastWorker(ServiceWorker):
         execution._job = job
         # per-job lines are DEBUG: the events stream (`flask listen`) is the job-by-job record
         self.log.debug("Worker %s: %s: %s", self.name, job.origin, job_id)
+        self._held.add(execution.composite_key)
         return queue, job, execution
 
     def _call_step(self, args: list) -> list:
