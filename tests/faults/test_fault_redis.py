@@ -235,3 +235,32 @@ def test_threads_whose_connections_keep_dropping_run_every_job_once(redis_server
         assert max(counts) == 1 and min(counts) == 1, (sorted(counts)[-5:], worker.output()[-3000:])
     finally:
         worker.stop()
+
+
+def test_after_a_restart_that_lost_redis_s_data_the_workers_register_again(redis_server):
+    """A Redis restarted without persistence (or from an older snapshot) forgets the workers'
+    registrations: they would work on unseen by RQ, rq-dashboard, /api/workers and /metrics
+    for the rest of their lives. Their next heartbeat finds the hash gone and registers again."""
+    from rq import Worker
+
+    connection = redis_server.client()
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1"))
+    try:
+        wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+        (name,) = children(connection)
+        redis_server.kill()
+        redis_server.start()  # no persistence: it comes back empty
+        connection = redis_server.client()
+        assert not connection.exists(keys.WORKERS)
+
+        def registered() -> bool:
+            found = {worker.name: worker for worker in Worker.all(connection=connection)}
+            return name in found and found[name].queue_names() == ["high", "default", "low"]
+
+        wait_until(registered, 20, message="the worker registered again")
+        wait_until(lambda: connection.sismember(keys.SUPERVISED, name), 10, message="supervised again")
+        job_id = enqueue(connection, "jobs.faults.record")
+        assert wait_status(connection, job_id, timeout=20) == "finished"
+        assert worker.output().count("registering it again") == 1, worker.output()
+    finally:
+        worker.stop()

@@ -27,7 +27,7 @@ from rq.exceptions import StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.suspension import is_suspended
+from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import JobTimeoutException, TimerDeathPenalty
 from rq.utils import now, str_to_date, utcformat
 from rq.worker import WorkerStatus
@@ -286,12 +286,40 @@ class FastWorker(ServiceWorker):
         if moment < self._next_periodic:
             return False
         self._next_periodic = moment + self.periodic_interval
-        if is_suspended(self.connection, self):
+        registration_lost, suspended = self._heartbeat()
+        if registration_lost:
+            self._register_again()
+        if suspended:
             self.check_for_suspension(burst)
         if self.should_run_maintenance_tasks:
             self.run_maintenance_tasks()
         limits.tick(self.connection)  # parked jobs whose key admits again while all workers were busy
         return True
+
+    def _heartbeat(self) -> tuple[bool, bool]:
+        """RQ's heartbeat (`last_heartbeat`, the worker's expiries) and its suspension check, in
+        one round trip. Returns (registration lost, suspended): the registration is lost when
+        the heartbeat had to make the worker's hash anew, after a Redis restart without its data
+        (no persistence, or an older snapshot) or a flush."""
+        self.last_heartbeat = now()
+        timeout = self.worker_ttl + 60
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
+            pipe.expire(self.key, timeout)
+            pipe.expire(self.executions_key, timeout)
+            pipe.exists(WORKERS_SUSPENDED)
+            added, _, _, suspended = pipe.execute()
+        return added == 1, bool(suspended)
+
+    def _register_again(self) -> None:
+        """Register this worker again, as at its start, so that RQ (`rq info`, `Worker.all`),
+        rq-dashboard, `/api/workers` and `/metrics` see it: otherwise it would work on unseen,
+        and operators would count one worker less for the rest of its life."""
+        self.log.warning("Worker %s: Redis lost this worker's registration (restarted without its data?); "
+                         "registering it again", self.name)  # fmt: skip
+        self.connection.delete(self.key)
+        self.register_birth()
+        self.set_state(self._state)
 
     def _wait_for_work(self) -> bool:
         """Block until an enqueuer's wake token arrives (True), `wake_timeout` passes, or a

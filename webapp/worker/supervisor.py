@@ -52,7 +52,10 @@ def _keep_alive(factory: RedisFactory, config, name: str) -> None:
     period = max(0.2, float(config["ABANDON_AFTER"]) / 5)
     while True:
         try:
-            client.set(keys.liveness(name), 1, px=int(float(config["ABANDON_AFTER"]) * 1000))
+            with client.pipeline(transaction=False) as pipe:
+                pipe.set(keys.liveness(name), 1, px=int(float(config["ABANDON_AFTER"]) * 1000))
+                pipe.sadd(keys.SUPERVISED, name)  # again: a Redis that lost its data lost this too
+                pipe.execute()
         except RedisError:
             pass
         time.sleep(period)
