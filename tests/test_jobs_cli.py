@@ -54,3 +54,30 @@ def test_submit_wait_shows_progress_and_prints_the_result(runner, redis_server, 
         assert failed.exit_code == 1 and "failed: RuntimeError: oops" in failed.output
     finally:
         worker.stop()
+
+
+def test_every_command_says_what_to_do_when_redis_is_away_or_full(app, redis_server, redis_conn):
+    """No traceback from any `flask` command: Redis down names REDIS_URL, a full Redis says so."""
+    from tests.servers import free_port
+    from webapp import create_app
+
+    def leaves(group):
+        for command in group.commands.values():
+            yield from leaves(command) if hasattr(command, "commands") else [command]
+
+    unexplained = [command.name for command in leaves(app.cli) if not getattr(command.callback, "redis_explained", 0)]
+    assert not unexplained
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    away = create_app({"REDIS_URL": url, "TESTING": True}).test_cli_runner()
+    for args in (["jobs", "submit", "add", "1", "2"], ["queues", "list"], ["schedules", "list"]):
+        result = away.invoke(args=args)
+        assert result.exit_code == 1 and f"cannot reach Redis at {url}" in result.output, result.output
+        assert "REDIS_URL" in result.output and "Traceback" not in result.output
+
+    redis_conn.config_set("maxmemory", 1)
+    try:
+        result = app.test_cli_runner().invoke(args=["jobs", "submit", "add", "1", "2"])
+        assert result.exit_code == 1 and "Redis is full (its maxmemory is reached)" in result.output, result.output
+    finally:
+        redis_conn.config_set("maxmemory", 0)
