@@ -166,3 +166,20 @@ def test_a_redis_that_cannot_save_answers_503_and_the_job_ending_meanwhile_is_re
     finally:
         worker.stop()
         web.stop()
+
+
+def test_a_worker_stopped_while_redis_is_full_stops_cleanly(redis_server):
+    """Its death record is refused: a warning, not a traceback, and the stop goes on."""
+    connection = redis_server.client()
+    worker = start_worker(redis_server.url, **fault_env(WORKER_PROCESSES="1"))
+    wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
+    fill(connection)
+    try:
+        stopped_at = time.monotonic()
+        assert worker.stop() == 0, worker.output()
+        assert time.monotonic() - stopped_at < 10
+        output = worker.output()
+        assert "could not record its stop: Redis is full" in output and "Traceback" not in output, output
+        assert "died" not in output, output
+    finally:
+        free(connection)

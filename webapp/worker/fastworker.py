@@ -169,6 +169,20 @@ class FastWorker(ServiceWorker):
             self.close_step_connections()
         return bool(completed)
 
+    def teardown(self) -> None:
+        """RQ's teardown, except that a Redis that cannot take the worker's death record (away,
+        full, unable to save) is a warning, not a traceback at every stop: the registration then
+        expires by itself, or the supervisor removes it once Redis takes writes again."""
+        if self.is_horse:
+            return
+        if self.scheduler:
+            self.stop_scheduler()
+        for what, record in (("its stop", self.register_death), ("its unsubscription", self.unsubscribe)):
+            try:
+                record()
+            except REDIS_UNAVAILABLE as exc:
+                self.log.warning("Worker %s: could not record %s: %s", self.name, what, unavailable_reason(exc))
+
     def close_step_connections(self) -> None:
         """Close the connections STEP opened (one per job-running thread)."""
         for connection in self._opened_step_connections:
