@@ -240,6 +240,27 @@ def test_worker_processes_are_listed_by_rq(redis_server, redis_conn, queues):
         process.stop()
 
 
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_worker_idle_after_a_failed_job_is_shown_idle(redis_server, redis_conn, queues, threads):
+    """A failure ends through RQ's own path, not STEP's finish, which writes `idle`: the worker
+    was then shown busy (RQ, rq-dashboard, /api/workers) until its next job."""
+    from rq import Worker
+
+    process = start_worker(redis_server.url, WORKER_THREADS=threads, WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
+    try:
+        job = enqueue(queues["default"], func="jobs.basic.fail", args=("broken",))
+        wait_status(job, ("failed",))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [worker.get_state() for worker in Worker.all(connection=redis_conn)]
+            if states == ["idle"]:
+                break
+            time.sleep(0.05)
+        assert states == ["idle"], (states, process.output())
+    finally:
+        process.stop()
+
+
 def test_isolated_queue_runs_jobs_in_a_child_and_fails_a_killed_one(redis_server, redis_conn, queues):
     process = start_worker(redis_server.url, WORKER_ISOLATED_QUEUES="low", WORKER_ALLOWED_PREFIXES=TEST_FUNCTIONS)
     try:

@@ -134,6 +134,7 @@ class FastWorker(ServiceWorker):
         # thread that holds it; a copy is one C call under the GIL, so never half-changed.
         self._held: set[str] = set()
         self._gate = ClaimGate()
+        self._idle_unrecorded = False  # the worker's hash may say `busy` while it is idle
 
     @classmethod
     def from_app(cls, app, connection, queues, name: str | None = None) -> FastWorker:
@@ -214,12 +215,19 @@ class FastWorker(ServiceWorker):
                     if pending is not None:
                         self._held.discard(pending[2].composite_key)
                     handed_to_rq = pending is not None and self._hand_over(pending, status)
+                    self._idle_unrecorded |= handed_to_rq
                     pending = None
                 backoff = 1.0
                 if self._replies_lost:
                     self._recover_lost()
                 if claimed is None:
                     self._state = WorkerStatus.IDLE
+                    if self._idle_unrecorded and not self._held:
+                        # RQ's own path ended the last job, so no STEP finish said `idle`: without
+                        # this, RQ, rq-dashboard and /api/workers showed the worker busy until its
+                        # next job (with threads, once no thread holds a job)
+                        self._idle_unrecorded = False
+                        self.set_state(WorkerStatus.IDLE)
                     if (handed_to_rq or self._limit_due == 0) and want_more:
                         continue  # RQ's path may have enqueued dependents (without a wake token); jobs were parked
                     if not want_more or burst:
@@ -235,6 +243,7 @@ class FastWorker(ServiceWorker):
                 pending = self._run_claimed(*claimed)
                 if pending is None:  # RQ's own code recorded the outcome
                     self._held.discard(claimed[2].composite_key)
+                    self._idle_unrecorded = True
                 completed += 1
             except REDIS_UNAVAILABLE as exc:
                 # A pending outcome is kept and sent again: STEP's finish is idempotent. A full
