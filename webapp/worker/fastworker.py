@@ -226,8 +226,8 @@ class FastWorker(ServiceWorker):
                         # RQ's own path ended the last job, so no STEP finish said `idle`: without
                         # this, RQ, rq-dashboard and /api/workers showed the worker busy until its
                         # next job (with threads, once no thread holds a job)
-                        self._idle_unrecorded = False
                         self.set_state(WorkerStatus.IDLE)
+                        self._idle_unrecorded = False  # once written (Redis may refuse it: again next time)
                     if (handed_to_rq or self._limit_due == 0) and want_more:
                         continue  # RQ's path may have enqueued dependents (without a wake token); jobs were parked
                     if not want_more or burst:
