@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 
 import pytest
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
+from tests.servers import start_worker
 from webapp import create_app
 from webapp.web.dashboard import CSRF_COOKIE
 
@@ -164,3 +166,94 @@ def test_the_dashboard_sets_the_csrf_cookie_its_script_sends_back(client):
     cookie = client.get("/rq/", headers=AUTH).headers["Set-Cookie"]
     assert cookie.startswith(CSRF_COOKIE + "=")
     assert "SameSite=Strict" in cookie and "Path=/rq" in cookie
+
+
+def wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not met in time"
+        time.sleep(0.05)
+
+
+def test_the_workers_tab_shows_the_job_a_worker_runs(client, redis_server, redis_conn):
+    """rq-dashboard reads a worker's current job with RQ's default serializer (pickle) unless told:
+    every running job of the service (JSON) made its Workers tab a 500."""
+    worker = start_worker(redis_server.url, "--processes", "1")
+    try:
+        job_id = client.post("/api/jobs", json={"name": "sleep", "args": [5]}).get_json()["id"]
+        wait_for(lambda: client.get(f"/api/jobs/{job_id}").get_json()["status"] == "started")
+        response = client.get("/rq/0/data/workers.json", headers=AUTH)
+        assert response.status_code == 200
+        [shown] = [w for w in response.get_json()["workers"] if w["current_job"]]
+        assert shown["current_job"]["job_id"] == job_id
+        assert shown["current_job"]["description"] == "jobs.basic.sleep(seconds=5.0)"
+    finally:
+        worker.stop()
+
+
+class LeavesAMark:
+    """Unpickling this creates a file: the proof that something unpickled a planted job."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_the_dashboard_never_unpickles_a_job_planted_in_redis(client, redis_conn, tmp_path):
+    mark = tmp_path / "unpickled"
+    # a job written by plain RQ with its default serializer (pickle), as anyone who can write to Redis can
+    planted = Queue("default", connection=redis_conn).enqueue("jobs.basic.add", LeavesAMark(str(mark)), 1)
+    holder = Worker(["default"], connection=redis_conn, name="holder")
+    holder.register_birth()
+    holder.prepare_execution(planted)  # RQ's own record of a worker running it
+    FailedJobRegistry("default", connection=redis_conn).add(planted, 600, exc_string="planted")
+    for path in (
+        "/rq/0/data/workers.json",
+        f"/rq/0/data/job/{planted.id}.json",
+        f"/rq/0/view/job/{planted.id}",
+        "/rq/0/data/jobs/default/queued/8/asc/1.json",
+        "/rq/0/data/jobs/default/failed/8/asc/1.json",
+        "/rq/0/view/workers",
+        "/rq/0/data/queues.json",
+    ):
+        response = client.get(path, headers=AUTH)
+        assert response.status_code == 200, path
+    workers = client.get("/rq/0/data/workers.json", headers=AUTH).get_json()["workers"]
+    assert workers[0]["current_job"]["call_string"] == planted.description  # shown, not unpickled
+    for path in (f"/rq/job/{planted.id}/requeue", "/rq/requeue/default", f"/rq/job/{planted.id}/delete"):
+        assert client.post(path, headers=SAME_SITE).status_code in (200, 409), path
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/rq/1/data/queues.json",  # one instance: the app's Redis
+        "/rq/0/data/jobs/default/failed/x/x/x.json",
+        "/rq/0/data/jobs/default/failed/0/asc/1.json",
+        "/rq/0/data/jobs/default/nowhere/8/asc/1.json",
+        "/rq/0/data/jobs/default/failed/8/sideways/1.json",
+        "/rq/0/view/job/no-such-job",
+        "/rq/0/data/job/no-such-job.json",
+    ],
+)
+def test_pages_the_dashboard_cannot_serve_are_404s(client, path):
+    response = client.get(path, headers=AUTH)
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_its_own_link_to_page_0_of_an_empty_registry_is_served(client):
+    assert client.get("/rq/0/data/jobs/default/failed/8/asc/0.json", headers=AUTH).status_code == 200
+
+
+def test_requeue_of_a_missing_or_unfailed_job_is_a_4xx(client, redis_conn):
+    queued = client.post("/api/jobs", json={"name": "add", "args": [1, 2]}).get_json()["id"]
+    response = client.post(f"/rq/job/{queued}/requeue", headers=SAME_SITE)
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "conflict"
+    missing = client.post("/rq/job/no-such-job/requeue", headers=SAME_SITE)
+    assert missing.status_code == 404
+    assert redis_conn.lrange("rq:queue:default", 0, -1) == [queued.encode()]

@@ -10,6 +10,12 @@
   must come from this site: a same-origin `Origin`/`Referer`, or the `X-CSRFToken` header that
   the dashboard's own JavaScript copies from the `_csrf_token` cookie set here.
 - `RQ_DASHBOARD_READ_ONLY=1` refuses every state-changing request.
+- Jobs and workers are read with the service's JSON serializer everywhere: rq-dashboard 0.9
+  names it for some reads only, and RQ's default for the rest is pickle, so its Workers tab
+  failed on every running job and would have unpickled the data of a job planted in Redis.
+- A URL the dashboard does not serve (an instance other than 0, a page or page size that is not
+  a positive number, an unknown registry) is a 404, and RQ's "no such job" and "not in a state
+  that allows it" are 404 and 409, not 500s.
 - A strict Content-Security-Policy. The dashboard's pages carry one inline script (its
   settings and page code, rendered per request): it gets a per-response nonce, so injected
   markup (job arguments and results are shown unescaped by some of its templates) cannot run
@@ -19,14 +25,19 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from functools import partial
 
 import rq_dashboard
 import rq_dashboard.web
 from flask import Flask, Response, current_app, request
+from rq import Worker
+from rq.exceptions import DeserializationError
+from rq.job import Job, requeue_job
 from rq.serializers import JSONSerializer
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import MethodNotAllowed, Unauthorized
+from werkzeug.exceptions import MethodNotAllowed, NotFound, Unauthorized
 
 from webapp.infra.errors import APIError
 from webapp.service.access import ADMIN, OWNER, Principal
@@ -121,6 +132,50 @@ def guard_actions():
     return None
 
 
+class JsonJob(Job):
+    """RQ's Job with the service's serializer as its default: rq-dashboard fetches jobs without one."""
+
+    def __init__(self, id=None, connection=None, serializer=None):  # noqa: A002 (RQ's own name)
+        super().__init__(id, connection=connection, serializer=serializer or JSONSerializer)
+
+    def get_call_string(self) -> str | None:
+        try:
+            return super().get_call_string()
+        except DeserializationError:  # not JSON (pickled by plain RQ code): shown by its description
+            return self.description
+
+
+class JsonWorker(Worker):
+    """RQ's Worker read with the service's serializer (a worker's current job is read through it)."""
+
+    @classmethod
+    def all(cls, connection=None, job_class=None, queue_class=None, queue=None, serializer=None):
+        return super().all(connection, job_class or JsonJob, queue_class, queue, serializer or JSONSerializer)
+
+
+REGISTRIES = frozenset({"queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"})
+POSITIVE = re.compile(r"[1-9][0-9]{0,5}")
+PAGE = re.compile(r"[0-9]{1,6}")  # its own "last page" link of an empty registry is page 0
+
+
+def refuse_unknown_pages():
+    """Runs after the credentials check: a URL the dashboard's routes match but it cannot serve
+    (it would fail with a 500) is a 404."""
+    if not _in_dashboard() or not request.view_args:
+        return None
+    args = request.view_args
+    served = (
+        args.get("instance_number", 0) == 0  # one Redis: the app's
+        and args.get("registry_name", "queued") in REGISTRIES
+        and str(args.get("order", "asc")) in ("asc", "dsc")
+        and POSITIVE.fullmatch(str(args.get("per_page", 1))) is not None
+        and PAGE.fullmatch(str(args.get("page", 1))) is not None
+    )
+    if not served:
+        raise NotFound("The dashboard has no such page: instance 0, a known registry, page sizes from 1.")
+    return None
+
+
 def dashboard_csp(nonce: str) -> str:
     """The app's policy, plus what rq-dashboard's pages need: a nonce for their one inline
     script, eval for their underscore templates, and inline styles."""
@@ -171,8 +226,12 @@ def init_app(app: Flask) -> None:
     if app.config.get("RQ_DASHBOARD_READ_ONLY"):
         app.config["RQ_DASHBOARD_DISABLE_DELETE"] = True
     rq_dashboard.web.config.serializer = JSONSerializer
+    rq_dashboard.web.Job = JsonJob  # the names its views use: never RQ's default, pickle
+    rq_dashboard.web.Worker = JsonWorker
+    rq_dashboard.web.requeue_job = partial(requeue_job, serializer=JSONSerializer)
     app.before_request(require_credentials)
     app.before_request(guard_actions)
+    app.before_request(refuse_unknown_pages)
     app.after_request(secure_dashboard_response)
     auth.own_guard(rq_dashboard.blueprint)  # the app-wide gate leaves /rq to the hooks above
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)

@@ -4,8 +4,9 @@ Errors a client can act on (webapp.infra.errors) keep their status; HTTP errors 
 Flask and Werkzeug (404, 405, 413) keep theirs and their headers; a Redis that does not
 answer (down, frozen past REDIS_SOCKET_TIMEOUT, loading, or a replica after a failover) is a
 503 with Retry-After, and so is one that refuses writes, full (maxmemory) or unable to save to
-disk (MISCONF): it refused the write, so nothing was written, and reads still work. Anything
-else is a logged 500 that says nothing of the internals.
+disk (MISCONF): it refused the write, so nothing was written, and reads still work. RQ's own
+"no such job" and "not in a state that allows it", where RQ's code runs (the dashboard's
+actions), are a 404 and a 409. Anything else is a logged 500 that says nothing of the internals.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 
 from flask import Flask, jsonify
 from redis.exceptions import OutOfMemoryError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from webapp.infra.errors import APIError
@@ -87,6 +89,16 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, WritesRefusedError):
             return redis_disk_error()
         return redis_unavailable()
+
+    @app.errorhandler(NoSuchJobError)
+    def handle_no_such_job(exc: NoSuchJobError):
+        return error_response(404, "not_found", "no such job: it never existed, expired or was deleted")
+
+    @app.errorhandler(InvalidJobOperation)
+    def handle_invalid_job_operation(exc: InvalidJobOperation):
+        return error_response(
+            409, "conflict", "the job's state does not allow this (a requeue takes only a failed job)"
+        )
 
     for kind in REDIS_UNAVAILABLE:
         app.register_error_handler(kind, handle_redis_unavailable)
