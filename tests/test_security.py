@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import re
 
 import pytest
@@ -66,6 +68,21 @@ def test_the_job_page_embeds_the_job_as_inert_json(client, redis_conn, job_id):
 def test_cross_site_api_posts_are_refused_before_anything_is_enqueued(client, redis_conn, headers):
     response = client.post("/api/jobs", json={"name": "add", "args": [1, 2]}, headers=headers)
     assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "cross_site_request"
+    assert redis_conn.llen("rq:queue:default") == 0
+
+
+MALFORMED = [{"Origin": "http://[::1"}, {"Referer": "http://[x/"}, {"Origin": "http://localhost:99999999"}]
+
+
+@pytest.mark.parametrize("headers", MALFORMED)
+@pytest.mark.parametrize(
+    "path", ["/api/jobs", "/signin", "/signout", "/pubsub", "/rq/requeue/default", "/api/queues/default/pause"]
+)
+def test_a_malformed_origin_or_referer_is_a_cross_site_refusal_not_a_500(client, redis_conn, headers, path):
+    dashboard = {"Authorization": "Basic " + base64.b64encode(b"admin:test-password").decode()}
+    response = client.post(path, json={"name": "add", "args": [1, 2]}, headers={**dashboard, **headers})
+    assert response.status_code == 403, response.get_json()
     assert response.get_json()["error"]["code"] == "cross_site_request"
     assert redis_conn.llen("rq:queue:default") == 0
 

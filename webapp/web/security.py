@@ -64,10 +64,14 @@ class CrossSiteRequest(APIError):
 
 
 def origin_of(url: str | None) -> str | None:
-    """`scheme://host[:port]` of a URL, lowercased; None when there is none."""
+    """`scheme://host[:port]` of a URL, lowercased; None when there is none, "null" (an origin
+    that proves nothing, as browsers send for opaque origins) when it cannot be parsed."""
     if not url or url == "null":
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. 'http://[::1': anyone can send it, so it must not be a 500
+        return "null"
     if not parts.scheme or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc}".lower()
