@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,6 +94,19 @@ def test_a_session_acts_with_its_key_rights_and_sees_only_its_jobs(client):
     assert client.get(f"/jobs/{theirs}").status_code == 404
     assert client.post(f"/api/jobs/{theirs}/cancel", headers={"X-CSRF-Token": token}).status_code == 404
     assert client.post(f"/api/jobs/{mine}/cancel", headers={"X-CSRF-Token": token}).get_json()["status"] == "canceled"
+
+
+def test_the_dashboards_basic_credentials_a_browser_resends_do_not_hide_its_session(client):
+    """A browser that answered /rq's Basic prompt sends those credentials to every page of the
+    site: they are no API key, and must not turn the signed-in user's pages and calls into 401s."""
+    dashboard = {"Authorization": "Basic " + base64.b64encode(b"admin:test-password").decode()}
+    assert client.get("/api/jobs", headers=dashboard).status_code == 401  # no session: still no key
+    token = sign_in(client, OWNER_KEY)
+    assert client.get("/jobs", headers=dashboard).status_code == 200
+    assert client.get("/api/jobs", headers=dashboard).status_code == 200
+    assert submit(client, {**dashboard, "X-CSRF-Token": token}).status_code == 202
+    assert submit(client, {**dashboard}).status_code == 403  # and the session's CSRF rule still holds
+    assert client.get("/rq/", headers=dashboard).status_code == 200  # where they are meant for
 
 
 def test_session_writes_need_the_csrf_token_bearer_writes_do_not(client, redis_conn):

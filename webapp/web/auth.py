@@ -123,7 +123,7 @@ def bearer_identity(*, strict: bool = True) -> Identity | None:
     """The caller named by `Authorization: Bearer`; None without the header. A malformed or
     unknown key is a 401 when `strict`, else None."""
     header = request.headers.get("Authorization")
-    if header is None:
+    if header is None or _is_basic(header):
         return None
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
@@ -140,10 +140,18 @@ def bearer_identity(*, strict: bool = True) -> Identity | None:
     return Identity(principal, "bearer")
 
 
+def _is_basic(header: str) -> bool:
+    """The dashboard's Basic credentials. A browser that answered its prompt resends them to
+    every page under the prompt's folder (`/rq`'s is the whole site), so they are no API key:
+    they must neither stand for one nor hide the session of the same browser."""
+    return header.partition(" ")[0].lower() == "basic"
+
+
 def identify(*, strict: bool = True) -> Identity | None:
     """Bearer key first (an explicit header wins), then the session cookie."""
     found = bearer_identity(strict=strict)
-    if found is not None or "Authorization" in request.headers:
+    header = request.headers.get("Authorization")
+    if found is not None or (header is not None and not _is_basic(header)):
         return found
     session = sessions.current()
     return Identity(session.principal, "session") if session is not None else None
