@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from flask import Blueprint, jsonify
@@ -246,3 +247,43 @@ def test_requests_without_any_credentials_are_not_audited(client, redis_conn):
     assert open_api.test_client().delete("/api/jobs/0123456789abcdef").status_code == 404
     [entry] = entries(open_api)
     assert (entry["actor"], entry["role"], entry["via"], entry["client"]) == (None, "anonymous", "open", "127.0.0.1")
+
+
+def test_a_key_sending_refused_requests_in_a_loop_cannot_push_real_entries_out(make_app):
+    """Refusals are recorded within a budget per caller and minute; the one that reaches it says so."""
+    app = make_app(keyed=True, AUDIT_MAXLEN=200, AUDIT_REFUSALS_PER_MINUTE=5)
+    if time.time() % 60 > 50:  # the budget is per clock minute: run it all within one
+        time.sleep(61 - time.time() % 60)
+    client = app.test_client()
+    assert client.post("/api/queues/low/pause", headers=bearer(ADMIN_KEY)).status_code == 200
+    for _ in range(400):
+        assert client.post("/api/queues/low/resume", headers=bearer(VIEWER_KEY)).status_code == 403
+    refused = entries(app, actor="watch")
+    assert len(refused) == 6  # the budget, then the entry that says the rest are not recorded
+    assert [entry["note"] is not None for entry in refused] == [True] + [False] * 5
+    assert "AUDIT_REFUSALS_PER_MINUTE" in refused[0]["note"]
+    [paused] = entries(app, action="pauseQueue")
+    assert (paused["actor"], paused["status"]) == ("ops", 200)
+    # another caller has a budget of its own; actions that succeed are never held back
+    assert client.post("/api/queues/low/resume", headers=bearer(OWNER_KEY)).status_code == 403
+    assert len(entries(app, actor="alice")) == 1
+    for _ in range(10):
+        assert client.post("/api/queues/low/resume", headers=bearer(ADMIN_KEY)).status_code == 200
+    assert len(entries(app, action="resumeQueue", actor="ops")) == 10
+
+
+def test_a_refused_sign_in_is_not_recorded_under_the_session_the_browser_holds(app, client, redis_conn):
+    sign_in(client, OWNER_KEY)
+    before = len(entries(app))
+    refused = client.post("/signin", data={"key": "a-wrong-guess"}, headers=SAME_SITE)
+    assert refused.status_code == 401
+    assert len(entries(app)) == before  # README: refused sign-ins are logged by the web, not recorded
+
+
+def test_a_dashboard_action_that_did_nothing_is_recorded_as_not_ok(app, redis_conn):
+    admin = app.test_client()
+    sign_in(admin, ADMIN_KEY)
+    response = admin.post("/rq/job/0123456789abcdef/delete", headers=SAME_SITE)
+    assert response.status_code == 200 and response.get_json() == {"status": "ERROR"}  # rq-dashboard's answer
+    [entry] = entries(app, action="dashboard.delete_job")
+    assert (entry["status"], entry["ok"]) == (200, False)

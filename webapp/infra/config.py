@@ -86,6 +86,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SESSION_LIFETIME", 43200, int, "Seconds a web UI sign-in lasts (then sign in again)."),
     Setting("AUDIT_RETENTION", 7776000, int, "Seconds audit log entries are kept (default 90 days)."),
     Setting("AUDIT_MAXLEN", 100000, int, "Most audit log entries kept, whatever their age."),
+    Setting("AUDIT_REFUSALS_PER_MINUTE", 30, int, "Refused requests recorded per caller per minute; 0 = all."),
     Setting("STATS_SAMPLE_INTERVAL", 10.0, float, "Seconds between samples of queue depth, oldest age and workers."),
     Setting("SCHEDULER_INTERVAL", 0.5, float, "Seconds between checks for due scheduled jobs (in `worker.py`)."),
     Setting("LOG_FORMAT", "text", str, "`text`, or `json` for one JSON object per log line (with job_id)."),

@@ -6,11 +6,18 @@ Its stream id says when (milliseconds) and orders the entries; its fields are st
 `actor` (the API key's name, the dashboard user or the operator's login; "" on the open API),
 `role`, `via` (bearer, session, basic, cli, open), `action`, `method` and `path`, `target` and
 `details` (JSON objects: the ids from the URL, what the body says it acts on), `status` (the
-HTTP status, or a command's exit status) and `client` (address or host).
+HTTP status, or a command's exit status), `client` (address or host), and where they apply
+`ok` ("0": a success status that did nothing) and `note`.
 
 Retention is bounded twice, both on every append: entries older than AUDIT_RETENTION seconds
 go (XADD ... MINID), and beyond AUDIT_MAXLEN entries the oldest go (XTRIM MAXLEN), both
 approximate (`~`) so Redis trims whole stream nodes cheaply.
+
+Refused requests (a status of 400 or more, not a command's) are recorded within a budget per
+caller (key name, else client address) and minute, AUDIT_REFUSALS_PER_MINUTE: a viewer key
+sending refused writes in a loop would otherwise push every real entry out of the bounded log
+in minutes. The entry that reaches the budget says so (`note`); the rest of that minute's
+refusals are not recorded (`record` returns None: the web logs them).
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from typing import Any
 from redis import Redis
 
 from webapp.infra.clock import iso_from_timestamp
-from webapp.store import keys
+from webapp.store import keys, scripts
 from webapp.store.events import format_event_id, parse_event_id
 
-FIELDS = ("actor", "role", "via", "action", "method", "path", "target", "details", "status", "client")
+FIELDS = ("actor", "role", "via", "action", "method", "path", "target", "details", "status", "client", "note")
+OVER_BUDGET = "the caller's later refusals in this minute are not recorded (AUDIT_REFUSALS_PER_MINUTE)"
 SCAN_FACTOR = 20  # a filtered page reads at most this many entries per entry asked for
 
 
@@ -42,19 +50,28 @@ def _json(value: Mapping[str, Any] | None) -> str:
 class AuditLog:
     """Appends to and pages through the audit stream of one Redis."""
 
-    def __init__(self, connection: Redis, retention: int, maxlen: int):
+    def __init__(self, connection: Redis, retention: int, maxlen: int, refusals_per_minute: int = 0):
         self.connection = connection
         self.retention = retention
         self.maxlen = maxlen
+        self.refusals_per_minute = refusals_per_minute
+        self.refusal_script = scripts.script("audit_refusal")
 
     @classmethod
     def from_config(cls, connection: Redis, config: Mapping[str, Any]) -> AuditLog:
-        return cls(connection, int(config["AUDIT_RETENTION"]), int(config["AUDIT_MAXLEN"]))
+        return cls(
+            connection,
+            int(config["AUDIT_RETENTION"]),
+            int(config["AUDIT_MAXLEN"]),
+            int(config["AUDIT_REFUSALS_PER_MINUTE"]),
+        )
 
     def record(self, *, actor: str | None, role: str, via: str, action: str, status: int, method: str = "",
                path: str = "", target: Mapping[str, Any] | None = None, details: Mapping[str, Any] | None = None,
-               client: str | None = None) -> str:  # fmt: skip
-        """Append one entry (one round trip, trimming included); returns its id."""
+               client: str | None = None, ok: bool | None = None) -> str | None:  # fmt: skip
+        """Append one entry (one round trip, trimming included); returns its id, or None for a
+        refusal over its caller's budget, which is not recorded. `ok=False` marks an action that
+        answered a success status yet did nothing (rq-dashboard's `{"status": "ERROR"}`)."""
         entry = {
             "actor": actor or "",
             "role": role,
@@ -67,7 +84,20 @@ class AuditLog:
             "status": str(int(status)),
             "client": client or "",
         }
-        oldest_kept = f"{int((time.time() - self.retention) * 1000)}-0"
+        if ok is False:
+            entry["ok"] = "0"
+        now = time.time()
+        oldest_kept = f"{int((now - self.retention) * 1000)}-0"
+        if self.refusals_per_minute > 0 and via != "cli" and int(status) >= 400:
+            caller = f"key:{actor}" if actor else f"address:{client or ''}"  # the open API: by client
+            found = scripts.call(
+                self.connection,
+                self.refusal_script,
+                [keys.AUDIT, f"{keys.AUDIT_REFUSALS_PREFIX}{int(now // 60)}:{caller}"],
+                [oldest_kept, self.maxlen, self.refusals_per_minute, 120, OVER_BUDGET,
+                 *(part for pair in entry.items() for part in pair)],
+            )  # fmt: skip
+            return _text(found) if found else None
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.xadd(keys.AUDIT, entry, minid=oldest_kept, approximate=True)
             pipe.xtrim(keys.AUDIT, maxlen=self.maxlen, approximate=True)
@@ -164,8 +194,9 @@ def decode(entry_id: bytes | str, fields: Mapping) -> dict[str, Any]:
         "target": _load(text.get("target")),
         "details": _load(text.get("details")),
         "status": status,
-        "ok": status < 400 if text.get("via") != "cli" else status == 0,
+        "ok": (status < 400 if text.get("via") != "cli" else status == 0) and text.get("ok") != "0",
         "client": text.get("client") or None,
+        "note": text.get("note") or None,
     }
 
 

@@ -11,9 +11,10 @@ address, as ProxyFix gives it behind TRUSTED_PROXIES) and the answer's status, r
 
 Left out, on purpose:
 - submissions (views marked `not_audited`): each job already has its `queued` event, with owner;
-- requests nobody was identified for while keys are set (401s, refused sign-ins): they are
-  logged by the web process instead, so that someone without a key cannot push real entries
-  out of the bounded log.
+- requests nobody was identified for while keys are set (401s, refused sign-ins, also from a
+  browser that holds another key's session): they are logged by the web process instead, so
+  that someone without a key cannot push real entries out of the bounded log. Refusals of
+  identified callers are recorded within a budget per caller and minute (webapp/store/audit.py).
 tests/test_audit.py walks the URL map: every state-changing rule is recorded or marked.
 """
 
@@ -102,12 +103,23 @@ def body_details() -> dict[str, Any]:
     return details
 
 
+def _dashboard_did_nothing(endpoint: str, response: Response) -> bool:
+    """rq-dashboard answers an action it could not do (delete of a job that is gone) with 200
+    and `{"status": "ERROR"}`."""
+    if not endpoint.startswith("rq_dashboard.") or not response.is_json or response.direct_passthrough:
+        return False
+    body = response.get_json(silent=True)
+    return isinstance(body, dict) and body.get("status") == "ERROR"
+
+
 def record_request(response: Response) -> Response:
     endpoint = request.endpoint
     if not is_audited(request.method, endpoint):
         return response
     found = auth.identity()
     if found is None and auth.keyring().enabled:
+        if response.status_code == 401:
+            return response  # the credentials sent were refused (a sign-in with a wrong key): nobody to name
         # Refused before the gate ran (a cross-site request): name the session if there is one.
         try:
             found = auth.identify(strict=False)
@@ -119,7 +131,7 @@ def record_request(response: Response) -> Response:
         return response  # no credentials at all (the dashboard's password on an open API): nobody to name
     principal = found.principal if found is not None else None
     try:
-        current_app.extensions["audit_log"].record(
+        recorded = current_app.extensions["audit_log"].record(
             actor=principal.name if principal is not None else None,
             role=principal.role if principal is not None else "anonymous",
             via=found.via if found is not None else "open",
@@ -130,7 +142,12 @@ def record_request(response: Response) -> Response:
             details={**body_details(), **({"outcome": g.audit_outcome} if g.get("audit_outcome") else {})},
             status=response.status_code,
             client=request.remote_addr,
+            ok=False if _dashboard_did_nothing(endpoint, response) else None,
         )
+        if recorded is None:
+            log.info("audit: refusal over the caller's AUDIT_REFUSALS_PER_MINUTE, not recorded: %s %s (%s) by %s",
+                     request.method, request.path, response.status_code,
+                     principal.name if principal is not None else request.remote_addr)  # fmt: skip
     except RedisError as exc:
         log.error("audit log unavailable, action not recorded: %s %s (%s): %s",
                   request.method, request.path, response.status_code, exc)  # fmt: skip

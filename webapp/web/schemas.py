@@ -456,6 +456,11 @@ class AuditEntry(BaseModel):
     status: int = Field(description="HTTP status of the answer, or a command's exit status.")
     ok: bool
     client: str | None = Field(description="Client address (behind TRUSTED_PROXIES: the proxy's X-Forwarded-For).")
+    note: str | None = Field(
+        None,
+        description="On the refusal that reached its caller's AUDIT_REFUSALS_PER_MINUTE: that minute's later ones "
+        "are not recorded.",
+    )
 
 
 class AuditPage(BaseModel):
