@@ -66,6 +66,31 @@ def test_sleep_reports_progress_between_start_and_done(client, worker):
     assert any(0 < percent < 100 for percent in seen), seen
 
 
+def test_a_running_job_that_redis_lost_stays_gone_and_is_a_404(client, redis_conn, worker):
+    """Redis restarted without its data (here: FLUSHALL) under a job that reports progress: its
+    reports used to make the job's hash anew with only `meta` in it, a job without a status that
+    every route answered with a 500 and whose event stream never ended."""
+    job_id = submit(client, "sleep", 1.5)
+    wait_for(client, job_id, statuses=("started",))
+    redis_conn.flushall()
+    deadline = time.monotonic() + 3.0  # the job ends within it: its last reports and its end
+    while time.monotonic() < deadline:
+        assert not redis_conn.exists(f"rq:job:{job_id}")
+        assert client.get(f"/api/jobs/{job_id}").status_code == 404
+        time.sleep(0.05)
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 404
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 404
+
+
+def test_a_job_hash_without_its_call_is_no_job(client, redis_conn):
+    """What a stray write leaves after Redis lost a job (RQ's own paths can write one field)."""
+    job_id = "0123456789abcdef"
+    redis_conn.hset(f"rq:job:{job_id}", mapping={"meta": "{}", "status": "failed"})
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 404
+    assert client.post(f"/api/jobs/{job_id}/retry", json={}).status_code == 404
+
+
 def test_each_job_publishes_queued_started_finished(client, redis_conn, worker):
     pubsub = redis_conn.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("jobsvc:events")

@@ -60,6 +60,7 @@ class EventLog:
         self.default_ttl = default_ttl
         self.job_maxlen = job_maxlen
         self.script = scripts.script("event")
+        self.progress_script = scripts.script("progress")
 
     @classmethod
     def from_config(cls, connection: Redis, config: Mapping[str, Any]) -> EventLog:
@@ -104,6 +105,14 @@ class EventLog:
         _, stream, *args = self.command(event, **fields)
         args.append("" if began is None else repr(began))
         return self.script(keys=[stream], args=args, client=pipeline if pipeline is not None else self.connection)
+
+    def progress(self, job_key: str, meta: bytes | str, *, pipeline: Pipeline | None = None, **fields: Any):
+        """Save a running job's meta and record its `progress` event, only while the job's hash
+        exists (lua/progress.lua); returns the event id, or None when the job is gone."""
+        _, stream, *args = self.command("progress", **fields)
+        args.append("")
+        client = pipeline if pipeline is not None else self.connection
+        return self.progress_script(keys=[stream, job_key], args=[meta, *args], client=client)
 
     def for_job(self, event: str, job: Job, *, status: str | None = None, name: str | None = None,
                 ttl: int | None = None, pipeline: Pipeline | None = None, **extra: Any):  # fmt: skip

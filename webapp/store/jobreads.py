@@ -221,7 +221,10 @@ def _read_raw(connection: Redis, job_id: str, results: int | None) -> tuple[dict
     if not reply:
         raise not_found(job_id)
     raw, raw_results, events = reply
-    return pairs(raw), raw_results, (events[0][0].decode() if events else None)
+    fields = pairs(raw)
+    if b"data" not in fields:  # a stray write after Redis lost the job (RQ's own paths can make one)
+        raise not_found(job_id)
+    return fields, raw_results, (events[0][0].decode() if events else None)
 
 
 def read(connection: Redis, job_id: str, results: int | None = 1) -> tuple[Snapshot, list[ResultEntry], str | None]:

@@ -98,14 +98,15 @@ class ServiceWorker(SimpleWorker):
                            pipeline=pipeline, **extra)  # fmt: skip
 
     def _record_progress(self, job: Job, progress: dict) -> None:
-        """Save the job's meta and publish a `progress` event, in one transaction. A report is
-        not the job's work: when Redis cannot take it (unreachable, full), the job goes on and
-        the next report, which carries the whole meta, catches up."""
+        """Save the job's meta and publish a `progress` event, in one step, while the job exists
+        (after Redis lost it, a report writes nothing). A report is not the job's work: when
+        Redis cannot take it (unreachable, full), the job goes on and the next report, which
+        carries the whole meta, catches up."""
         try:
-            with self.connection.pipeline() as pipe:
-                pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-                self._event("progress", job, "started", pipeline=pipe, progress=progress)
-                pipe.execute()
+            self.events.progress(job.key, job.serializer.dumps(job.meta), job_id=job.id,
+                                 name=job_name(job, self.names_by_path), queue=job.origin, status="started",
+                                 owner=job.meta.get("owner"), schedule=job.meta.get("schedule"),
+                                 webhook=job.meta.get("webhook"), progress=progress)  # fmt: skip
         except REDIS_UNAVAILABLE as exc:
             self._progress_outage.failed(exc)
         else:
