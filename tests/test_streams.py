@@ -87,6 +87,19 @@ def test_a_job_stream_replays_goes_live_and_ends_after_the_terminal_event(stack,
     assert ended and as_events(again) == events
 
 
+def test_a_retried_job_s_stream_replays_both_runs_and_ends_after_the_last(stack, redis_conn):
+    """A terminal event ends the stream only when it is the job's latest: a retry after a failure
+    is a second run in the same timeline (the replay used to stop at the first `failed`)."""
+    job_id = submit(stack, "fail", ["first"])
+    read_stream(f"{stack}/api/jobs/{job_id}/events")  # until its first end
+    assert httpx.post(f"{stack}/api/jobs/{job_id}/retry", json={}, timeout=TIMEOUT).status_code == 202
+    frames, ended = read_stream(f"{stack}/api/jobs/{job_id}/events")
+    assert ended
+    names = [event["event"] for event in as_events(frames)]
+    assert names == ["queued", "started", "failed", "queued", "started", "failed"], names
+    assert as_events(frames) == timeline(redis_conn, job_id)
+
+
 def test_reconnecting_with_last_event_id_gets_exactly_the_missing_events(stack, redis_conn):
     job_id = submit(stack, "sleep", [1.5])
     url = f"{stack}/api/jobs/{job_id}/events"

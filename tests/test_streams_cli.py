@@ -42,6 +42,16 @@ def test_listen_job_replays_a_finished_job_and_stops(app, runner, redis_conn):
     assert len(readable) == 3 and "finished" in readable[-1] and "j1 add [default]" in readable[-1]
 
 
+def test_listen_job_replays_both_runs_of_a_retried_job(app, runner, redis_conn):
+    log = event_log(app, redis_conn)
+    timeline = [("queued", "queued"), ("started", "started"), ("failed", "failed")] * 2
+    for event, status in timeline:
+        log.append(event, job_id="j3", name="fail", queue="default", status=status)
+    result = runner.invoke(args=["listen", "--job", "j3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == [event for event, _ in timeline]
+
+
 def test_listen_job_refuses_unknown_and_malformed_ids(runner, redis_conn):
     unknown = runner.invoke(args=["listen", "--job", "nope"])
     assert unknown.exit_code == 1 and "no job with id 'nope'" in unknown.output

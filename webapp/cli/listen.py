@@ -110,7 +110,8 @@ def listen_command(job_id: str | None, channel: str, as_json: bool, count: int |
 
 
 def follow_job(client: Redis, config, events_channel: str, job_id: str, as_json: bool, count: int | None) -> None:
-    """One job's events: replayed from its stream, then live, ending after the terminal one.
+    """One job's events: replayed from its stream, then live, ending after its latest event if
+    that is terminal (a job retried after it failed has both runs in its stream).
 
     As the SSE stream does: subscribe first, then read the stream after the last id printed
     on every notification (and every few seconds), so nothing falls between replay and live.
@@ -132,10 +133,12 @@ def follow_job(client: Redis, config, events_channel: str, job_id: str, as_json:
                 data = json.dumps(event, separators=(",", ":"))
                 click.echo(data if as_json else _describe(events_channel, data, events_channel))
                 seen += 1
-                if is_terminal(event) or (count is not None and seen >= count):
+                if count is not None and seen >= count:
                     return
             if len(entries) == BATCH:
                 continue
+            if entries and is_terminal(entries[-1][1]):
+                return  # its latest event ends it (an earlier one may be followed by a retry's run)
             if pubsub.get_message(timeout=float(config["SSE_POLL_INTERVAL"])) is None:
                 if not client.exists(keys.job(job_id)) and not read_events(client, key, last, count=1):
                     click.echo(f"job {job_id} is gone (expired or deleted)", err=True)

@@ -217,14 +217,14 @@ class Follow:
             self.subscription.clear()
             try:
                 entries, more, gap = self.read()
-                frames, over = [gap] if gap else [], False
+                frames = [gap] if gap else []
                 for event_id, event, frame in entries:
                     self.last = event_id
                     if accept is None or accept(event):
                         frames.append(frame)
-                    if ended is not None and is_terminal(event):
-                        over = True
-                        break
+                # Over at a terminal event only when it is the latest: a job retried after it
+                # failed has a second run in the same timeline, which a replay must show too.
+                over = ended is not None and bool(entries) and not more and is_terminal(entries[-1][1])
                 if frames:
                     yield "".join(frames)  # one write for all the events of this read
                     next_beat = time.monotonic() + self.heartbeat
