@@ -226,3 +226,47 @@ def test_without_keys_nothing_changes(redis_server, redis_conn):
     page = client.get("/").get_data(as_text=True)
     assert 'content=""' in page and "Sign out" not in page and 'data-can-write="true"' in page
     assert submit(client, {}).status_code == 202
+
+
+def test_guessing_keys_or_the_dashboard_password_is_held_back_per_client(make_app, redis_server):
+    """Every check of presented credentials counts its refusals per client address: past the
+    limit in a minute, requests presenting credentials get 429 (a right key too), others do not."""
+    if time.time() % 60 > 50:  # the window is a clock minute: run it all within one
+        time.sleep(61 - time.time() % 60)
+    client = make_app(keyed=True, AUTH_FAILURES_PER_MINUTE=6).test_client()
+    assert client.get("/api/jobs", headers=bearer("guess-1")).status_code == 401
+    assert client.get("/api/jobs", headers=bearer("guess-2")).status_code == 401
+    assert client.post("/signin", data={"key": "guess-3"}, headers=SAME_SITE).status_code == 401
+
+    def dashboard(password: str) -> dict:
+        return {"Authorization": "Basic " + base64.b64encode(b"admin:" + password.encode()).decode()}
+
+    assert client.get("/rq/", headers=dashboard("guess-4")).status_code == 401
+    assert client.get("/api/jobs", headers=bearer(OWNER_KEY)).status_code == 200  # a right key is no failure
+    assert client.get("/api/jobs", headers=bearer("guess-5")).status_code == 401
+    assert client.get("/api/jobs", headers=bearer("guess-6")).status_code == 401
+    for attempt in (
+        lambda: client.get("/api/jobs", headers=bearer(OWNER_KEY)),
+        lambda: client.post("/signin", data={"key": OWNER_KEY}, headers=SAME_SITE),
+        lambda: client.get(
+            "/rq/", headers={"Authorization": "Basic " + base64.b64encode(b"admin:test-password").decode()}
+        ),
+    ):
+        held = attempt()
+        assert held.status_code == 429
+        assert held.get_json()["error"]["code"] == "too_many_failures"
+        assert 1 <= int(held.headers["Retry-After"]) <= 60
+    assert client.get("/healthz").status_code == 200  # no credentials: not held back
+    assert client.get("/signin").status_code == 200
+    # another client address has its own count
+    other = {"REMOTE_ADDR": "10.1.2.3"}
+    assert client.get("/api/jobs", headers=bearer(OWNER_KEY), environ_base=other).status_code == 200
+
+
+def test_a_short_key_is_warned_about_at_start(caplog):
+    from webapp.service.access import parse_keys
+
+    with caplog.at_level("WARNING", logger="webapp.service.access"):
+        parse_keys("weak:a,strong:" + "k" * 24 + ",hashed:sha256:" + "0" * 64, role="owner")
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 1 and "'weak' has 1 characters" in warned[0]

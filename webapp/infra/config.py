@@ -84,6 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     # Sign-in, roles, audit log, charts (README: "Sign-in and roles", "Audit log", "Overview charts").
     Setting("VIEWER_API_KEYS", "", str, "Same form as API_KEYS; read-only keys: they see everything, change nothing."),
     Setting("SESSION_LIFETIME", 43200, int, "Seconds a web UI sign-in lasts (then sign in again)."),
+    Setting("AUTH_FAILURES_PER_MINUTE", 20, int, "Refused keys or passwords per client and minute, then 429; 0 = off."),
     Setting("AUDIT_RETENTION", 7776000, int, "Seconds audit log entries are kept (default 90 days)."),
     Setting("AUDIT_MAXLEN", 100000, int, "Most audit log entries kept, whatever their age."),
     Setting("AUDIT_REFUSALS_PER_MINUTE", 30, int, "Refused requests recorded per caller per minute; 0 = all."),

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from webapp.infra.errors import Forbidden
+
+log = logging.getLogger("webapp.service.access")
+STRONG_KEY_LENGTH = 16  # characters; shorter keys get a warning at start (guessing is throttled, not stopped)
 
 VIEWER = "viewer"
 OWNER = "owner"
@@ -80,6 +84,12 @@ def parse_keys(spec: str, *, role: str) -> list[tuple[bytes, Principal]]:
             if len(digest) != 32:
                 raise ValueError(f"API key entry for {name!r}: sha256: must be followed by 64 hex digits")
         else:
+            if len(secret) < STRONG_KEY_LENGTH:
+                log.warning(
+                    "API key %r has %d characters: a short key can be guessed; use %d or more random ones, "
+                    "e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))'",
+                    name, len(secret), STRONG_KEY_LENGTH,
+                )  # fmt: skip
             digest = _digest(secret)
         entries.append((digest, Principal(name, role)))
     return entries

@@ -139,6 +139,7 @@ METRICS_SCHEDULES = "jobsvc:metrics:schedules"  # "<schedule>\t<counter>" -> val
 SESSION_SECRET = "jobsvc:session:secret"  # signs web sign-in sessions when SECRET_KEY is unset
 SESSION_ENDED_PREFIX = "jobsvc:session:ended:"  # + session id: signed out (expires with the session)
 AUDIT = "jobsvc:audit"  # who changed what (a stream, trimmed by AUDIT_RETENTION and AUDIT_MAXLEN)
+AUTH_FAILURES_PREFIX = "jobsvc:auth-failures:"  # + minute + client address: refused credentials (a counter)
 AUDIT_REFUSALS_PREFIX = "jobsvc:audit:refusals:"  # + minute + caller: refusals recorded (a counter, 2 minutes)
 STATS_PREFIX = "jobsvc:stats:"  # + hour (Unix time // 3600): per-minute counters and gauges (a hash)
 # Concurrency and rate limits per key (webapp/store/limits.py, lua/lib/limits.lua)

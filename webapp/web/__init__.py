@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from flask import Flask
 
-from webapp.web import api, audit, auth, dashboard, docs, errors, ops, pages, routing, security, signin, sse
+from webapp.web import api, audit, auth, dashboard, docs, errors, ops, pages, routing, security, signin, sse, throttle
 
 
 def init_app(app: Flask) -> None:
@@ -19,6 +19,7 @@ def init_app(app: Flask) -> None:
     routing.init_app(app)  # URL converters (job ids)
     errors.init_app(app)  # every failure as JSON with its status
     security.init_app(app)  # headers, same-origin writes, trusted proxies
+    throttle.init_app(app)  # refused keys and passwords, counted per client: guessing slowed down
     auth.init_app(app)  # the gate: API keys and sessions, the caller and role of each request
     audit.init_app(app)  # every state-changing request into the audit log
     api.init_app(app)  # the JSON API: jobs, catalog, queues and workers

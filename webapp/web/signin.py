@@ -17,6 +17,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from webapp.web import auth, sessions
 from webapp.web.audit import audit_action
 from webapp.web.security import require_same_origin
+from webapp.web.throttle import takes_credentials
 
 log = logging.getLogger("webapp.web.signin")
 
@@ -44,6 +45,7 @@ def signin_page():
 
 @bp.post("/signin")
 @audit_action("signIn")
+@takes_credentials
 def sign_in():
     """Check the key; on success set the session cookie and go where the user was headed."""
     require_same_origin()
