@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -95,6 +96,26 @@ def collect(url: str, key: str, received: list, ready: threading.Event, stop: th
                 received.append(json.loads(frame["data"]))
             if stop.is_set():
                 return
+
+
+def test_the_workers_list_names_only_the_callers_own_running_job(app, redis_server, redis_conn):
+    worker = start_worker(redis_server.url, "--processes", "1")
+    try:
+        client = app.test_client()
+        job_id = client.post("/api/jobs", json={"name": "sleep", "args": [5]}, headers=bearer(ALICE)).get_json()["id"]
+        for _ in range(200):
+            if client.get(f"/api/jobs/{job_id}", headers=bearer(ALICE)).get_json()["status"] == "started":
+                break
+            time.sleep(0.05)
+
+        def current_jobs(key: str) -> list:
+            return [w["current_job"] for w in client.get("/api/workers", headers=bearer(key)).get_json()["workers"]]
+
+        assert current_jobs(ALICE) == [job_id]
+        assert current_jobs(ADMIN) == [job_id]
+        assert current_jobs(BOB) == [None]  # another owner's job id is not bob's to know
+    finally:
+        worker.stop()
 
 
 def test_the_all_events_stream_carries_only_the_callers_jobs(redis_server, redis_conn):

@@ -29,7 +29,7 @@ from webapp.service.catalog import Catalog
 from webapp.service.planning import PlannedJob, Planner
 from webapp.service.submission import SubmitRequest
 from webapp.service.submit import Submitter
-from webapp.store import jobreads, keys, limits, listing, states
+from webapp.store import jobreads, keys, limits, listing, overview, states
 from webapp.store import waiting as waiting_jobs
 from webapp.store.events import EventLog
 
@@ -83,6 +83,22 @@ class JobService:
         raw_meta = self.connection.hget(keys.job(job_id), "meta")
         if not access.may_see(jobreads.owner_in(raw_meta), caller):
             raise jobreads.not_found(job_id)
+
+    def workers(self, caller: Caller) -> list[dict[str, Any]]:
+        """Every registered worker. An owner key sees a worker's current job only when the job
+        is its own: another owner's job ids are not its to know (they answer 404 everywhere)."""
+        views = overview.workers(self.connection)
+        if caller is None or caller.sees_all:
+            return views
+        running = [view for view in views if view["current_job"]]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for view in running:
+                pipe.hget(keys.job(view["current_job"]), "meta")
+            metas = pipe.execute()
+        for view, raw_meta in zip(running, metas, strict=True):
+            if not access.may_see(jobreads.owner_in(raw_meta), caller):
+                view["current_job"] = None
+        return views
 
     def describe(self, job_id: str, caller: Caller) -> dict[str, Any]:
         """The detail view (with attempts); NotFound for a job the caller may not see."""

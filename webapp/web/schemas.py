@@ -231,7 +231,9 @@ class WorkerView(BaseModel):
     name: str
     state: str
     queues: list[str]
-    current_job: JobId | None
+    current_job: JobId | None = Field(
+        description="The job it runs; null when idle, or for an owner key when the job is another owner's."
+    )
     successful_jobs: int
     failed_jobs: int
     last_heartbeat: str | None

@@ -7,7 +7,6 @@ from flask import Blueprint
 
 from webapp.service.access import ADMIN
 from webapp.service.submission import NoOptions
-from webapp.store import overview
 from webapp.web import schemas
 from webapp.web.api.requests import WRITE_ERRORS, optional_body
 from webapp.web.auth import caller, requires
@@ -74,4 +73,4 @@ def resume_queue(queue_name: str):
 )
 def list_workers():
     """Each worker: state, queues, current job, success and failure counts, last heartbeat."""
-    return respond(schemas.WorkerList, {"workers": overview.workers(get_service().connection)})
+    return respond(schemas.WorkerList, {"workers": get_service().workers(caller())})
