@@ -7,15 +7,13 @@ processes, whose delivery threads do the sending.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import signal
 import time
 
 import pytest
 
-from tests.receiver import Receiver
+from tests.receiver import Receiver, readme_verify
 from tests.servers import start_worker
 from webapp import create_app
 from webapp.store import keys
@@ -31,14 +29,7 @@ SETTINGS = {
 }
 
 
-def verify(secret: str, header: str, body: bytes, tolerance: float = 300) -> bool:
-    """The README's verification snippet."""
-    pairs = [part.split("=", 1) for part in header.split(",")]
-    timestamp = int(next(value for name, value in pairs if name == "t"))
-    if abs(time.time() - timestamp) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, value) for name, value in pairs if name == "v1")
+verify = readme_verify()  # the README's snippet, as printed there
 
 
 @pytest.fixture

@@ -13,9 +13,11 @@ from jobsvc_client._shared import submission
 from jobsvc_client.aclient import AsyncClient
 from jobsvc_client.client import Client
 from jobsvc_client.errors import (
+    BadGateway,
     BadRequest,
     Conflict,
     Forbidden,
+    GatewayTimeout,
     InternalError,
     JobsvcError,
     MethodNotAllowed,
@@ -26,6 +28,7 @@ from jobsvc_client.errors import (
     RedisFull,
     RedisUnavailable,
     ServiceUnreachable,
+    TransientError,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -38,6 +41,7 @@ from jobsvc_client.webhooks import verify_webhook
 __all__ = [
     "AsyncClient",
     "Attempt",
+    "BadGateway",
     "BadRequest",
     "BulkResult",
     "Client",
@@ -46,6 +50,7 @@ __all__ = [
     "DeliveryAttempt",
     "Event",
     "Forbidden",
+    "GatewayTimeout",
     "InternalError",
     "Job",
     "JobError",
@@ -59,6 +64,7 @@ __all__ = [
     "RedisUnavailable",
     "ServiceUnreachable",
     "Submitted",
+    "TransientError",
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from jobsvc_client.errors import JobsvcError, error_for
+from jobsvc_client.errors import JobsvcError, WaitTimeout, error_for
+from jobsvc_client.models import Job
 
 STREAM_READ_TIMEOUT = 35.0  # the server sends a keep-alive every 15 s (HEARTBEAT_INTERVAL)
+# How long a request of `wait` may outlast its deadline: one last look at the job (a service that
+# answers at all does so in milliseconds), never a frozen web's full read timeout.
+LAST_LOOK = 0.5
 
 
 def submission(name: str, *args: Any, **options: Any) -> dict[str, Any]:
@@ -95,8 +104,40 @@ class NotAStream(JobsvcError):
     code = "not_a_stream"
 
 
-# Errors after which `wait` and `events` try again (the connection, or the service's Redis).
-RETRYABLE = (httpx.TransportError,)
+class Deadline:
+    """When a `wait` gives up (never, for None), and the timeouts of its requests: each is bounded
+    by the time left, or a quiet event stream (a keep-alive every 15 s) or a frozen web (no answer
+    until the read timeout) would hold `wait` long after it."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.end = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> float:
+        return math.inf if self.end is None else max(0.0, self.end - time.monotonic())
+
+    def passed(self) -> bool:
+        return self.left() <= 0.0
+
+    def remaining(self) -> float | None:
+        """The time left, or None without a deadline (what asyncio.timeout takes for "never")."""
+        return None if self.end is None else self.left()
+
+    def timeout(self, seconds: float, read: float | None = None) -> httpx.Timeout:
+        """`seconds` to connect and write, `read` (default `seconds`) for each read, none past
+        the deadline by more than LAST_LOOK."""
+        bound = max(self.left(), LAST_LOOK)
+        return httpx.Timeout(min(seconds, bound), read=min(seconds if read is None else read, bound))
+
+    def pause(self, seconds: float) -> float:
+        """`seconds`, or the time left if less: no pause sleeps past the deadline."""
+        return min(seconds, self.left())
+
+    def expired(self, job_id: str, job: Job | None) -> WaitTimeout:
+        """The WaitTimeout to raise; `job` is None when the service never showed it."""
+        if job is None:
+            return WaitTimeout(f"job {job_id} could not be looked up within {self.seconds} s", job)
+        return WaitTimeout(f"job {job_id} is still {job.status} after {self.seconds} s", job)
 
 
 def bulk_body(action: str, filter: Mapping[str, Any] | None, dry_run: bool, cursor: str | None) -> dict[str, Any]:
@@ -106,3 +147,36 @@ def bulk_body(action: str, filter: Mapping[str, Any] | None, dry_run: bool, curs
     if cursor:
         body["cursor"] = cursor
     return body
+
+
+@contextmanager
+def cut_off(response: httpx.Response, deadline: Deadline) -> Iterator[None]:
+    """Shut down the socket of a streamed `response` at the deadline (AsyncClient.wait uses
+    asyncio.timeout instead). httpx bounds each read, not a stream: one that goes quiet right
+    after an event (a web frozen mid-job) would end as late as its read timeout after that
+    event. shutdown() wakes a thread blocked reading the socket, close() does not."""
+    network = response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    seconds = deadline.remaining()
+    if sock is None or seconds is None:  # another transport, or no deadline: the read timeout bounds it
+        yield
+        return
+    lock, ended = threading.Lock(), [False]
+
+    def cut() -> None:
+        with lock:  # not once the stream has ended: its connection may serve another request by then
+            if not ended[0]:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed meanwhile
+
+    timer = threading.Timer(seconds, cut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            ended[0] = True
+        timer.cancel()

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from jobsvc_client import _shared as shared
-from jobsvc_client.errors import NotFound, ServiceUnreachable, Unavailable, WaitTimeout
+from jobsvc_client.errors import ServiceUnreachable, TransientError
 from jobsvc_client.models import BulkResult, Delivery, Event, Job, Submitted
 from jobsvc_client.sse import SSEParser
 
@@ -110,9 +109,10 @@ class AsyncClient:
 
     # -- events ----------------------------------------------------------------------------------
 
-    async def _lines(self, path: str, params: dict, last_event_id: str | None) -> AsyncIterator[Event | None]:
+    async def _lines(self, path: str, params: dict, last_event_id: str | None,
+                     deadline: shared.Deadline) -> AsyncIterator[Event | None]:  # fmt: skip
         """One connection to an event stream: each event, and None for every other line."""
-        timeout = httpx.Timeout(self.timeout, read=shared.STREAM_READ_TIMEOUT)
+        timeout = deadline.timeout(self.timeout, read=shared.STREAM_READ_TIMEOUT)
         try:
             async with self._http.stream("GET", path, params=params, headers=shared.stream_headers(last_event_id),
                                    timeout=timeout) as response:  # fmt: skip
@@ -134,10 +134,10 @@ class AsyncClient:
         after the last event received, so nothing is missed or repeated."""
         path = shared.job_path(job_id, "events") if job_id else "/api/events"
         params = {} if job_id else shared.event_params(queue, name, event)
-        failures = 0
+        failures, endless = 0, shared.Deadline(None)
         while True:
             try:
-                async for item in self._lines(path, params, last_event_id):
+                async for item in self._lines(path, params, last_event_id, endless):
                     if item is None:
                         continue
                     failures = 0
@@ -145,51 +145,71 @@ class AsyncClient:
                     yield item
                     if job_id and item.ends_job:
                         return
-            except (ServiceUnreachable, Unavailable):
+            except TransientError:
                 failures += 1
                 if failures > max_reconnects:
                     raise
             await asyncio.sleep(shared.backoff(failures))
+
+    async def _look(self, job_id: str, deadline: shared.Deadline) -> Job:
+        """`get`, within the time `wait` has left."""
+        return Job.from_json(await self._call("GET", shared.job_path(job_id), timeout=deadline.timeout(self.timeout)))
+
+    async def _first_look(self, job_id: str, deadline: shared.Deadline) -> Job:
+        """The job as `wait` starts: a service that is down or restarting is asked again (with
+        backoff) until the deadline; any other error (NotFound, Unauthorized...) is raised."""
+        failures = 0
+        while True:
+            try:
+                return await self._look(job_id, deadline)
+            except TransientError as exc:
+                failures += 1
+                if deadline.passed():
+                    raise deadline.expired(job_id, None) from exc
+            await asyncio.sleep(deadline.pause(shared.backoff(failures)))
 
     async def wait(self, job_id: str, timeout: float | None = None, *, on_event: Callable[[Event], None] | None = None,
              poll_interval: float = 1.0) -> Job:  # fmt: skip
         """Block until the job has ended, then return it (with its result or error).
 
         Raises WaitTimeout (with `.job`, as last seen) after `timeout` seconds, NotFound for an
-        unknown job. `on_event` is called with each event seen, progress included."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        job = await self.get(job_id)
-        last_event_id, streaming, failures = job.last_event_id, True, 0
+        unknown job. `on_event` is called with each event seen, progress included.
+        Until then (without a timeout: until the job ends) a `TransientError` (no answer, a 503,
+        a proxy's 502 or 504) is tried again, with backoff; the WaitTimeout's `__cause__` is the
+        last one if the service was still failing, and its `.job` None if the job was never seen.
+        Other errors (NotFound, Unauthorized, Forbidden...) are raised at once."""
+        deadline = shared.Deadline(timeout)
+        job = await self._first_look(job_id, deadline)
+        last_event_id, streaming, failures, error = job.last_event_id, True, 0, None
         while not job.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout} s", job)
+            if deadline.passed():
+                raise deadline.expired(job_id, job) from error
             if streaming:
                 try:
-                    stream = self._lines(shared.job_path(job_id, "events"), {}, last_event_id)
-                    async for item in stream:
-                        if deadline is not None and time.monotonic() >= deadline:
-                            break
-                        if item is None:
-                            continue
-                        failures, last_event_id = 0, item.id or last_event_id
-                        if on_event is not None:
-                            on_event(item)
-                        if item.ends_job:
-                            break
-                    await stream.aclose()
+                    # httpx bounds each read, not a stream: one that goes quiet right after an
+                    # event (a web frozen mid-job) would end as late as its read timeout after it.
+                    async with asyncio.timeout(deadline.remaining()):
+                        stream = self._lines(shared.job_path(job_id, "events"), {}, last_event_id, deadline)
+                        async for item in stream:
+                            if deadline.passed():
+                                break
+                            if item is None:
+                                continue
+                            failures, last_event_id = 0, item.id or last_event_id
+                            if on_event is not None:
+                                on_event(item)
+                            if item.ends_job:
+                                break
+                        await stream.aclose()
                 except shared.NotAStream:
                     streaming = False
-                except (ServiceUnreachable, Unavailable):
+                except (TransientError, TimeoutError):  # a quiet stream's read at the deadline included
                     failures += 1
             try:  # the stream ended, dropped or is not available: look at the job itself
-                job = await self.get(job_id)
-            except (ServiceUnreachable, Unavailable):
-                failures += 1
-            except NotFound:
-                raise
+                job, error = await self._look(job_id, deadline), None
+            except TransientError as exc:
+                failures, error = failures + 1, exc
             if not job.done:
                 pause = poll_interval if not streaming else shared.backoff(failures)
-                if deadline is not None:
-                    pause = min(pause, max(0.0, deadline - time.monotonic()))
-                await asyncio.sleep(pause)
+                await asyncio.sleep(deadline.pause(pause))
         return job

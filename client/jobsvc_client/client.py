@@ -3,7 +3,8 @@
 `wait` follows the job's event stream (`GET /api/jobs/<id>/events`) from the snapshot it
 starts with, resumes it with `Last-Event-ID` after a dropped connection (a web process
 restarting ends its streams), and falls back to polling `GET /api/jobs/<id>` where no event
-stream comes through (a buffering proxy, a web that is down).
+stream comes through (a buffering proxy, a web that is down). Its requests end with its timeout
+(a last look at the job may take `_shared.LAST_LOOK` more), however quiet or frozen the web.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 
 from jobsvc_client import _shared as shared
-from jobsvc_client.errors import NotFound, ServiceUnreachable, Unavailable, WaitTimeout
+from jobsvc_client.errors import ServiceUnreachable, TransientError
 from jobsvc_client.models import BulkResult, Delivery, Event, Job, Submitted
 from jobsvc_client.sse import SSEParser
 
@@ -111,9 +112,10 @@ class Client:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def _lines(self, path: str, params: dict, last_event_id: str | None) -> Iterator[Event | None]:
+    def _lines(self, path: str, params: dict, last_event_id: str | None,
+               deadline: shared.Deadline) -> Iterator[Event | None]:  # fmt: skip
         """One connection to an event stream: each event, and None for every other line."""
-        timeout = httpx.Timeout(self.timeout, read=shared.STREAM_READ_TIMEOUT)
+        timeout = deadline.timeout(self.timeout, read=shared.STREAM_READ_TIMEOUT)
         try:
             with self._http.stream("GET", path, params=params, headers=shared.stream_headers(last_event_id),
                                    timeout=timeout) as response:  # fmt: skip
@@ -123,8 +125,9 @@ class Client:
                 if not shared.is_event_stream(response):
                     raise shared.NotAStream(f"{path} answered {response.headers.get('content-type')!r}")
                 parser = SSEParser()
-                for line in response.iter_lines():
-                    yield parser.feed(line)
+                with shared.cut_off(response, deadline):
+                    for line in response.iter_lines():
+                        yield parser.feed(line)
         except httpx.TransportError as exc:
             raise ServiceUnreachable(f"event stream {path}: {exc!r}") from exc
 
@@ -135,10 +138,10 @@ class Client:
         after the last event received, so nothing is missed or repeated."""
         path = shared.job_path(job_id, "events") if job_id else "/api/events"
         params = {} if job_id else shared.event_params(queue, name, event)
-        failures = 0
+        failures, endless = 0, shared.Deadline(None)
         while True:
             try:
-                for item in self._lines(path, params, last_event_id):
+                for item in self._lines(path, params, last_event_id, endless):
                     if item is None:
                         continue
                     failures = 0
@@ -146,28 +149,49 @@ class Client:
                     yield item
                     if job_id and item.ends_job:
                         return
-            except (ServiceUnreachable, Unavailable):
+            except TransientError:
                 failures += 1
                 if failures > max_reconnects:
                     raise
             time.sleep(shared.backoff(failures))
+
+    def _look(self, job_id: str, deadline: shared.Deadline) -> Job:
+        """`get`, within the time `wait` has left."""
+        return Job.from_json(self._call("GET", shared.job_path(job_id), timeout=deadline.timeout(self.timeout)))
+
+    def _first_look(self, job_id: str, deadline: shared.Deadline) -> Job:
+        """The job as `wait` starts: a service that is down or restarting is asked again (with
+        backoff) until the deadline; any other error (NotFound, Unauthorized...) is raised."""
+        failures = 0
+        while True:
+            try:
+                return self._look(job_id, deadline)
+            except TransientError as exc:
+                failures += 1
+                if deadline.passed():
+                    raise deadline.expired(job_id, None) from exc
+            time.sleep(deadline.pause(shared.backoff(failures)))
 
     def wait(self, job_id: str, timeout: float | None = None, *, on_event: Callable[[Event], None] | None = None,
              poll_interval: float = 1.0) -> Job:  # fmt: skip
         """Block until the job has ended, then return it (with its result or error).
 
         Raises WaitTimeout (with `.job`, as last seen) after `timeout` seconds, NotFound for an
-        unknown job. `on_event` is called with each event seen, progress included."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.get(job_id)
-        last_event_id, streaming, failures = job.last_event_id, True, 0
+        unknown job. `on_event` is called with each event seen, progress included.
+        Until then (without a timeout: until the job ends) a `TransientError` (no answer, a 503,
+        a proxy's 502 or 504) is tried again, with backoff; the WaitTimeout's `__cause__` is the
+        last one if the service was still failing, and its `.job` None if the job was never seen.
+        Other errors (NotFound, Unauthorized, Forbidden...) are raised at once."""
+        deadline = shared.Deadline(timeout)
+        job = self._first_look(job_id, deadline)
+        last_event_id, streaming, failures, error = job.last_event_id, True, 0, None
         while not job.done:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout} s", job)
+            if deadline.passed():
+                raise deadline.expired(job_id, job) from error
             if streaming:
                 try:
-                    for item in self._lines(shared.job_path(job_id, "events"), {}, last_event_id):
-                        if deadline is not None and time.monotonic() >= deadline:
+                    for item in self._lines(shared.job_path(job_id, "events"), {}, last_event_id, deadline):
+                        if deadline.passed():
                             break
                         if item is None:
                             continue
@@ -178,17 +202,13 @@ class Client:
                             break
                 except shared.NotAStream:
                     streaming = False
-                except (ServiceUnreachable, Unavailable):
+                except TransientError:  # a quiet stream's read timeout at the deadline included
                     failures += 1
             try:  # the stream ended, dropped or is not available: look at the job itself
-                job = self.get(job_id)
-            except (ServiceUnreachable, Unavailable):
-                failures += 1
-            except NotFound:
-                raise
+                job, error = self._look(job_id, deadline), None
+            except TransientError as exc:
+                failures, error = failures + 1, exc
             if not job.done:
                 pause = poll_interval if not streaming else shared.backoff(failures)
-                if deadline is not None:
-                    pause = min(pause, max(0.0, deadline - time.monotonic()))
-                time.sleep(pause)
+                time.sleep(deadline.pause(pause))
         return job

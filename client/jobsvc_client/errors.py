@@ -3,7 +3,8 @@
 Catch `JobsvcError` for all of them, or a subclass for one case: `NotFound`, `Conflict`,
 `ValidationError` (with `details`, one entry per argument), `RateLimited` (with
 `retry_after`), `Unavailable` (with `retry_after`)... A code this client does not know gets
-the class of its HTTP status, or `JobsvcError` itself.
+the class of its HTTP status, or `JobsvcError` itself. `TransientError` gathers the ones worth
+trying again shortly (`wait` and `events` do): no answer at all, a 503, and a proxy's 502 or 504.
 """
 
 from __future__ import annotations
@@ -73,8 +74,23 @@ class InternalError(JobsvcError):
     code = "internal_error"  # 500
 
 
-class Unavailable(JobsvcError):
+class TransientError(JobsvcError):
+    """The service did not answer this time, but may well shortly (a web restarting behind a
+    proxy, a full queue, Redis failing over): `wait` and `events` try again through these."""
+
+    code = "transient"
+
+
+class BadGateway(TransientError):
+    code = "bad_gateway"  # 502: from a proxy in front of the service, whose web is down or restarting
+
+
+class Unavailable(TransientError):
     code = "unavailable"  # 503: a queue is full; see `retry_after`
+
+
+class GatewayTimeout(TransientError):
+    code = "gateway_timeout"  # 504: from a proxy in front of the service, whose web did not answer in time
 
 
 class RedisUnavailable(Unavailable):
@@ -89,7 +105,7 @@ class RedisDiskError(Unavailable):
     code = "redis_disk_error"  # 503: the service's Redis cannot save to disk and refused the write
 
 
-class ServiceUnreachable(JobsvcError):
+class ServiceUnreachable(TransientError):
     """No HTTP answer at all: connection refused, reset or timed out."""
 
     code = "unreachable"
@@ -105,7 +121,7 @@ class WaitTimeout(JobsvcError, TimeoutError):
         self.job = job
 
 
-_BY_CODE = {cls.code: cls for cls in JobsvcError.__subclasses__()} | {
+_BY_CODE = {cls.code: cls for cls in JobsvcError.__subclasses__() + TransientError.__subclasses__()} | {
     "redis_unavailable": RedisUnavailable,
     "redis_full": RedisFull,
     "redis_disk_error": RedisDiskError,
@@ -113,7 +129,7 @@ _BY_CODE = {cls.code: cls for cls in JobsvcError.__subclasses__()} | {
 }
 _BY_STATUS = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed, 409: Conflict,
               413: PayloadTooLarge, 415: UnsupportedMediaType, 422: ValidationError, 429: RateLimited,
-              500: InternalError, 503: Unavailable}  # fmt: skip
+              500: InternalError, 502: BadGateway, 503: Unavailable, 504: GatewayTimeout}  # fmt: skip
 
 
 def error_for(status: int, body: Any, headers: Any = None) -> JobsvcError:
