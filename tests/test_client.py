@@ -136,6 +136,21 @@ def test_events_of_a_job_end_with_its_last_event(client):
     assert events[-1].ends_job and all(event.job_id == job.id for event in events)
 
 
+def test_events_of_a_retried_job_show_both_runs(client, stack):
+    job = client.submit("fail", "first", retry={"max": 0})
+    assert client.wait(job.id, timeout=30).status == "failed"
+    client.retry(job.id)
+    assert client.wait(job.id, timeout=30).status == "failed"
+    expected = ["queued", "started", "failed", "queued", "started", "failed"]
+    assert [event.event for event in client.events(job.id)] == expected
+
+    async def read_all() -> list[str]:
+        async with AsyncClient(stack["base"]) as aclient:
+            return [event.event async for event in aclient.events(job.id)]
+
+    assert asyncio.run(read_all()) == expected
+
+
 def _restart_web(stack, port: int) -> None:
     stack["web"].signal(signal.SIGTERM)  # the web ends its open event streams at once
     stack["web"].process.wait(15)

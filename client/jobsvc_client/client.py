@@ -133,13 +133,15 @@ class Client:
 
     def events(self, job_id: str | None = None, *, last_event_id: str | None = None, queue=None, name=None,
                event=None, max_reconnects: int = 10) -> Iterator[Event]:  # fmt: skip
-        """A job's events (its timeline so far, then live, ending with its last event), or every
-        job's events (filtered by queue, name, event; endless). A dropped connection is resumed
-        after the last event received, so nothing is missed or repeated."""
+        """A job's events (its timeline so far, every run of a retried job, then live, ending with
+        its last event), or every job's events (filtered by queue, name, event; endless). A
+        dropped connection is resumed after the last event received, so nothing is missed or
+        repeated."""
         path = shared.job_path(job_id, "events") if job_id else "/api/events"
         params = {} if job_id else shared.event_params(queue, name, event)
         failures, endless = 0, shared.Deadline(None)
         while True:
+            ended = False
             try:
                 for item in self._lines(path, params, last_event_id, endless):
                     if item is None:
@@ -147,8 +149,11 @@ class Client:
                     failures = 0
                     last_event_id = item.id or last_event_id
                     yield item
-                    if job_id and item.ends_job:
-                        return
+                    ended = item.ends_job
+                # The server ends a job's stream after its latest event once that one is terminal;
+                # an earlier terminal event may be followed by a retry's run, so it goes on to the end.
+                if job_id and ended:
+                    return
             except TransientError:
                 failures += 1
                 if failures > max_reconnects:
