@@ -33,7 +33,8 @@ class Received:
 class Receiver:
     """Records every request; `script[path]` is a list of answers taken in turn (the last one
     repeats): a status, or ("sleep", seconds) to hold the request that long, then answer 200,
-    or ("redirect", location)."""
+    or ("redirect", location), or ("trickle", seconds) to send `HTTP/1.1 200 OK` at once, then
+    a header line every 0.2 s for that long before ending the headers."""
 
     def __init__(self):
         self.received: list[Received] = []
@@ -50,6 +51,9 @@ class Receiver:
                     receiver.received.append(Received(self.path, dict(self.headers.items()), body))
                     answers = receiver.script.get(self.path, [200])
                     answer = answers.pop(0) if len(answers) > 1 else answers[0]
+                if isinstance(answer, tuple) and answer[0] == "trickle":
+                    self._trickle(answer[1])
+                    return
                 if isinstance(answer, tuple) and answer[0] == "sleep":
                     receiver.release.wait(answer[1])
                     answer = 200
@@ -60,6 +64,17 @@ class Receiver:
                     self.send_response(answer)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _trickle(self, seconds: float) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline and not receiver.release.wait(0.2):
+                        self.wfile.write(b"X-Trickle: 1\r\n")
+                    self.wfile.write(b"Content-Length: 0\r\n\r\n")
+                except OSError:  # the sender gave up and closed the connection
+                    pass
 
             def log_message(self, *args):
                 pass

@@ -8,6 +8,8 @@ processes, whose delivery threads do the sending.
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import time
 
@@ -16,7 +18,9 @@ import pytest
 from tests.receiver import Receiver, readme_verify
 from tests.servers import start_worker
 from webapp import create_app
+from webapp.service.webhooks import url_pattern
 from webapp.store import keys
+from webapp.store.webhooks import host_key
 
 SECRET = "test-webhook-secret-0123456789"
 SETTINGS = {
@@ -84,6 +88,7 @@ def deliveries(client, job_id, count=1, states=("delivered", "failed"), timeout=
         ("http://user:pw@127.0.0.1/x", "credentials"),
         ("http://10.0.0.1/x", "not in this server's WEBHOOK_ALLOWED_HOSTS"),
         ("http://127.0.0.1.evil.example/x", "not in this server's WEBHOOK_ALLOWED_HOSTS"),
+        ("http://127.0.0.1.:7452/ok", "an IP address takes no trailing dot"),
         ("http://127.0.0.1:99999/x", "port"),
         ("http:///x", "no host"),
         ("http://[::1/x", "not a valid URL"),
@@ -95,6 +100,26 @@ def test_a_webhook_url_outside_the_allow_list_is_refused_before_redis(hook_clien
     body = submit(hook_client, {"name": "add", "args": [1, 2], "webhook": {"url": url}}, status=422)
     assert reason in body["error"]["message"]
     assert redis_conn.dbsize() == 0
+
+
+def test_a_trailing_dot_names_the_same_dns_host_and_no_ip_address(redis_server, redis_conn):
+    """`127.0.0.1.` is no address to connect to (every attempt would fail to resolve it for the
+    whole retry window): refused with the reason. `localhost.` is localhost: allowed, and one
+    host for the per-host share of the senders."""
+    client = make_app(redis_server, WEBHOOK_ALLOWED_HOSTS=["127.0.0.1", "localhost"]).test_client()
+    body = submit(client, {"name": "add", "args": [1, 2], "webhook": {"url": "http://127.0.0.1.:7452/ok"}}, status=422)
+    assert "an IP address takes no trailing dot: write 127.0.0.1" in body["error"]["message"]
+    pattern = url_pattern(["127.0.0.1", "localhost"])  # the OpenAPI document's pattern agrees
+    assert not re.fullmatch(pattern, "http://127.0.0.1.:7452/ok") and re.fullmatch(pattern, "http://127.0.0.1:7452/ok")
+    assert re.fullmatch(pattern, "http://localhost.:7452/ok")
+    assert redis_conn.dbsize() == 0
+    urls = ["http://localhost.:7452/dot", "http://localhost:7452/plain"]
+    for url in urls:
+        later = submit(client, {"name": "add", "args": [1, 2], "enqueue_in": 600, "webhook": {"url": url}})
+        assert client.post(f"/api/jobs/{later['id']}/cancel").status_code == 200  # records a delivery
+    assert [host_key(url) for url in urls] == ["localhost", "localhost"]
+    assert redis_conn.zrange(keys.WEBHOOK_DUE, 0, -1) == [b"localhost"]  # lib/webhooks.lua agrees
+    assert redis_conn.zcard(keys.WEBHOOK_DUE_HOST_PREFIX + "localhost") == 2
 
 
 def test_webhooks_are_off_without_an_allow_list_and_need_a_secret(redis_server, redis_conn):
@@ -204,6 +229,31 @@ def test_a_delivery_is_given_up_after_its_window_and_can_be_redelivered(redis_se
         worker.stop()
 
 
+def test_a_redelivery_starts_a_fresh_series_and_keeps_the_log(redis_server, redis_conn, receiver):
+    """Its first failure waits WEBHOOK_BACKOFF again, not the backoff after the old run's
+    attempts (here more than the window: it would fail at once), and Jobsvc-Attempt counts from 1."""
+    client = make_app(redis_server).test_client()
+    worker = start_worker(redis_server.url, **{**SETTINGS, "WEBHOOK_RETRY_WINDOW": "2.5", "WEBHOOK_MAX_BACKOFF": "30"})
+    try:
+        receiver.script["/again"] = [500]
+        job = submit(client, {"name": "add", "args": [1, 1], "webhook": {"url": receiver.base + "/again"}})
+        (entry,) = deliveries(client, job["id"], states=("failed",), timeout=30)
+        first_run = len(entry["attempts"])
+        assert first_run >= 3, entry
+        receiver.script["/again"] = [500, 200]
+        assert client.post(f"/api/jobs/{job['id']}/deliveries/{entry['id']}/redeliver", json={}).status_code == 202
+        (entry,) = deliveries(client, job["id"], states=("delivered",), timeout=10)
+        requests = receiver.at("/again")[first_run:]
+        assert [request.headers["Jobsvc-Attempt"] for request in requests] == ["1", "2"]
+        # WEBHOOK_BACKOFF (0.2 s), and the delivery thread looks again within 1 s; not 0.2 × 2^4 s.
+        assert requests[1].at - requests[0].at < 2.0
+        # The log keeps the first run's attempts; each names its place in its series.
+        assert [attempt["attempt"] for attempt in entry["attempts"]] == [*range(1, first_run + 1), 1, 2]
+        assert [attempt["status"] for attempt in entry["attempts"]] == [500] * (first_run + 1) + [200]
+    finally:
+        worker.stop()
+
+
 def test_redirects_are_not_followed(hook_client, worker, receiver):
     receiver.script["/moved"] = [("redirect", receiver.base + "/elsewhere"), 200]
     job = submit(hook_client, {"name": "add", "args": [1, 1], "webhook": {"url": receiver.base + "/moved"}})
@@ -248,6 +298,20 @@ def test_a_slow_endpoint_delays_neither_jobs_nor_other_deliveries(redis_server, 
         worker.stop()
 
 
+def test_an_answer_unfinished_at_the_deadline_is_a_timeout(hook_client, worker, receiver):
+    """`HTTP/1.1 200 OK` at once, then headers trickled past WEBHOOK_TIMEOUT (1 s): the socket
+    closed at the deadline does not end the headers, and a 200 begun is not one given."""
+    receiver.script["/trickle"] = [("trickle", 3), 200]
+    job = submit(hook_client, {"name": "add", "args": [1, 1], "webhook": {"url": receiver.base + "/trickle"}})
+    (entry,) = deliveries(hook_client, job["id"])
+    assert entry["state"] == "delivered" and len(entry["attempts"]) == 2, entry
+    first, second = entry["attempts"]
+    assert first["status"] is None and first["error"].startswith("no answer within 1 s"), first
+    assert 900 <= first["duration_ms"] < 2500, first
+    assert second["status"] == 200 and second["error"] is None
+    assert [request.headers["Jobsvc-Attempt"] for request in receiver.at("/trickle")] == ["1", "2"]
+
+
 def test_no_delivery_is_lost_when_worker_py_dies_mid_attempt(hook_client, redis_server, receiver):
     receiver.script["/held"] = [("sleep", 30), 200]
     # A 3 s timeout makes the claim's lease 2 × 3 + 5 = 11 s: the delivery comes due again then.
@@ -271,6 +335,35 @@ def test_no_delivery_is_lost_when_worker_py_dies_mid_attempt(hook_client, redis_
         assert entry["attempts"][-1]["status"] == 200
     finally:
         second.stop()
+
+
+def test_a_redis_freeze_while_an_outcome_is_reported_is_one_warning(hook_client, redis_server, receiver):
+    """Redis frozen past the delivery thread's 10 s socket timeout just as an answer comes: the
+    report is lost to a timeout, which is an outage (one line), not a defect (a traceback), and
+    the delivery ends delivered all the same (the report landed, or it is sent again)."""
+    receiver.script["/frozen"] = [("sleep", 30), 200]
+    worker = start_worker(redis_server.url, **{**SETTINGS, "WEBHOOK_TIMEOUT": "5"})
+    frozen = False
+    try:
+        job = submit(hook_client, {"name": "add", "args": [1, 1], "webhook": {"url": receiver.base + "/frozen"}})
+        receiver.wait_for("/frozen")
+        os.kill(redis_server.process.pid, signal.SIGSTOP)
+        frozen = True
+        receiver.release.set()  # the answer comes now, and its report meets the frozen Redis
+        time.sleep(11)
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+        frozen = False
+        (entry,) = deliveries(hook_client, job["id"], states=("delivered",), timeout=30)
+        assert entry["attempts"][-1]["status"] == 200
+        output = worker.output()
+        (warning,) = [line for line in output.splitlines() if "outcome may not be recorded" in line]
+        assert "WARNING" in warning and "Redis unavailable" in warning and entry["id"] in warning, warning
+        assert "Traceback" not in output and "attempt failed" not in output, output
+        assert output.count("webhooks: Redis unavailable") <= 1, output  # the claim loop's outage: one line too
+    finally:
+        if frozen:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+        worker.stop()
 
 
 def test_deliveries_follow_the_jobs_ownership(redis_server, redis_conn, receiver):

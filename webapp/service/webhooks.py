@@ -16,7 +16,8 @@ WEBHOOK_RETRY_WINDOW has passed since the delivery was recorded, then it is fail
 
 The HTTP client is the standard library's `http.client`: it follows no redirect by itself,
 and the whole attempt is bounded by closing the socket at the deadline, which per-operation
-timeouts (httpx, urllib) do not give against an endpoint that answers a byte at a time.
+timeouts (httpx, urllib) do not give against an endpoint that answers a byte at a time. An
+answer the deadline cut short is a timeout, whatever status it began with.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import random
 import re
@@ -56,6 +58,15 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
+def is_ip_address(host: str) -> bool:
+    """`host` (a URL's, brackets and trailing dots taken off) is an IP address, not a DNS name."""
+    try:
+        ipaddress.ip_address(host.strip("[]").rstrip("."))
+    except ValueError:
+        return False
+    return True
+
+
 PORT = r"(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
 AFTER_HOST = r"""(?:[/?][!"$-~]*)?"""  # a path and query of visible ASCII, no fragment
 
@@ -71,8 +82,10 @@ def url_pattern(allowed: list[str]) -> str:
             hosts.append(r"(?:[a-z0-9_-]+\.)+" + re.escape(host[2:]) + r"\.?")
         elif ":" in host:  # an IPv6 address, bracketed in a URL
             hosts.append(r"\[" + re.escape(host) + r"\]")
+        elif is_ip_address(host):  # an IPv4 address: a trailing dot makes it a name nothing resolves
+            hosts.append(re.escape(host))
         else:
-            hosts.append(re.escape(host) + r"\.?")  # a trailing dot names the same host
+            hosts.append(re.escape(host) + r"\.?")  # a trailing dot names the same DNS host
     return rf"^https?://(?:{'|'.join(hosts)}){PORT}{AFTER_HOST}$"
 
 
@@ -105,6 +118,8 @@ def check_url(url: str, allowed: list[str]) -> str:
         raise refuse("credentials in the URL are not accepted (the signature authenticates the service)")
     if parts.fragment or any(ord(char) < 33 for char in url):
         raise refuse("no fragment, spaces or control characters")
+    if parts.hostname.endswith(".") and is_ip_address(parts.hostname):
+        raise refuse(f"an IP address takes no trailing dot: write {parts.hostname.rstrip('.')}")
     if not host_allowed(parts.hostname, allowed):
         raise refuse(f"host {parts.hostname!r} is not in this server's WEBHOOK_ALLOWED_HOSTS")
     if not re.fullmatch(url_pattern(allowed), url):
@@ -165,8 +180,14 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
     connection = kind(parts.hostname, parts.port, timeout=timeout)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     expired = threading.Event()
+    # Taken by whichever comes first, the answer's end or the deadline: an answer the deadline
+    # cut short is a timeout, even when what was read parses (a status line, then headers ended
+    # by the closed socket).
+    decided = threading.Lock()
 
     def at_deadline() -> None:  # unblocks a read from an endpoint that trickles its answer
+        if not decided.acquire(blocking=False):
+            return  # the answer was complete in time
         expired.set()
         sock = connection.sock
         if sock is not None:
@@ -185,6 +206,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> A
         status = response.status
         location = response.getheader("Location")
         response.read(4096)
+        if not decided.acquire(blocking=False):
+            return Answer(None, f"no answer within {timeout:g} s (HTTP {status} begun, not finished)", _ms(began))
         if 300 <= status < 400:
             return Answer(status, f"redirect to {location!r} not followed", _ms(began))
         return Answer(status, None if 200 <= status < 300 else f"HTTP {status}", _ms(began))
@@ -243,7 +266,9 @@ class Deliverer:
         return self._report(claimed, answer, started, body)
 
     def _report(self, claimed: Claimed, answer: Answer, started: int, body: str, final: bool = False) -> str:
-        attempt = {"at": started, "status": answer.status, "error": answer.error, "duration_ms": answer.duration_ms}
+        # `attempt`: its place in the current series (the Jobsvc-Attempt it went with), 1 again after a redeliver.
+        attempt = {"at": started, "attempt": claimed.attempts + 1, "status": answer.status, "error": answer.error,
+                   "duration_ms": answer.duration_ms}  # fmt: skip
         if answer.delivered:
             outcome, next_at = "delivered", 0
         else:

@@ -49,7 +49,8 @@ _AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 
 
 def host_key(url: str) -> str:
-    """The host part of a URL as the outbox keys it ("a.example.com", "[::1]"), as lib/webhooks.lua."""
+    """The host part of a URL as the outbox keys it ("a.example.com", "[::1]"), as lib/webhooks.lua;
+    without a trailing dot, which names the same host ("a.example.com." shares its senders)."""
     match = _AUTHORITY.match(url)
     authority = match.group(1) if match else ""
     authority = authority.rpartition("@")[2] if "@" in authority else authority
@@ -57,7 +58,7 @@ def host_key(url: str) -> str:
         host = authority[: authority.index("]") + 1] if "]" in authority else ""
     else:
         host = authority.split(":", 1)[0]
-    return host.lower()
+    return host.rstrip(".").lower()
 
 
 def now_ms() -> int:

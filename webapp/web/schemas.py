@@ -511,6 +511,11 @@ class DeliveryAttempt(BaseModel):
     """One attempt of a webhook delivery."""
 
     at: str
+    attempt: int | None = Field(
+        None,
+        description="Its number in its series, as sent in Jobsvc-Attempt: 1, 2, … from the event, and from 1 "
+        "again after a redeliver (the log keeps the earlier series).",
+    )
     status: int | None = Field(None, description="The endpoint's HTTP status; null when it gave none.")
     error: str | None = Field(None, description="Why the attempt failed (a status, a timeout, a refused redirect).")
     duration_ms: int

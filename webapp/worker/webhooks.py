@@ -19,10 +19,11 @@ from collections import Counter
 
 from redis.exceptions import RedisError
 
-from webapp.infra.redis import RedisFactory
+from webapp.infra.redis import REDIS_UNAVAILABLE, RedisFactory, unavailable_reason
 from webapp.service.webhooks import Deliverer
 from webapp.store import jobreads
 from webapp.store.webhooks import Claimed, Outbox, host_key, now_ms
+from webapp.worker.resilience import OutageLog
 
 log = logging.getLogger("webapp.worker.webhooks")
 
@@ -64,24 +65,27 @@ class DeliveryThread(threading.Thread):
     def run(self) -> None:
         for sender in self.senders:
             sender.start()
+        outage = OutageLog(log, "webhooks")
         while not self._stop_event.is_set():
             try:
-                self._turn()
+                if self._turn():
+                    outage.succeeded()
             except RedisError as exc:
-                log.warning("webhooks: %s; retrying", exc)
+                outage.failed(exc)
                 self._stop_event.wait(1.0)
             except Exception:
                 log.exception("webhooks: unexpected error; retrying")
                 self._stop_event.wait(1.0)
 
-    def _turn(self) -> None:
+    def _turn(self) -> bool:
+        """Claim what may go now, then wait a little; False when it only waited for a free slot."""
         with self.lock:
             free = self.concurrency - sum(self.busy.values())
             busy = dict(self.busy)
             self.slot_freed.clear()
         if free <= 0:
             self.slot_freed.wait(1.0)
-            return
+            return False
         # The claim skips hosts that already have their share of the slots: their backlog waits
         # in Redis, unread, and the other hosts' deliveries go out meanwhile.
         claimed = self.outbox.claim(self.claimant, free, self.lease, self.per_host, busy)
@@ -95,6 +99,7 @@ class DeliveryThread(threading.Thread):
             wait = 1.0 if due is None else (due - now_ms()) / 1000
             # A due delivery left unclaimed belongs to a busy host: look again a little later.
             self.outbox.wait(0.2 if wait <= 0 else min(1.0, wait))
+        return True
 
     def _send_loop(self) -> None:
         while True:
@@ -107,6 +112,10 @@ class DeliveryThread(threading.Thread):
             level = logging.INFO if outcome in ("delivered", "retry") else logging.WARNING
             log.log(level, "webhook %s (job %s, %s) to %s: %s", delivery.id, delivery.job_id, delivery.event,
                     host, outcome)  # fmt: skip
+        except REDIS_UNAVAILABLE as exc:  # an outage as the outcome was reported: it may have landed or not
+            log.warning("webhook %s (job %s, %s) to %s: %s; its outcome may not be recorded, and if not it is "
+                        "sent again when its claim runs out", delivery.id, delivery.job_id, delivery.event, host,
+                        unavailable_reason(exc))  # fmt: skip
         except Exception:
             log.exception("webhook %s: attempt failed; it is retried when its claim runs out", delivery.id)
         finally:

@@ -7,12 +7,12 @@
 -- without reading, let alone claiming, that host's backlog (lua/webhook_claim.lua).
 
 -- The host part of a URL as a key ("a.example.com", "127.0.0.1", "[::1]"), as
--- webapp/store/webhooks.py `host_key` computes it.
+-- webapp/store/webhooks.py `host_key` computes it: a trailing dot names the same host.
 local function webhook_host(url)
   local authority = string.match(url, '^[%a][%w+.-]*://([^/?#]*)') or ''
   authority = string.match(authority, '@(.*)$') or authority
   local host = string.match(authority, '^(%[[^%]]*%])') or string.match(authority, '^([^:]*)')
-  return string.lower(host or '')
+  return string.lower((string.gsub(host or '', '%.+$', '')))
 end
 
 -- (Re)schedule delivery `id` of `host` at `due` (ms), keeping the host's place in WEBHOOK_DUE.
