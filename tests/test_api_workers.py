@@ -77,6 +77,10 @@ def test_delete_stops_a_running_job_and_the_worker_carries_on(client, worker, re
     assert worker.process.poll() is None
     # And a stopped job can be retried.
     assert post(client, f"/api/jobs/{job_id}/retry").status_code == 202
+    # A stop that was asked for is one line in the worker's log, not an error with a traceback.
+    output = worker.output()
+    assert f"job {job_id} stopped on request" in output
+    assert "JobStopped" not in output and "Traceback" not in output
 
 
 def test_every_stop_reaches_the_same_worker_process_not_only_the_first(client, worker):

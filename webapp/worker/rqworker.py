@@ -19,6 +19,7 @@ import time
 from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError, DeserializationError
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.queue import Queue
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -31,7 +32,7 @@ from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
 from webapp.worker.resilience import OutageLog
 from webapp.worker.servicejob import ServiceJob
-from webapp.worker.signals import StoppableDeathPenalty
+from webapp.worker.signals import JobStopped, StoppableDeathPenalty
 
 
 class JobNotAllowed(Exception):
@@ -215,6 +216,11 @@ class ServiceWorker(SimpleWorker):
                 "message": str(exc_value) if exc_value is not None else "",
             }
             job.save_meta()
+        if exc_type is not None and issubclass(exc_type, JobStopped):
+            # What an operator asked for is no error: one line, not RQ's ERROR with a traceback.
+            self.log.info("Worker %s: job %s stopped on request", self.name, job.id)
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
         super().handle_exception(job, *exc_info)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
