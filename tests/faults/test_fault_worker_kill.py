@@ -35,7 +35,11 @@ def worker(redis_server, redis_conn):
 
 
 def running_child(connection, job_id) -> tuple[str, int]:
+    """The worker process running the job, once the job's body has begun (its run counted): the
+    status reads `started` from the claim on, a moment before the body runs, and a kill in that
+    moment finds no run to count."""
     name = wait_until(lambda: status(connection, job_id) == "started" and fetch(connection, job_id).worker_name, 20)
+    wait_until(lambda: runs(connection, job_id) >= 1, 20, message="the job's body began")
     return name, worker_children(connection)[name]
 
 
