@@ -248,6 +248,8 @@ def test_after_a_restart_that_lost_redis_s_data_the_workers_register_again(redis
     try:
         wait_until(lambda: len(children(connection)) == 1, 20, message="worker registered")
         (name,) = children(connection)
+        # its start is over (RQ's bootstrap: a Redis away in it is retried there, a case of its own)
+        wait_until(lambda: "Listening on" in worker.output(), 20, message="worker started")
         redis_server.kill()
         redis_server.start()  # no persistence: it comes back empty
         connection = redis_server.client()
@@ -257,10 +259,53 @@ def test_after_a_restart_that_lost_redis_s_data_the_workers_register_again(redis
             found = {worker.name: worker for worker in Worker.all(connection=connection)}
             return name in found and found[name].queue_names() == ["high", "default", "low"]
 
-        wait_until(registered, 20, message="the worker registered again")
+        try:
+            wait_until(registered, 20, message="the worker registered again")
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}; the worker said:\n{worker.output()[-4000:]}") from None
         wait_until(lambda: connection.sismember(keys.SUPERVISED, name), 10, message="supervised again")
         job_id = enqueue(connection, "jobs.faults.record")
         assert wait_status(connection, job_id, timeout=20) == "finished"
         assert worker.output().count("registering it again") == 1, worker.output()
     finally:
         worker.stop()
+
+
+def test_a_worker_whose_redis_is_away_as_it_registers_waits_and_registers_under_its_name():
+    """Redis away in the moment a worker registers (RQ's bootstrap: its record, its command
+    channel, state `started`) was an uncaught error: the process died with a traceback and was
+    replaced under another name. The registration now waits for Redis, and keeps its name."""
+    import threading
+
+    from webapp import create_app
+    from webapp.worker.fastworker import FastWorker
+
+    server = RedisServer().start()
+    try:
+        app = create_app({"REDIS_URL": server.url, "TESTING": True})
+        connection = server.client()
+        queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in ("high", "default")]
+        worker = FastWorker(queues, connection=connection, app=app, name="patient-1")
+        server.kill()
+        finished, errors = threading.Event(), []
+
+        def register() -> None:
+            try:
+                worker.bootstrap("INFO")
+            except Exception as exc:  # what the old code did: out of the process
+                errors.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=register, daemon=True).start()
+        time.sleep(1.5)
+        assert not finished.is_set() and not errors, errors
+        server.start()
+        assert finished.wait(15) and not errors, errors
+        check = server.client()
+        assert check.sismember(keys.WORKERS, keys.WORKER_PREFIX + "patient-1")
+        assert check.hget(keys.WORKER_PREFIX + "patient-1", "state") == b"started"
+        worker.teardown()
+        check.close()
+    finally:
+        server.cleanup()

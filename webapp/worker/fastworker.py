@@ -38,7 +38,7 @@ from webapp.infra.redis import REDIS_UNAVAILABLE, RedisFactory, unavailable_reas
 from webapp.store import keys, limits, step, webhooks
 from webapp.store.jobreads import job_name
 from webapp.worker.recovery import Recovery
-from webapp.worker.resilience import OutageLog
+from webapp.worker.resilience import REDIS_RETRY_MAX, OutageLog
 from webapp.worker.rqworker import ServiceWorker
 from webapp.worker.traced import perform_traced
 
@@ -254,7 +254,7 @@ class FastWorker(ServiceWorker):
                     break  # stopping, nothing in hand: no need to wait for Redis
                 self.log.error("Worker %s: %s; retrying in %.0f s", self.name, unavailable_reason(exc), backoff)
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, REDIS_RETRY_MAX)
         return completed
 
     def _recover_lost(self) -> None:

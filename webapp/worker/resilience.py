@@ -23,6 +23,11 @@ from webapp.store.states import TERMINAL
 log = logging.getLogger("webapp.worker.resilience")
 
 
+# The longest pause between two tries while Redis is away: a worker takes jobs again within it
+# once Redis is back.
+REDIS_RETRY_MAX = 5.0
+
+
 class PatientFinishMixin:
     """Retries the end-of-job steps (`handle_execution_ended`, `handle_exception`,
     `handle_job_success`, `handle_job_failure`) while Redis is unreachable or full."""

@@ -30,7 +30,7 @@ from webapp.infra.redis import REDIS_UNAVAILABLE
 from webapp.store import pauses
 from webapp.store.events import EventLog
 from webapp.store.jobreads import job_name
-from webapp.worker.resilience import OutageLog
+from webapp.worker.resilience import REDIS_RETRY_MAX, OutageLog
 from webapp.worker.servicejob import ServiceJob
 from webapp.worker.signals import JobStopped, StoppableDeathPenalty
 
@@ -203,6 +203,38 @@ class ServiceWorker(SimpleWorker):
         job.progress_hook = self._record_progress
         with self.app.app_context():
             return super().perform_job(job, queue, execution)
+
+    def bootstrap(self, *args, **kwargs) -> None:
+        """RQ's start (registration, its command channel, state `started`), patient with Redis:
+        Redis going away in these few milliseconds (a restart, a failover) was an uncaught error,
+        and the process died with a traceback, to be replaced under another name. Each try starts
+        afresh: a registration half made is this worker's own (RQ refuses a name whose record
+        lives), and a subscription made is undone."""
+        outage = OutageLog(self.log, f"Worker {self.name}: registration")
+        delay, tries = 0.5, 0
+        while True:
+            try:
+                if tries:
+                    self.connection.delete(self.key)
+                tries += 1
+                super().bootstrap(*args, **kwargs)
+            except REDIS_UNAVAILABLE as exc:
+                outage.failed(exc)
+                self._undo_subscription()
+                time.sleep(delay)
+                delay = min(delay * 2, REDIS_RETRY_MAX)
+            else:
+                outage.succeeded()
+                return
+
+    def _undo_subscription(self) -> None:
+        thread, pubsub = getattr(self, "pubsub_thread", None), getattr(self, "pubsub", None)
+        if thread is not None:
+            thread.stop()
+            self.pubsub_thread = None
+        if pubsub is not None:
+            pubsub.close()
+            self.pubsub = None
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         super().prepare_job_execution(job, remove_from_intermediate_queue)
