@@ -8,7 +8,7 @@ field names in lua/lib/queued_job.lua, which writes exactly what RQ writes (same
 text formats, the job data compressed as RQ compresses it), so RQ's workers, `Job.fetch`,
 rq-dashboard and our own workers read these jobs like any other. (Sent as RQ's field names
 and values, the job and its wake token took 55 of a submission's 100 arguments; as values, 15 of 60: Redis parses
-4 % fewer instructions per submission, BENCHMARKS.md "fourth round".)
+4 % fewer instructions per submission, docs/benchmarks-history.md, "fourth round".)
 
 tests/test_jobrecord_compat.py writes jobs both ways against the pinned RQ and compares the
 hashes, so an RQ upgrade that changes the format fails there, loudly, before it reaches a
